@@ -1,0 +1,36 @@
+"""What a running server (or CLI command) holds: settings, the open database, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from codex_mcp.errors import PermissionDenied
+from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database, open_database
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    caller: Caller | None = None
+
+    def caller_for(self, ctx: Any) -> Caller:
+        """The instance a tool call acts for. stdio: the identity resolved at start."""
+        if self.caller is None:
+            raise PermissionDenied("this server has no caller identity; start it with --instance ID")
+        return self.caller
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, identify: bool = False) -> AsyncIterator[App]:
+    db = await open_database(settings.require_db_path())
+    try:
+        caller = await resolve_caller(settings, db) if identify else None
+        yield App(settings=settings, db=db, caller=caller)
+    finally:
+        await db.close()

@@ -1,0 +1,58 @@
+"""Who is calling: the instance a stdio server serves, resolved once at start.
+
+Order: ``--instance``, then ``CODEX_MCP_INSTANCE`` (both arrive as ``settings.instance``), then the
+running instance whose worktree contains the working directory, then an adhoc instance registered
+for the working directory's checkout.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from codex_mcp import git, tmux
+from codex_mcp.errors import ConfigError
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store.instances import Instance
+
+log = logging.getLogger(__name__)
+
+Source = Literal["explicit", "worktree", "registered", "reused"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    instance: Instance
+    source: Source
+
+    @property
+    def id(self) -> str:
+        return self.instance.id
+
+
+async def resolve_caller(settings: Settings, db: Database) -> Caller:
+    if settings.instance is not None:
+        found = await instances_store.get(db, settings.instance)
+        if found is None:
+            raise ConfigError(
+                f"instance {settings.instance!r} (from --instance or CODEX_MCP_INSTANCE) is not in {db.path}; "
+                "check the id with `codex-mcp ls --all`, or unset CODEX_MCP_INSTANCE to be registered as adhoc"
+            )
+        if found.status != "running":
+            log.warning("instance %s is terminated; its tools can read but not act", found.id)
+        return Caller(found, "explicit")
+
+    inside = await instances_store.find_running_containing(db, settings.cwd)
+    if inside is not None:
+        return Caller(inside, "worktree")
+
+    root = settings.repo.toplevel if settings.repo is not None else settings.cwd
+    branch = (git.current_branch(root) or "HEAD") if settings.repo is not None else "(no git)"
+    session = tmux.current_session() or tmux.NOT_IN_TMUX
+    instance, created = await instances_store.register_adhoc(
+        db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
+    )
+    return Caller(instance, "registered" if created else "reused")

@@ -1,0 +1,326 @@
+"""The recording decorator: every MCP tool call leaves exactly one ``mcp_events`` row.
+
+A tool is written as ``async def name(call: ToolCall, <params>) -> OutputModel`` and decorated with
+:func:`tool`. The decorator
+
+* checks at import that the tool is complete (async, first parameter ``ToolCall``, a pydantic output
+  model, a docstring, a description on every parameter, a title and all four annotation hints);
+* publishes the signature MCP sees (``call`` replaced by the SDK's ``Context``);
+* runs the tool, then in one ``BEGIN IMMEDIATE`` transaction applies the database writes the tool
+  staged on ``call`` (its own changes and the relationships it made) and inserts the event row:
+  caller, tool, success, error, and metadata (duration, redacted arguments, a small result summary);
+* turns a :class:`CodexError` into a tool error with its actionable text, and anything else into a
+  generic tool error after logging the traceback on stderr -- both recorded with ``success=0``;
+* logs a failure to record, which never replaces the tool's own result.
+
+Redaction: prompts, feedback, descriptions, secrets and any long text are recorded as their length
+and a digest, never in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import re
+import secrets as pysecrets
+import sqlite3
+import time
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from codex_mcp.errors import CodexError
+from codex_mcp.store import Tx
+from codex_mcp.store import events as events_store
+from codex_mcp.store import relationships as relationships_store
+from codex_mcp.store.events import NewEvent
+from codex_mcp.store.relationships import Relationship, RelationshipType
+
+if TYPE_CHECKING:
+    from codex_mcp.app import App
+    from codex_mcp.identity import Caller
+
+log = logging.getLogger(__name__)
+
+# Annotation presets. Hints are what a client shows a person before a call; each preset says why.
+# Queries read the store only (the event row they leave is bookkeeping, not a change to the world).
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+SENSITIVE_ARGUMENTS = frozenset(
+    {"prompt", "reviewer_prompt", "feedback", "description", "body", "token", "secret", "password", "value"}
+)
+_SECRET_LOOKING = re.compile(r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,})")
+MAX_CLEAR_TEXT = 80
+ERROR_MESSAGE_LIMIT = 2000
+
+Write = Callable[[Tx], Awaitable[None]]
+Undo = Callable[[], Awaitable[None]]
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+
+@dataclass
+class ToolCall:
+    """What a tool body gets: who calls, the app, and where to stage its database changes."""
+
+    app: App
+    caller: Caller
+    ctx: Context[Any, Any]
+    tool_name: str
+    _writes: list[Write] = field(default_factory=list)
+    _undo: list[Undo] = field(default_factory=list)
+    _relationships: list[Relationship] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def stage(self, write: Write, *, undo: Undo | None = None) -> None:
+        """Apply ``write`` in the transaction that records this call; ``undo`` runs if that fails.
+
+        ``undo`` compensates side effects outside SQLite (a session, a worktree) that the write
+        describes, so nothing is left half-made when the row cannot be written.
+        """
+        self._writes.append(write)
+        if undo is not None:
+            self._undo.append(undo)
+
+    def relate(self, parent: str, child: str, relationship_type: RelationshipType) -> None:
+        """Record a relationship this call created (written with the event, in one transaction)."""
+        self._relationships.append(Relationship(parent_instance=parent, child_instance=child,
+                                                relationship_type=relationship_type))
+
+    async def compensate(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for undo in reversed(self._undo):
+                try:
+                    await undo()
+                except Exception:
+                    log.exception("%s: compensation step failed; something may be left behind", self.tool_name)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    annotations: ToolAnnotations
+    handler: Callable[..., Awaitable[Any]]
+    output_model: type[BaseModel]
+
+
+def _digest(text: str) -> dict[str, Any]:
+    return {"redacted": True, "len": len(text), "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]}
+
+
+def redact(name: str, value: Any, *, depth: int = 0) -> Any:
+    """A summary of one argument or result field that is safe to keep forever."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if name in SENSITIVE_ARGUMENTS or len(value) > MAX_CLEAR_TEXT or _SECRET_LOOKING.search(value):
+            return _digest(value)
+        return value
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return {"items": len(value)}
+    if isinstance(value, dict):
+        if depth >= 1:
+            return {"keys": len(value)}
+        return {str(k): redact(str(k), v, depth=depth + 1) for k, v in value.items()}
+    return {"type": type(value).__name__}
+
+
+def summarize_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact(k, v) for k, v in arguments.items() if v is not None}
+
+
+def summarize_result(result: BaseModel) -> dict[str, Any]:
+    data = result.model_dump(mode="json")
+    return {k: redact(k, v) for k, v in data.items()}
+
+
+def _check_tool(fn: Callable[..., Any], title: str, annotations: ToolAnnotations) -> tuple[inspect.Signature, type[BaseModel]]:
+    where = f"{fn.__module__}.{fn.__qualname__}"
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"@tool: {where} must be an `async def` function")
+    if not (fn.__doc__ or "").strip():
+        raise TypeError(f"@tool: {where} needs a docstring written for the model")
+    if not title.strip():
+        raise TypeError(f"@tool: {where} needs a title")
+    missing = [h for h in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
+               if getattr(annotations, h) is None]
+    if missing:
+        raise TypeError(f"@tool: {where} must set every annotation hint; missing {missing}")
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params or hints.get(params[0].name) is not ToolCall:
+        raise TypeError(f"@tool: {where} must take `call: ToolCall` as its first parameter")
+    for p in params[1:]:
+        hint = hints.get(p.name)
+        info = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, FieldInfo)]
+        if not info or not (info[0].description or "").strip():
+            raise TypeError(
+                f"@tool: parameter {p.name!r} of {where} needs Annotated[..., Field(description=...)]"
+            )
+        if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            raise TypeError(f"@tool: parameter {p.name!r} of {where} must be a plain named parameter")
+    output = hints.get("return")
+    if not (inspect.isclass(output) and issubclass(output, BaseModel)):
+        raise TypeError(f"@tool: {where} must return a pydantic model (its output schema)")
+    published = [
+        p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]
+    ]
+    published.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
+    return sig.replace(parameters=published, return_annotation=output), output
+
+
+def tool(*, title: str, annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[OutputT]]], ToolSpec]:
+    """Make ``fn`` a recorded MCP tool; register the result with :func:`register`."""
+
+    def decorate(fn: Callable[..., Awaitable[OutputT]]) -> ToolSpec:
+        signature, output_model = _check_tool(fn, title, annotations)
+        name = fn.__name__
+
+        async def handler(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
+            app: App = ctx.request_context.lifespan_context
+            return await run_recorded(app, ctx, name, fn, arguments, output_model)
+
+        handler.__name__ = name
+        handler.__qualname__ = fn.__qualname__
+        handler.__module__ = fn.__module__
+        handler.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+        handler.__signature__ = signature  # type: ignore[attr-defined]
+        handler.__annotations__ = {
+            **{p.name: p.annotation for p in signature.parameters.values()},
+            "return": output_model,
+        }
+        return ToolSpec(name=name, title=title, annotations=annotations, handler=handler, output_model=output_model)
+
+    return decorate
+
+
+def register(server: Any, *specs: ToolSpec) -> None:
+    for spec in specs:
+        server.add_tool(
+            spec.handler,
+            name=spec.name,
+            title=spec.title,
+            annotations=spec.annotations.model_copy(update={"title": spec.title}),
+            structured_output=True,
+        )
+
+
+async def run_recorded(
+    app: App,
+    ctx: Context[Any, Any],
+    name: str,
+    fn: Callable[..., Awaitable[BaseModel]],
+    arguments: dict[str, Any],
+    output_model: type[BaseModel],
+) -> BaseModel:
+    started = time.perf_counter()
+    metadata: dict[str, Any] = {"args": summarize_arguments(arguments)}
+    caller_id: str | None = None
+    call: ToolCall | None = None
+    try:
+        caller = app.caller_for(ctx)
+        caller_id = caller.id
+        call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
+        result = await fn(call, **arguments)
+        if not isinstance(result, output_model):
+            raise TypeError(f"{name} returned {type(result).__name__}, not {output_model.__name__}")
+    except CodexError as exc:
+        message = str(exc)
+        await _fail(app, call, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
+        raise ToolError(message) from None
+    except Exception as exc:
+        ref = pysecrets.token_hex(4)
+        log.exception("%s failed unexpectedly (ref %s)", name, ref)
+        message = (
+            f"{name} failed because of an internal error (ref {ref}, logged on the codex-mcp server's stderr); "
+            "retry once, and if it fails again report it with that log"
+        )
+        metadata["exception"] = type(exc).__name__
+        await _fail(app, call, caller_id, name, message, metadata, started)
+        raise ToolError(message) from None
+    except BaseException:
+        # Cancelled (the client gave up, or the server is stopping): undo, record, re-raise.
+        with anyio.CancelScope(shield=True):
+            await _fail(app, call, caller_id, name, "cancelled before it finished", metadata, started)
+        raise
+
+    metadata.update(call.notes)
+    metadata["result"] = summarize_result(result)
+    metadata["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    event = NewEvent(instance_id=call.caller.id, tool_name=name, success=True, metadata=metadata)
+    try:
+        with anyio.CancelScope(shield=bool(call._writes)):
+            async with app.db.write() as tx:
+                for write in call._writes:
+                    await write(tx)
+                for relationship in call._relationships:
+                    await relationships_store.add(tx, relationship)
+                await _insert_event(tx, event)
+    except Exception as exc:
+        if not call._writes and not call._relationships:
+            # Only the event row was lost: the tool's own answer stands.
+            log.error("%s: could not record the call (%s); returning its result anyway", name, exc)
+            return result
+        message = _write_failure_message(name, exc)
+        if not isinstance(exc, CodexError):
+            log.exception("%s: its database changes could not be written", name)
+        await _fail(app, call, caller_id, name, message, metadata, started)
+        raise ToolError(message) from None
+    return result
+
+
+async def _insert_event(tx: Tx, event: NewEvent) -> None:
+    # A statement that fails in SQLite is undone alone; the transaction (and the tool's own changes
+    # in it) carries on. Recording is never allowed to cost the tool its result.
+    try:
+        await events_store.record(tx, event)
+    except sqlite3.Error as exc:
+        log.error("%s: could not record the call for %s (%s)", event.tool_name, event.instance_id, exc)
+
+
+def _write_failure_message(name: str, exc: Exception) -> str:
+    if isinstance(exc, CodexError):
+        return str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return f"{name} could not save its changes: the database stayed locked by other processes; retry in a moment"
+    return f"{name} could not save its changes ({type(exc).__name__}); nothing was kept, retry once"
+
+
+async def _fail(
+    app: App,
+    call: ToolCall | None,
+    caller_id: str | None,
+    name: str,
+    message: str,
+    metadata: dict[str, Any],
+    started: float,
+) -> None:
+    """Undo staged side effects and record a failed event (best effort, never raises)."""
+    with anyio.CancelScope(shield=True):
+        if call is not None:
+            await call.compensate()
+            metadata = {**metadata, **call.notes}
+        if caller_id is None:
+            log.warning("%s refused before an identity was known: %s", name, message)
+            return
+        metadata = {**metadata, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+        event = NewEvent(
+            instance_id=caller_id, tool_name=name, success=False, error_message=message, metadata=metadata
+        )
+        try:
+            async with app.db.write() as tx:
+                await _insert_event(tx, event)
+        except Exception as exc:
+            log.error("%s: could not record the failed call (%s)", name, exc)

@@ -1,0 +1,76 @@
+"""The MCP server for one caller identity, and its transports."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.mcpserver import MCPServer
+
+from codex_mcp import __version__
+from codex_mcp.app import App, open_app
+from codex_mcp.settings import Settings
+from codex_mcp.tools import register_all
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "codex"
+
+INSTRUCTIONS = """\
+codex-mcp coordinates several coding agents working on one git repository at once.
+
+Each agent runs in an *instance*: its own git worktree on its own branch, its own tmux session,
+and this MCP server, which knows which instance you are (you never pass your own id). Instance
+ids look like work-123-a1 (a work instance on GitHub issue 123, agent 1), review-123-a1 (a
+reviewer of that work) or adhoc-a1 (a session started by hand). An instance is running or
+terminated; nothing else about it is guessed.
+
+- query_instances: who is working on what (running instances by default), with issue titles.
+- get_instance: one instance in full: prompt, the instance it came from, the reviews and forks it
+  made, and its recent tool calls.
+- list_events: the recent tool calls of every instance, with errors; use it to see why a call failed.
+
+Every call you make is recorded (long text and prompts only as length and digest). Errors say what
+to do next: read them and follow them rather than retrying blindly.
+"""
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr: in stdio mode stdout carries only the protocol."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("codex-mcp %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def build_server(app: App) -> MCPServer[App]:
+    """An MCP server whose tools act for ``app.caller`` and use ``app.db``."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
+        yield app
+
+    server: MCPServer[App] = MCPServer(
+        SERVER_NAME,
+        title="codex-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=app.settings.log_level,
+    )
+    register_all(server)
+    return server
+
+
+async def serve_stdio(settings: Settings) -> None:
+    async with open_app(settings, identify=True) as app:
+        assert app.caller is not None
+        log.info(
+            "serving %s (%s) over stdio; database %s", app.caller.id, app.caller.source, app.db.path
+        )
+        await build_server(app).run_stdio_async()

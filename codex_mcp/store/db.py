@@ -1,0 +1,183 @@
+"""The one connection factory, and transactions.
+
+Every process (each stdio server, each CLI command) opens one aiosqlite connection configured for
+many processes sharing one file: WAL, ``foreign_keys=ON``, a long ``busy_timeout`` and
+``synchronous=NORMAL``. Every transaction that writes opens with ``BEGIN IMMEDIATE``: a deferred
+read-then-write transaction would fail at once with SQLITE_BUSY whatever the timeout.
+
+Write transactions are only opened by the store modules, whose bodies await nothing but SQLite;
+a cancelled or failing body rolls back (shielded from the cancellation itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from codex_mcp.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 15_000
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Tx:
+    """The handle a write transaction's body gets: SQLite statements only, nothing else."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        cursor = await self._conn.execute(sql, params)
+        return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT; the new row's rowid."""
+        row = await self._conn.execute_insert(sql, params)
+        assert row is not None
+        return int(row[0])
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+class Database:
+    """One open database file. Use :func:`open_database` to get one (it migrates on first use)."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._read = Tx(conn)
+        # One connection serves every concurrent tool call of this process: transactions on it
+        # must not interleave.
+        self._write_lock = anyio.Lock()
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        try:
+            return await self._read.fetchall(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.path, exc) from exc
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed when the body returns, rolled back otherwise."""
+        async with self._write_lock:
+            began = False
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                began = True
+                yield Tx(self._conn)
+            except BaseException:
+                if began or self._conn.in_transaction:
+                    with anyio.CancelScope(shield=True):
+                        await _rollback(self._conn)
+                raise
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await _rollback(self._conn)
+                raise
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+    except sqlite3.Error:  # the transaction may already be gone (e.g. SQLite rolled it back itself)
+        log.debug("rollback after failure failed", exc_info=True)
+
+
+def _database_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
+    text = str(exc)
+    if "file is not a database" in text or "malformed" in text:
+        return DatabaseError(
+            f"{path} is not a usable SQLite database ({text}); move it aside to start afresh, or point "
+            "CODEX_MCP_DB at the right file"
+        )
+    if "unable to open" in text or "readonly" in text or "disk I/O" in text:
+        return DatabaseError(
+            f"cannot use database {path} ({text}); check that the folder exists and is writable by you, "
+            "or set CODEX_MCP_DB to a file you can write"
+        )
+    return DatabaseError(f"database {path}: {text}")
+
+
+async def connect(path: Path) -> aiosqlite.Connection:
+    """Open ``path`` with the project's pragmas (creating the folder and file when missing)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the folder for database {path} ({exc.strerror}); set CODEX_MCP_DB to a "
+            "file in a folder you can write"
+        ) from exc
+    if path.is_dir():
+        raise DatabaseError(f"database path {path} is a folder; set CODEX_MCP_DB to a file path")
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise _database_error(path, exc) from exc
+    conn.row_factory = sqlite3.Row
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await _enable_wal(conn)
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        await conn.close()
+        raise _database_error(path, exc) from exc
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await conn.close()
+        raise
+    return conn
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    # Switching a new file to WAL needs a moment of exclusive access; when many processes create
+    # the file at once, one of them may briefly see it locked even with a busy timeout.
+    for attempt in range(50):
+        try:
+            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            await anyio.sleep(0.02 * (attempt + 1))
+            continue
+        mode = str(rows[0][0]).lower() if rows else ""
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
+        return
+    raise sqlite3.OperationalError("database is locked: could not switch to WAL")

@@ -1,0 +1,96 @@
+"""The ``mcp_events`` table: one row per MCP tool call."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from codex_mcp.store.db import Database, Tx
+
+
+class Event(BaseModel):
+    id: int = Field(description="Event id")
+    instance_id: str = Field(description="Instance that called the tool")
+    tool_name: str = Field(description="Tool called")
+    success: bool = Field(description="Whether the call succeeded")
+    error_message: str | None = Field(default=None, description="Why it failed")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Duration, a redacted summary of the arguments and of the result"
+    )
+    timestamp: str | None = Field(default=None, description="When it was called, UTC")
+    instance_type: str | None = Field(default=None, description="Type of the calling instance")
+
+
+class NewEvent(BaseModel):
+    instance_id: str
+    tool_name: str
+    success: bool
+    error_message: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _event(row: Any) -> Event:
+    data = dict(row)
+    raw = data.get("metadata")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            data["metadata"] = parsed if isinstance(parsed, dict) else {"value": parsed}
+        except ValueError:
+            data["metadata"] = {"unparsed": str(raw)[:200]}
+    return Event.model_validate(data)
+
+
+async def record(tx: Tx, event: NewEvent) -> int:
+    return await tx.insert(
+        "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata) VALUES (?, ?, ?, ?, ?)",
+        (
+            event.instance_id,
+            event.tool_name,
+            1 if event.success else 0,
+            event.error_message,
+            json.dumps(event.metadata, separators=(",", ":"), sort_keys=True) if event.metadata is not None else None,
+        ),
+    )
+
+
+async def list_recent(
+    db: Database,
+    *,
+    since: str | None = None,
+    instance_id: str | None = None,
+    tool_name: str | None = None,
+    success: bool | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """The seed's activity query: events (with the caller's type) newer than ``since``, newest first.
+
+    ``since`` is a UTC timestamp in SQLite's ``YYYY-MM-DD HH:MM:SS`` form (see ``timeutil``).
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("me.timestamp > ?")
+        params.append(since)
+    if instance_id is not None:
+        where.append("me.instance_id = ?")
+        params.append(instance_id)
+    if tool_name is not None:
+        where.append("me.tool_name = ?")
+        params.append(tool_name)
+    if success is not None:
+        where.append("me.success = ?")
+        params.append(1 if success else 0)
+    sql = "SELECT me.*, i.type AS instance_type FROM mcp_events me JOIN instances i ON me.instance_id = i.id"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY me.timestamp DESC, me.id DESC LIMIT ?"
+    params.append(limit)
+    return [_event(r) for r in await db.fetchall(sql, params)]
+
+
+async def count(db: Database) -> int:
+    row = await db.fetchone("SELECT COUNT(*) FROM mcp_events")
+    return int(row[0]) if row else 0

@@ -1,0 +1,211 @@
+"""The ``instances`` table: one row per worktree + tmux session + agent."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from codex_mcp.errors import NotFoundError
+from codex_mcp.ids import INSTANCE_TYPES, InstanceStatus, InstanceType
+from codex_mcp.store.db import Database, Tx
+
+_COLUMNS = (
+    "id, type, status, worktree_path, branch_name, base_branch, tmux_session, claude_pid, "
+    "issue_number, pr_number, created_at, terminated_at, prompt, agent_number"
+)
+
+
+class InstanceSummary(BaseModel):
+    """An ``instances`` row without its prompt, plus the cached issue's title (the dashboard row)."""
+
+    id: str = Field(description="Instance id, e.g. work-123-a1")
+    type: InstanceType = Field(description="work, review or adhoc")
+    status: InstanceStatus = Field(description="running or terminated")
+    worktree_path: str = Field(description="Absolute path of the instance's git worktree")
+    branch_name: str = Field(description="Branch checked out in the worktree")
+    base_branch: str | None = Field(default=None, description="Branch the work started from")
+    tmux_session: str = Field(description="tmux session running the agent")
+    claude_pid: int | None = Field(default=None, description="Process id of the agent's pane")
+    issue_number: int | None = Field(default=None, description="GitHub issue the instance works on")
+    pr_number: int | None = Field(default=None, description="Pull request opened for the branch")
+    created_at: str | None = Field(default=None, description="Creation time, UTC (YYYY-MM-DD HH:MM:SS)")
+    terminated_at: str | None = Field(default=None, description="Termination time, UTC")
+    agent_number: int | None = Field(default=None, description="n in the id's a<n>")
+    issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
+
+
+class Instance(InstanceSummary):
+    """A whole ``instances`` row, prompt included."""
+
+    prompt: str | None = Field(default=None, description="Prompt the agent was started with")
+
+
+class NewInstance(BaseModel):
+    id: str
+    type: InstanceType
+    worktree_path: str
+    branch_name: str
+    base_branch: str | None = None
+    tmux_session: str
+    claude_pid: int | None = None
+    issue_number: int | None = None
+    prompt: str | None = None
+    agent_number: int = 1
+
+
+def _instance(row: sqlite3.Row) -> Instance:
+    return Instance.model_validate(dict(row))
+
+
+def not_found(instance_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"instance {instance_id!r} not found; call query_instances (or run `codex-mcp ls --all`) to list ids"
+    )
+
+
+async def get(db: Database | Tx, instance_id: str) -> Instance | None:
+    row = await db.fetchone(
+        f"SELECT i.{_COLUMNS.replace(', ', ', i.')}, gi.title AS issue_title FROM instances i "
+        "LEFT JOIN github_issues gi ON i.issue_number = gi.number WHERE i.id = ?",
+        (instance_id,),
+    )
+    return _instance(row) if row else None
+
+
+async def require(db: Database | Tx, instance_id: str) -> Instance:
+    found = await get(db, instance_id)
+    if found is None:
+        raise not_found(instance_id)
+    return found
+
+
+async def list_dashboard(
+    db: Database,
+    *,
+    status: InstanceStatus | None = "running",
+    type: InstanceType | None = None,
+    issue_number: int | None = None,
+    limit: int | None = None,
+) -> list[Instance]:
+    """The seed's dashboard query: instances with their issue title, newest first.
+
+    With no type given, ``type IN (all types)`` lets SQLite use ``idx_instances_type_status`` for a
+    status filter (the index leads with ``type``) instead of scanning every row.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if issue_number is not None:
+        where.append("i.issue_number = ?")
+        params.append(issue_number)
+    if type is not None:
+        where.append("i.type = ?")
+        params.append(type)
+    elif status is not None:
+        where.append(f"i.type IN ({', '.join('?' * len(INSTANCE_TYPES))})")
+        params.extend(INSTANCE_TYPES)
+    if status is not None:
+        where.append("i.status = ?")
+        params.append(status)
+    sql = (
+        f"SELECT i.{_COLUMNS.replace(', ', ', i.')}, gi.title AS issue_title "
+        "FROM instances i LEFT JOIN github_issues gi ON i.issue_number = gi.number"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY i.created_at DESC, i.rowid DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [_instance(r) for r in await db.fetchall(sql, params)]
+
+
+async def list_for_issue(db: Database, issue_number: int) -> list[Instance]:
+    """The seed's issue grouping: every instance of one issue, oldest first."""
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM instances WHERE issue_number = ? ORDER BY created_at, rowid",
+        (issue_number,),
+    )
+    return [_instance(r) for r in rows]
+
+
+async def next_agent_number(tx: Tx, type: InstanceType, issue_number: int | None) -> int:
+    """The next free ``n`` for ``{type}[-{issue}]-a{n}`` (call inside the transaction that inserts)."""
+    if issue_number is None:
+        row = await tx.fetchone(
+            "SELECT MAX(agent_number) FROM instances WHERE type = ? AND issue_number IS NULL", (type,)
+        )
+    else:
+        row = await tx.fetchone(
+            "SELECT MAX(agent_number) FROM instances WHERE type = ? AND issue_number = ?", (type, issue_number)
+        )
+    return int(row[0] or 0) + 1 if row else 1
+
+
+async def insert(tx: Tx, new: NewInstance) -> None:
+    await tx.execute(
+        "INSERT INTO instances (id, type, status, worktree_path, branch_name, base_branch, tmux_session, "
+        "claude_pid, issue_number, prompt, agent_number) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            new.id,
+            new.type,
+            new.worktree_path,
+            new.branch_name,
+            new.base_branch,
+            new.tmux_session,
+            new.claude_pid,
+            new.issue_number,
+            new.prompt,
+            new.agent_number,
+        ),
+    )
+
+
+async def find_running_containing(db: Database | Tx, path: Path) -> Instance | None:
+    """The running instance whose worktree contains ``path`` (the deepest one when nested)."""
+    candidates = [str(p) for p in (path, *path.parents)]
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM instances WHERE worktree_path IN ({', '.join('?' * len(candidates))}) "
+        "AND status = 'running' ORDER BY length(worktree_path) DESC, created_at DESC LIMIT 1",
+        candidates,
+    )
+    return _instance(rows[0]) if rows else None
+
+
+async def register_adhoc(
+    db: Database, *, worktree: Path, branch_name: str, tmux_session: str, base_branch: str | None = None
+) -> tuple[Instance, bool]:
+    """The running instance for ``worktree``, or a new ``adhoc-aN`` registered for it; (row, created).
+
+    Lookup and insert share one ``BEGIN IMMEDIATE`` transaction, so servers starting at once from the
+    same folder all end up with the same single row.
+    """
+    async with db.write() as tx:
+        existing = await find_running_containing(tx, worktree)
+        if existing is not None:
+            return existing, False
+        number = await next_agent_number(tx, "adhoc", None)
+        new = NewInstance(
+            id=f"adhoc-a{number}",
+            type="adhoc",
+            worktree_path=str(worktree),
+            branch_name=branch_name,
+            base_branch=base_branch,
+            tmux_session=tmux_session,
+            agent_number=number,
+        )
+        await insert(tx, new)
+        created = await get(tx, new.id)
+    assert created is not None
+    return created, True
+
+
+async def mark_terminated(tx: Tx, instance_id: str) -> bool:
+    """Set ``terminated`` + ``terminated_at``; False when it was not running."""
+    changed = await tx.execute(
+        "UPDATE instances SET status = 'terminated', terminated_at = CURRENT_TIMESTAMP "
+        "WHERE id = ? AND status = 'running'",
+        (instance_id,),
+    )
+    return changed > 0

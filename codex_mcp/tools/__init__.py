@@ -1,0 +1,16 @@
+"""The MCP tools, one module per area; each module lists its tools in ``TOOLS``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codex_mcp.recording import ToolSpec, register
+from codex_mcp.tools import events, instances
+
+
+def all_tools() -> list[ToolSpec]:
+    return [*instances.TOOLS, *events.TOOLS]
+
+
+def register_all(server: Any) -> None:
+    register(server, *all_tools())

@@ -1,0 +1,114 @@
+"""Read tools over instances: ``query_instances`` and ``get_instance``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.recording import READ_ONLY, ToolCall, tool
+from codex_mcp.store import events as events_store
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store import relationships as relationships_store
+from codex_mcp.store.events import Event
+from codex_mcp.store.instances import Instance, InstanceSummary
+from codex_mcp.store.relationships import RelatedInstance
+
+RECENT_EVENTS = 20
+
+
+class QueryInstancesResult(BaseModel):
+    instances: list[InstanceSummary] = Field(description="Matching instances, newest first")
+    count: int = Field(description="How many instances are listed")
+    truncated: bool = Field(description="True when more instances matched than `limit`")
+    caller_instance_id: str = Field(description="Your own instance id")
+
+
+class RelatedSummary(InstanceSummary):
+    relationship_type: str = Field(description="spawned_review or created_fork")
+    relationship_created: str | None = Field(default=None, description="When the link was made, UTC")
+
+
+class GetInstanceResult(BaseModel):
+    instance: Instance = Field(description="The instance row, with its prompt")
+    parents: list[RelatedSummary] = Field(description="Instances that spawned or forked this one")
+    children: list[RelatedSummary] = Field(description="Instances this one spawned (reviews) or forked")
+    recent_events: list[Event] = Field(description=f"Its last {RECENT_EVENTS} tool calls, newest first")
+
+
+def _summary(related: RelatedInstance) -> RelatedSummary:
+    return RelatedSummary.model_validate(related.model_dump(exclude={"prompt"}))
+
+
+@tool(title="Query instances", annotations=READ_ONLY)
+async def query_instances(
+    call: ToolCall,
+    status: Annotated[
+        Literal["running", "terminated", "all"],
+        Field(description="Only instances in this state; 'all' for every state. Default: running"),
+    ] = "running",
+    type: Annotated[
+        InstanceType | None,
+        Field(description="Only this kind: work (implements an issue), review (reviews a work instance), adhoc"),
+    ] = None,
+    issue_number: Annotated[
+        int | None, Field(description="Only instances working on this GitHub issue number", ge=1)
+    ] = None,
+    limit: Annotated[int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)] = 100,
+) -> QueryInstancesResult:
+    """List the agent instances working on this repository, with the title of the issue each works on.
+
+    Use it to see who else is working (and on what) before you start something, or to find an
+    instance id to pass to get_instance. By default only running instances are listed, newest first.
+    Each row has the instance's id, type, status, worktree path, branch, tmux session, issue and pull
+    request numbers. Call get_instance with an id for its prompt, its parents/children and its
+    recent tool calls.
+    """
+    rows = await instances_store.list_dashboard(
+        call.app.db,
+        status=None if status == "all" else status,
+        type=type,
+        issue_number=issue_number,
+        limit=limit + 1,
+    )
+    shown = rows[:limit]
+    return QueryInstancesResult(
+        instances=shown, count=len(shown), truncated=len(rows) > limit, caller_instance_id=call.caller.id
+    )
+
+
+@tool(title="Get instance", annotations=READ_ONLY)
+async def get_instance(
+    call: ToolCall,
+    instance_id: Annotated[
+        str,
+        Field(
+            description="Id of the instance, e.g. 'work-123-a1' (query_instances lists them)",
+            min_length=1,
+            max_length=64,
+        ),
+    ],
+) -> GetInstanceResult:
+    """Show one instance in full: its row (prompt included), the instances it came from (parents, with
+    the relationship: spawned_review or created_fork), the instances it spawned or forked (children),
+    and its most recent tool calls.
+
+    Use it to follow a review back to the work it reviews, or to see what a reviewer or fork has done.
+    Ids come from query_instances; an unknown id is an error that says so.
+    """
+    validate_instance_id(instance_id)
+    db = call.app.db
+    instance = await instances_store.require(db, instance_id)
+    parents = await relationships_store.parents_of(db, instance_id)
+    children = await relationships_store.children_of(db, instance_id)
+    recent = await events_store.list_recent(db, instance_id=instance_id, limit=RECENT_EVENTS)
+    return GetInstanceResult(
+        instance=instance,
+        parents=[_summary(p) for p in parents],
+        children=[_summary(c) for c in children],
+        recent_events=recent,
+    )
+
+
+TOOLS = [query_instances, get_instance]
