@@ -1,0 +1,409 @@
+"""The ``codex-mcp`` command.
+
+Every command has help; ``--json`` output is keyed by the database's column names and stable for
+scripts; errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from codex_mcp import __version__
+from codex_mcp.errors import CodexError
+from codex_mcp.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger("codex_mcp")
+
+
+class CliError(click.ClickException):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"codex-mcp: error: {self.format_message()}", err=True)
+
+
+class Group(click.Group):
+    """Turns our errors into one clean line and an exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodexError as exc:
+            raise CliError(str(exc), exc.exit_code) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            raise CliError(
+                f"internal error: {type(exc).__name__}: {exc} (set CODEX_MCP_LOG_LEVEL=DEBUG for the traceback)",
+                70,
+            ) from None
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    return anyio.run(fn)
+
+
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    root = ctx.find_root()
+    return Settings.load(db=root.params.get("db"), log_level=root.params.get("log_level"), **flags)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False))
+
+
+def _table(title: str | None, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    Console().print(table)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codex-mcp")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SQLite file to use (default: CODEX_MCP_DB, else <git common dir>/codex-mcp/codex.db).")
+@click.option("--log-level", default=None, metavar="LEVEL",
+              help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: CODEX_MCP_LOG_LEVEL, else INFO).")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
+    """Coordinate several coding agents on one repository: worktrees, tmux sessions, MCP tools.
+
+    Every MCP tool call is recorded in a SQLite file shared by all worktrees of the repository.
+    """
+    from codex_mcp.server import configure_logging
+
+    # Validates every variable once, up front: a bad value is a clear error before anything runs.
+    settings = Settings.load(db=db, log_level=log_level)
+    explicit = log_level is not None or bool(os.environ.get("CODEX_MCP_LOG_LEVEL", "").strip())
+    # Commands print their own results; only warnings are worth showing unless asked for more.
+    configure_logging(settings.log_level if explicit else "WARNING")
+
+
+# ---------------------------------------------------------------------------------------------- serve
+
+
+@cli.command()
+@click.option("--instance", default=None, metavar="ID",
+              help="Serve this instance (default: CODEX_MCP_INSTANCE, else the worktree you are in, "
+                   "else an adhoc instance registered for this folder).")
+@click.option("--transport", type=click.Choice(["stdio"]), default="stdio", show_default=True,
+              help="Transport: stdio (one server per agent).")
+@click.pass_context
+def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
+    """Run the MCP server over stdio (what Claude Code starts for each agent).
+
+    stdout carries only the MCP protocol; logs go to stderr.
+    """
+    settings = _settings(ctx, instance=instance, transport=transport)
+    from codex_mcp.server import configure_logging, serve_stdio
+
+    configure_logging(settings.log_level)
+    _run(lambda: serve_stdio(settings))
+
+
+# ------------------------------------------------------------------------------------------ instances
+
+
+@cli.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
+@click.option("--issue", type=click.IntRange(min=1), default=None, help="Only instances of this issue.")
+@click.option("--type", "type_", type=click.Choice(["work", "review", "adhoc"]), default=None,
+              help="Only instances of this type.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (objects keyed by column name).")
+@click.pass_context
+def ls_command(ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, as_json: bool) -> None:
+    """List instances (running ones unless --all), newest first, with their issue titles."""
+    from codex_mcp.app import open_app
+    from codex_mcp.store import instances as store
+
+    async def main() -> list[Any]:
+        async with open_app(_settings(ctx)) as app:
+            return await store.list_dashboard(
+                app.db, status=None if show_all else "running", type=type_, issue_number=issue  # type: ignore[arg-type]
+            )
+
+    rows = _run(main)
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        click.echo("No instances." if show_all else "No running instances (use --all to include terminated ones).")
+        return
+    _table(
+        None,
+        ["id", "type", "status", "issue", "branch", "tmux session", "created (UTC)"],
+        [
+            [
+                r.id,
+                r.type,
+                r.status,
+                f"#{r.issue_number} {r.issue_title or ''}".strip() if r.issue_number else "",
+                r.branch_name,
+                r.tmux_session,
+                r.created_at,
+            ]
+            for r in rows
+        ],
+    )
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
+    """Show one instance: its row, parents, children and recent tool calls."""
+    from codex_mcp.app import open_app
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import events, instances, relationships
+
+    validate_instance_id(instance_id)
+
+    async def main() -> dict[str, Any]:
+        async with open_app(_settings(ctx)) as app:
+            inst = await instances.require(app.db, instance_id)
+            return {
+                "instance": inst.model_dump(mode="json"),
+                "parents": [p.model_dump(mode="json") for p in await relationships.parents_of(app.db, instance_id)],
+                "children": [c.model_dump(mode="json") for c in await relationships.children_of(app.db, instance_id)],
+                "events": [e.model_dump(mode="json") for e in await events.list_recent(app.db, instance_id=instance_id, limit=20)],
+            }
+
+    data = _run(main)
+    if as_json:
+        _print_json(data)
+        return
+    inst = data["instance"]
+    for key, value in inst.items():
+        if value is not None and key != "prompt":
+            click.echo(f"{key:>14}: {value}")
+    if inst.get("prompt"):
+        click.echo(f"{'prompt':>14}: {inst['prompt'][:500]}{'…' if len(inst['prompt']) > 500 else ''}")
+    for label, key in (("parents", "parents"), ("children", "children")):
+        links = data[key]
+        click.echo(f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none"))
+    if data["events"]:
+        _table("recent tool calls", ["time (UTC)", "tool", "ok", "error"],
+               [[e["timestamp"], e["tool_name"], "yes" if e["success"] else "no", e["error_message"]] for e in data["events"]])
+
+
+@cli.command()
+@click.option("--since", default="1d", show_default=True, help="Duration back from now (30m, 2h, 1d, 1w) or ISO time.")
+@click.option("--instance", "instance_id", default=None, metavar="ID", help="Only calls by this instance.")
+@click.option("--tool", "tool_name", default=None, help="Only calls of this tool.")
+@click.option("--failed", is_flag=True, help="Only failed calls.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def events(ctx: click.Context, since: str, instance_id: str | None, tool_name: str | None, failed: bool,
+           limit: int, as_json: bool) -> None:
+    """List recorded MCP tool calls, newest first."""
+    from codex_mcp.app import open_app
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import events as store
+    from codex_mcp.timeutil import parse_since
+
+    cutoff = parse_since(since)
+    if instance_id is not None:
+        validate_instance_id(instance_id)
+
+    async def main() -> list[Any]:
+        async with open_app(_settings(ctx)) as app:
+            return await store.list_recent(app.db, since=cutoff, instance_id=instance_id, tool_name=tool_name,
+                                           success=False if failed else None, limit=limit)
+
+    rows = _run(main)
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        click.echo(f"No tool calls since {cutoff} UTC.")
+        return
+    _table(None, ["time (UTC)", "instance", "tool", "ok", "ms", "error"],
+           [[r.timestamp, r.instance_id, r.tool_name, "yes" if r.success else "no",
+             (r.metadata or {}).get("duration_ms"), r.error_message] for r in rows])
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+@cli.group()
+def config() -> None:
+    """Read and change persistent settings (user_config); --secret values are stored encrypted."""
+
+
+def _user_config_call(ctx: click.Context, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from codex_mcp.app import open_app
+    from codex_mcp.userconfig import UserConfig
+
+    settings = _settings(ctx)
+
+    async def main() -> T:
+        async with open_app(settings) as app:
+            return await fn(UserConfig(app.db, settings.secret_key_file))
+
+    return _run(main)
+
+
+@config.command("get")
+@click.argument("key")
+@click.option("--reveal", is_flag=True, help="Print a secret's decrypted value instead of a mask.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def config_get(ctx: click.Context, key: str, reveal: bool, as_json: bool) -> None:
+    """Print the value of KEY (a built-in default when it was never set)."""
+
+    async def main(uc: Any) -> tuple[Any, str | None]:
+        entry = await uc.entry(key)
+        value = await uc.get(key) if (reveal or not entry.is_encrypted) else entry.value
+        return entry, value
+
+    entry, value = _user_config_call(ctx, main)
+    if as_json:
+        _print_json({**entry.model_dump(mode="json"), "value": value})
+    else:
+        click.echo(value)
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.option("--secret", is_flag=True, help="Encrypt the value (the key file never enters the database).")
+@click.pass_context
+def config_set(ctx: click.Context, key: str, value: str, secret: bool) -> None:
+    """Set KEY to VALUE."""
+    entry = _user_config_call(ctx, lambda uc: uc.set(key, value, secret=secret))
+    click.echo(f"{entry.key} = {entry.value}" + (" (encrypted)" if entry.is_encrypted else ""))
+
+
+@config.command("unset")
+@click.argument("key")
+@click.pass_context
+def config_unset(ctx: click.Context, key: str) -> None:
+    """Remove KEY (its built-in default, if any, applies again)."""
+    removed = _user_config_call(ctx, lambda uc: uc.unset(key))
+    click.echo(f"{key} removed" if removed else f"{key} was not set")
+
+
+@config.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def config_ls(ctx: click.Context, as_json: bool) -> None:
+    """List every setting and default; secrets are masked."""
+    entries = _user_config_call(ctx, lambda uc: uc.entries())
+    if as_json:
+        _print_json([e.model_dump(mode="json") for e in entries])
+        return
+    _table(None, ["key", "value", "source", "updated (UTC)"],
+           [[e.key, e.value, e.source + (", encrypted" if e.is_encrypted else ""), e.updated_at] for e in entries])
+
+
+# ------------------------------------------------------------------------------------------------- db
+
+
+@cli.group()
+def db() -> None:
+    """The database file: schema version and migrations."""
+
+
+@db.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def db_status(ctx: click.Context, as_json: bool) -> None:
+    """Show the database path, its schema version and the migrations not yet applied (changes nothing)."""
+    from codex_mcp.store import migrations
+    from codex_mcp.store.db import connect
+
+    settings = _settings(ctx)
+    path = settings.require_db_path()
+
+    async def main() -> migrations.MigrationStatus:
+        conn = await connect(path)
+        try:
+            return await migrations.status(conn, path)
+        finally:
+            await conn.close()
+
+    state = _run(main)
+    data = {"path": str(path), "version": state.version, "latest": state.latest, "pending": state.pending}
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(f"database: {path}")
+    click.echo(f"schema version: {state.version} (this codex-mcp knows up to {state.latest})")
+    if state.newer_than_code:
+        click.echo("the database is newer than this codex-mcp: upgrade codex-mcp to use it")
+    elif state.pending:
+        click.echo("pending: " + ", ".join(state.pending) + " (run `codex-mcp db migrate`)")
+    else:
+        click.echo("up to date")
+
+
+@db.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Apply pending migrations (this also happens automatically on first use)."""
+    from codex_mcp.store import migrations
+    from codex_mcp.store.db import connect
+
+    settings = _settings(ctx)
+    path = settings.require_db_path()
+
+    async def main() -> tuple[list[str], int]:
+        conn = await connect(path)
+        try:
+            applied = await migrations.migrate(conn, path)
+            return applied, (await migrations.status(conn, path)).version
+        finally:
+            await conn.close()
+
+    applied, version = _run(main)
+    if applied:
+        click.echo(f"applied {', '.join(applied)}; {path} is at schema version {version}")
+    else:
+        click.echo(f"{path} is up to date (schema version {version})")
+
+
+# ----------------------------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool) -> None:
+    """Start the stdio server as Claude Code would, call its read tools, and show what was recorded."""
+    from codex_mcp.demo import print_demo, run_demo
+
+    settings = _settings(ctx)
+    result = _run(lambda: run_demo(settings))
+    if as_json:
+        _print_json(result)
+    else:
+        print_demo(result)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="codex-mcp")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,97 @@
+"""Shared fixtures: real git repositories, real SQLite files, a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from codex_mcp.app import App
+from codex_mcp.identity import resolve_caller
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database, open_database
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No developer variable leaks in, and the default key file never lands in the real home."""
+    for name in list(os.environ):
+        if name.startswith("CODEX_MCP_") or name in ("GITHUB_TOKEN", "TMUX", "TMUX_PANE"):
+            monkeypatch.delenv(name, raising=False)
+    data_home = tmp_path_factory.mktemp("xdg-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                          env={**os.environ, **GIT_ENV})
+    return done.stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("hello\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial")
+    return path.resolve()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A real git repository with one commit on main."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Environment for Settings.load / subprocesses: a key file under tmp, no leaks from the host."""
+    return {"CODEX_MCP_SECRET_KEY_FILE": str(tmp_path / "keys" / "secret.key")}
+
+
+@pytest.fixture
+def settings(repo: Path, env: dict[str, str]) -> Settings:
+    """Settings for the repo: the default database (<git common dir>/codex-mcp/codex.db)."""
+    return Settings.load(env, cwd=repo)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = await open_database(settings.require_db_path())
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def app(settings: Settings, db: Database) -> App:
+    """An App whose caller is the adhoc instance registered for the repo."""
+    return App(settings=settings, db=db, caller=await resolve_caller(settings, db))
+
+
+@pytest.fixture
+def cli_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A full environment for running `codex-mcp` as a subprocess."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_MCP_")}
+    yield {**base, **env}
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real `codex-mcp` command (this interpreter's installation) in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "codex_mcp", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=check)
