@@ -12,26 +12,23 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import anyio
 import click
 
 from codex_mcp import __version__
 from codex_mcp.errors import CodexError
+from codex_mcp.ids import InstanceType
 from codex_mcp.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("codex_mcp")
 
 
-class CliError(click.ClickException):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"codex-mcp: error: {self.format_message()}", err=True)
+def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    click.echo(f"codex-mcp: error: {' '.join(message.split())}", err=True)
+    ctx.exit(code)
 
 
 class Group(click.Group):
@@ -41,15 +38,16 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except CodexError as exc:
-            raise CliError(str(exc), exc.exit_code) from None
+            _fail(ctx, str(exc), exc.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
             log.debug("unexpected error", exc_info=True)
-            raise CliError(
+            _fail(
+                ctx,
                 f"internal error: {type(exc).__name__}: {exc} (set CODEX_MCP_LOG_LEVEL=DEBUG for the traceback)",
                 70,
-            ) from None
+            )
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -79,10 +77,18 @@ def _table(title: str | None, columns: Sequence[str], rows: list[Sequence[Any]])
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="codex-mcp")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SQLite file to use (default: CODEX_MCP_DB, else <git common dir>/codex-mcp/codex.db).")
-@click.option("--log-level", default=None, metavar="LEVEL",
-              help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: CODEX_MCP_LOG_LEVEL, else INFO).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file to use (default: CODEX_MCP_DB, else <git common dir>/codex-mcp/codex.db).",
+)
+@click.option(
+    "--log-level",
+    default=None,
+    metavar="LEVEL",
+    help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: CODEX_MCP_LOG_LEVEL, else INFO).",
+)
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
     """Coordinate several coding agents on one repository: worktrees, tmux sessions, MCP tools.
@@ -102,11 +108,20 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
 
 
 @cli.command()
-@click.option("--instance", default=None, metavar="ID",
-              help="Serve this instance (default: CODEX_MCP_INSTANCE, else the worktree you are in, "
-                   "else an adhoc instance registered for this folder).")
-@click.option("--transport", type=click.Choice(["stdio"]), default="stdio", show_default=True,
-              help="Transport: stdio (one server per agent).")
+@click.option(
+    "--instance",
+    default=None,
+    metavar="ID",
+    help="Serve this instance (default: CODEX_MCP_INSTANCE, else the worktree you are in, "
+    "else an adhoc instance registered for this folder).",
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio"]),
+    default="stdio",
+    show_default=True,
+    help="Transport: stdio (one server per agent).",
+)
 @click.pass_context
 def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
     """Run the MCP server over stdio (what Claude Code starts for each agent).
@@ -126,11 +141,18 @@ def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
 @cli.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
 @click.option("--issue", type=click.IntRange(min=1), default=None, help="Only instances of this issue.")
-@click.option("--type", "type_", type=click.Choice(["work", "review", "adhoc"]), default=None,
-              help="Only instances of this type.")
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(["work", "review", "adhoc"]),
+    default=None,
+    help="Only instances of this type.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (objects keyed by column name).")
 @click.pass_context
-def ls_command(ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, as_json: bool) -> None:
+def ls_command(
+    ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, as_json: bool
+) -> None:
     """List instances (running ones unless --all), newest first, with their issue titles."""
     from codex_mcp.app import open_app
     from codex_mcp.store import instances as store
@@ -138,7 +160,10 @@ def ls_command(ctx: click.Context, show_all: bool, issue: int | None, type_: str
     async def main() -> list[Any]:
         async with open_app(_settings(ctx)) as app:
             return await store.list_dashboard(
-                app.db, status=None if show_all else "running", type=type_, issue_number=issue  # type: ignore[arg-type]
+                app.db,
+                status=None if show_all else "running",
+                type=cast(InstanceType | None, type_),
+                issue_number=issue,
             )
 
     rows = _run(main)
@@ -146,7 +171,9 @@ def ls_command(ctx: click.Context, show_all: bool, issue: int | None, type_: str
         _print_json([r.model_dump(mode="json") for r in rows])
         return
     if not rows:
-        click.echo("No instances." if show_all else "No running instances (use --all to include terminated ones).")
+        click.echo(
+            "No instances." if show_all else "No running instances (use --all to include terminated ones)."
+        )
         return
     _table(
         None,
@@ -183,9 +210,16 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
             inst = await instances.require(app.db, instance_id)
             return {
                 "instance": inst.model_dump(mode="json"),
-                "parents": [p.model_dump(mode="json") for p in await relationships.parents_of(app.db, instance_id)],
-                "children": [c.model_dump(mode="json") for c in await relationships.children_of(app.db, instance_id)],
-                "events": [e.model_dump(mode="json") for e in await events.list_recent(app.db, instance_id=instance_id, limit=20)],
+                "parents": [
+                    p.model_dump(mode="json") for p in await relationships.parents_of(app.db, instance_id)
+                ],
+                "children": [
+                    c.model_dump(mode="json") for c in await relationships.children_of(app.db, instance_id)
+                ],
+                "events": [
+                    e.model_dump(mode="json")
+                    for e in await events.list_recent(app.db, instance_id=instance_id, limit=20)
+                ],
             }
 
     data = _run(main)
@@ -200,22 +234,41 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
         click.echo(f"{'prompt':>14}: {inst['prompt'][:500]}{'…' if len(inst['prompt']) > 500 else ''}")
     for label, key in (("parents", "parents"), ("children", "children")):
         links = data[key]
-        click.echo(f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none"))
+        click.echo(
+            f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none")
+        )
     if data["events"]:
-        _table("recent tool calls", ["time (UTC)", "tool", "ok", "error"],
-               [[e["timestamp"], e["tool_name"], "yes" if e["success"] else "no", e["error_message"]] for e in data["events"]])
+        _table(
+            "recent tool calls",
+            ["time (UTC)", "tool", "ok", "error"],
+            [
+                [e["timestamp"], e["tool_name"], "yes" if e["success"] else "no", e["error_message"]]
+                for e in data["events"]
+            ],
+        )
 
 
 @cli.command()
-@click.option("--since", default="1d", show_default=True, help="Duration back from now (30m, 2h, 1d, 1w) or ISO time.")
+@click.option(
+    "--since", default="1d", show_default=True, help="Duration back from now (30m, 2h, 1d, 1w) or ISO time."
+)
 @click.option("--instance", "instance_id", default=None, metavar="ID", help="Only calls by this instance.")
 @click.option("--tool", "tool_name", default=None, help="Only calls of this tool.")
 @click.option("--failed", is_flag=True, help="Only failed calls.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most this many.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most this many."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def events(ctx: click.Context, since: str, instance_id: str | None, tool_name: str | None, failed: bool,
-           limit: int, as_json: bool) -> None:
+def events(
+    ctx: click.Context,
+    since: str,
+    instance_id: str | None,
+    tool_name: str | None,
+    failed: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List recorded MCP tool calls, newest first."""
     from codex_mcp.app import open_app
     from codex_mcp.ids import validate_instance_id
@@ -228,8 +281,14 @@ def events(ctx: click.Context, since: str, instance_id: str | None, tool_name: s
 
     async def main() -> list[Any]:
         async with open_app(_settings(ctx)) as app:
-            return await store.list_recent(app.db, since=cutoff, instance_id=instance_id, tool_name=tool_name,
-                                           success=False if failed else None, limit=limit)
+            return await store.list_recent(
+                app.db,
+                since=cutoff,
+                instance_id=instance_id,
+                tool_name=tool_name,
+                success=False if failed else None,
+                limit=limit,
+            )
 
     rows = _run(main)
     if as_json:
@@ -238,9 +297,21 @@ def events(ctx: click.Context, since: str, instance_id: str | None, tool_name: s
     if not rows:
         click.echo(f"No tool calls since {cutoff} UTC.")
         return
-    _table(None, ["time (UTC)", "instance", "tool", "ok", "ms", "error"],
-           [[r.timestamp, r.instance_id, r.tool_name, "yes" if r.success else "no",
-             (r.metadata or {}).get("duration_ms"), r.error_message] for r in rows])
+    _table(
+        None,
+        ["time (UTC)", "instance", "tool", "ok", "ms", "error"],
+        [
+            [
+                r.timestamp,
+                r.instance_id,
+                r.tool_name,
+                "yes" if r.success else "no",
+                (r.metadata or {}).get("duration_ms"),
+                r.error_message,
+            ]
+            for r in rows
+        ],
+    )
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -313,8 +384,14 @@ def config_ls(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _print_json([e.model_dump(mode="json") for e in entries])
         return
-    _table(None, ["key", "value", "source", "updated (UTC)"],
-           [[e.key, e.value, e.source + (", encrypted" if e.is_encrypted else ""), e.updated_at] for e in entries])
+    _table(
+        None,
+        ["key", "value", "source", "updated (UTC)"],
+        [
+            [e.key, e.value, e.source + (", encrypted" if e.is_encrypted else ""), e.updated_at]
+            for e in entries
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------------------------- db

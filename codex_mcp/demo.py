@@ -58,8 +58,10 @@ def print_demo(result: dict[str, Any]) -> None:
     console.print(f"[bold]codex-mcp[/bold] started [cyan]{' '.join(result['command'])}[/cyan] over stdio")
     console.print(f"database: {result['database']}")
     console.print(f"tools: {', '.join(result['tools'])}")
-    console.print(f"this folder is served as instance [bold]{result['caller']}[/bold] "
-                  f"(branch {result['instance'].get('branch_name')})")
+    console.print(
+        f"this folder is served as instance [bold]{result['caller']}[/bold] "
+        f"(branch {result['instance'].get('branch_name')})"
+    )
     table = Table(title="query_instances(status='all')", header_style="bold")
     for column in ("id", "type", "status", "branch", "worktree"):
         table.add_column(column, overflow="fold")
@@ -71,8 +73,12 @@ def print_demo(result: dict[str, Any]) -> None:
     for column in ("time (UTC)", "tool", "ok", "ms"):
         events.add_column(column)
     for e in result["events"]:
-        events.add_row(e["timestamp"], e["tool_name"], "yes" if e["success"] else "no",
-                       str((e.get("metadata") or {}).get("duration_ms", "")))
+        events.add_row(
+            e["timestamp"],
+            e["tool_name"],
+            "yes" if e["success"] else "no",
+            str((e.get("metadata") or {}).get("duration_ms", "")),
+        )
     console.print(events)
     exe = result["command"][0] if result["command"][0].endswith("codex-mcp") else "codex-mcp"
     click.echo(f"\nRegister it with Claude Code:  claude mcp add codex -- {exe} serve")

@@ -53,12 +53,16 @@ log = logging.getLogger(__name__)
 
 # Annotation presets. Hints are what a client shows a person before a call; each preset says why.
 # Queries read the store only (the event row they leave is bookkeeping, not a change to the world).
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
 
 SENSITIVE_ARGUMENTS = frozenset(
     {"prompt", "reviewer_prompt", "feedback", "description", "body", "token", "secret", "password", "value"}
 )
-_SECRET_LOOKING = re.compile(r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,})")
+_SECRET_LOOKING = re.compile(
+    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,})"
+)
 MAX_CLEAR_TEXT = 80
 ERROR_MESSAGE_LIMIT = 2000
 
@@ -92,8 +96,9 @@ class ToolCall:
 
     def relate(self, parent: str, child: str, relationship_type: RelationshipType) -> None:
         """Record a relationship this call created (written with the event, in one transaction)."""
-        self._relationships.append(Relationship(parent_instance=parent, child_instance=child,
-                                                relationship_type=relationship_type))
+        self._relationships.append(
+            Relationship(parent_instance=parent, child_instance=child, relationship_type=relationship_type)
+        )
 
     async def compensate(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -101,7 +106,9 @@ class ToolCall:
                 try:
                     await undo()
                 except Exception:
-                    log.exception("%s: compensation step failed; something may be left behind", self.tool_name)
+                    log.exception(
+                        "%s: compensation step failed; something may be left behind", self.tool_name
+                    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,11 @@ class ToolSpec:
 
 
 def _digest(text: str) -> dict[str, Any]:
-    return {"redacted": True, "len": len(text), "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]}
+    return {
+        "redacted": True,
+        "len": len(text),
+        "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16],
+    }
 
 
 def redact(name: str, value: Any, *, depth: int = 0) -> Any:
@@ -145,7 +156,9 @@ def summarize_result(result: BaseModel) -> dict[str, Any]:
     return {k: redact(k, v) for k, v in data.items()}
 
 
-def _check_tool(fn: Callable[..., Any], title: str, annotations: ToolAnnotations) -> tuple[inspect.Signature, type[BaseModel]]:
+def _check_tool(
+    fn: Callable[..., Any], title: str, annotations: ToolAnnotations
+) -> tuple[inspect.Signature, type[BaseModel]]:
     where = f"{fn.__module__}.{fn.__qualname__}"
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"@tool: {where} must be an `async def` function")
@@ -153,8 +166,11 @@ def _check_tool(fn: Callable[..., Any], title: str, annotations: ToolAnnotations
         raise TypeError(f"@tool: {where} needs a docstring written for the model")
     if not title.strip():
         raise TypeError(f"@tool: {where} needs a title")
-    missing = [h for h in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
-               if getattr(annotations, h) is None]
+    missing = [
+        h
+        for h in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
+        if getattr(annotations, h) is None
+    ]
     if missing:
         raise TypeError(f"@tool: {where} must set every annotation hint; missing {missing}")
     hints = typing.get_type_hints(fn, include_extras=True)
@@ -174,14 +190,14 @@ def _check_tool(fn: Callable[..., Any], title: str, annotations: ToolAnnotations
     output = hints.get("return")
     if not (inspect.isclass(output) and issubclass(output, BaseModel)):
         raise TypeError(f"@tool: {where} must return a pydantic model (its output schema)")
-    published = [
-        p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]
-    ]
+    published = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]]
     published.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     return sig.replace(parameters=published, return_annotation=output), output
 
 
-def tool(*, title: str, annotations: ToolAnnotations) -> Callable[[Callable[..., Awaitable[OutputT]]], ToolSpec]:
+def tool(
+    *, title: str, annotations: ToolAnnotations
+) -> Callable[[Callable[..., Awaitable[OutputT]]], ToolSpec]:
     """Make ``fn`` a recorded MCP tool; register the result with :func:`register`."""
 
     def decorate(fn: Callable[..., Awaitable[OutputT]]) -> ToolSpec:
@@ -201,7 +217,9 @@ def tool(*, title: str, annotations: ToolAnnotations) -> Callable[[Callable[...,
             **{p.name: p.annotation for p in signature.parameters.values()},
             "return": output_model,
         }
-        return ToolSpec(name=name, title=title, annotations=annotations, handler=handler, output_model=output_model)
+        return ToolSpec(
+            name=name, title=title, annotations=annotations, handler=handler, output_model=output_model
+        )
 
     return decorate
 

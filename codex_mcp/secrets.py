@@ -52,7 +52,9 @@ class KeyFile:
         except OSError as exc:
             raise ConfigError(f"cannot read the secret key file {self.path}: {exc.strerror}") from exc
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"the secret key file {self.path} is not a regular file; point CODEX_MCP_SECRET_KEY_FILE at one")
+            raise ConfigError(
+                f"the secret key file {self.path} is not a regular file; point CODEX_MCP_SECRET_KEY_FILE at one"
+            )
         if info.st_mode & 0o077:
             raise ConfigError(
                 f"the secret key file {self.path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); "

@@ -70,7 +70,5 @@ def build_server(app: App) -> MCPServer[App]:
 async def serve_stdio(settings: Settings) -> None:
     async with open_app(settings, identify=True) as app:
         assert app.caller is not None
-        log.info(
-            "serving %s (%s) over stdio; database %s", app.caller.id, app.caller.source, app.db.path
-        )
+        log.info("serving %s (%s) over stdio; database %s", app.caller.id, app.caller.source, app.db.path)
         await build_server(app).run_stdio_async()

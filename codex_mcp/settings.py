@@ -77,7 +77,15 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         here = (cwd or Path.cwd()).resolve()
-        unknown = set(flags) - {"db", "instance", "tmux_socket", "worktrees", "port", "log_level", "transport"}
+        unknown = set(flags) - {
+            "db",
+            "instance",
+            "tmux_socket",
+            "worktrees",
+            "port",
+            "log_level",
+            "transport",
+        }
         if unknown:
             raise TypeError(f"unknown settings flags: {sorted(unknown)}")
 
@@ -197,7 +205,9 @@ def parse_agent_command(source: str, raw: str) -> tuple[str, ...]:
     try:
         argv = tuple(shlex.split(raw))
     except ValueError as exc:
-        raise ConfigError(f"{source}={raw!r} cannot be split into arguments ({exc}); check the quoting") from None
+        raise ConfigError(
+            f"{source}={raw!r} cannot be split into arguments ({exc}); check the quoting"
+        ) from None
     if not argv:
         raise ConfigError(f"{source} is empty; give the agent command, e.g. 'my-agent --mcp {{mcp_config}}'")
     for word in argv:

@@ -48,7 +48,9 @@ class KnownKey:
 
 KNOWN_KEYS: dict[str, KnownKey] = {
     "editor.command": KnownKey("command that opens a worktree in your editor", "code"),
-    "worktrees.base_path": KnownKey("where instance worktrees go, relative to the repository root", "./worktrees"),
+    "worktrees.base_path": KnownKey(
+        "where instance worktrees go, relative to the repository root", "./worktrees"
+    ),
     "terminal.theme": KnownKey("colour theme for terminal output", "dark", _choice("dark", "light")),
     "instances.cleanup_policy": KnownKey(
         "what terminating an instance does with its worktree: manual keeps everything; remove_worktree "
@@ -58,7 +60,9 @@ KNOWN_KEYS: dict[str, KnownKey] = {
     ),
     "reviews.max_iterations": KnownKey("review rounds allowed per work instance", "3", _positive_int),
     "github.repo": KnownKey("owner/name of the GitHub repository, when origin does not tell", None, _repo),
-    "github.token": KnownKey("GitHub token (stored encrypted; GITHUB_TOKEN wins)", None, _non_empty, secret=True),
+    "github.token": KnownKey(
+        "GitHub token (stored encrypted; GITHUB_TOKEN wins)", None, _non_empty, secret=True
+    ),
 }
 
 
@@ -89,7 +93,9 @@ class UserConfig:
             known = KNOWN_KEYS.get(key)
             return known.default if known else None
         if row.is_encrypted:
-            return secrets.decrypt(self._key_file.load(create=False), key, row.value, key_path=self._key_file.path)
+            return secrets.decrypt(
+                self._key_file.load(create=False), key, row.value, key_path=self._key_file.path
+            )
         return row.value
 
     async def set(self, key: str, value: str, *, secret: bool = False) -> ConfigEntry:

@@ -15,7 +15,9 @@ class ConfigRow(BaseModel):
 
 
 async def get(db: Database, key: str) -> ConfigRow | None:
-    row = await db.fetchone("SELECT key, value, is_encrypted, updated_at FROM user_config WHERE key = ?", (key,))
+    row = await db.fetchone(
+        "SELECT key, value, is_encrypted, updated_at FROM user_config WHERE key = ?", (key,)
+    )
     return ConfigRow.model_validate(dict(row)) if row else None
 
 

@@ -51,7 +51,9 @@ async def record(tx: Tx, event: NewEvent) -> int:
             event.tool_name,
             1 if event.success else 0,
             event.error_message,
-            json.dumps(event.metadata, separators=(",", ":"), sort_keys=True) if event.metadata is not None else None,
+            json.dumps(event.metadata, separators=(",", ":"), sort_keys=True)
+            if event.metadata is not None
+            else None,
         ),
     )
 

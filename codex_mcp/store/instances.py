@@ -138,7 +138,8 @@ async def next_agent_number(tx: Tx, type: InstanceType, issue_number: int | None
         )
     else:
         row = await tx.fetchone(
-            "SELECT MAX(agent_number) FROM instances WHERE type = ? AND issue_number = ?", (type, issue_number)
+            "SELECT MAX(agent_number) FROM instances WHERE type = ? AND issue_number = ?",
+            (type, issue_number),
         )
     return int(row[0] or 0) + 1 if row else 1
 

@@ -33,10 +33,15 @@ async def list_events(
     ] = None,
     since: Annotated[
         str | None,
-        Field(description="Only calls newer than this: a duration back from now (30m, 2h, 1d, 1w) or an "
-              "ISO time (2026-11-26T10:00:00Z). Default: 1d", max_length=40),
+        Field(
+            description="Only calls newer than this: a duration back from now (30m, 2h, 1d, 1w) or an "
+            "ISO time (2026-11-26T10:00:00Z). Default: 1d",
+            max_length=40,
+        ),
     ] = "1d",
-    limit: Annotated[int, Field(description="At most this many events (1-1000). Default: 50", ge=1, le=1000)] = 50,
+    limit: Annotated[
+        int, Field(description="At most this many events (1-1000). Default: 50", ge=1, le=1000)
+    ] = 50,
 ) -> ListEventsResult:
     """List recent calls of codex-mcp tools by any instance: who called what, when, and whether it worked.
 

@@ -50,12 +50,16 @@ async def query_instances(
     ] = "running",
     type: Annotated[
         InstanceType | None,
-        Field(description="Only this kind: work (implements an issue), review (reviews a work instance), adhoc"),
+        Field(
+            description="Only this kind: work (implements an issue), review (reviews a work instance), adhoc"
+        ),
     ] = None,
     issue_number: Annotated[
         int | None, Field(description="Only instances working on this GitHub issue number", ge=1)
     ] = None,
-    limit: Annotated[int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)] = 100,
+    limit: Annotated[
+        int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)
+    ] = 100,
 ) -> QueryInstancesResult:
     """List the agent instances working on this repository, with the title of the issue each works on.
 
@@ -72,7 +76,8 @@ async def query_instances(
         issue_number=issue_number,
         limit=limit + 1,
     )
-    shown = rows[:limit]
+    # Rows are listed without their prompts (get_instance has them): answers stay small.
+    shown = [InstanceSummary.model_validate(r.model_dump(exclude={"prompt"})) for r in rows[:limit]]
     return QueryInstancesResult(
         instances=shown, count=len(shown), truncated=len(rows) > limit, caller_instance_id=call.caller.id
     )
