@@ -13,7 +13,7 @@ INSTANCE_TYPES: tuple[InstanceType, ...] = ("work", "review", "adhoc")
 InstanceStatus = Literal["running", "terminated"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = ("running", "terminated")
 
-_ID = re.compile(r"^(?P<type>work|review|adhoc)(?:-(?P<issue>[1-9][0-9]{0,9}))?-a(?P<n>[1-9][0-9]{0,5})$")
+_ID = re.compile(r"^(?P<type>work|review|adhoc)(?:-(?P<issue>[1-9][0-9]{0,9}))?-a(?P<n>[1-9][0-9]{0,5})\Z")
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,12 @@ class KeyFile:
                     "`codex-mcp config set KEY VALUE --secret`"
                 ) from None
             self._create()
-            info = self.path.stat()
+            try:
+                info = self.path.stat()
+            except OSError as exc:  # e.g. a symbolic link to a missing file: link() found the name taken
+                raise self._unreadable(exc) from exc
         except OSError as exc:
-            raise ConfigError(f"cannot read the secret key file {self.path}: {exc.strerror}") from exc
+            raise self._unreadable(exc) from exc
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(
                 f"the secret key file {self.path} is not a regular file; point CODEX_MCP_SECRET_KEY_FILE at one"
@@ -63,7 +66,7 @@ class KeyFile:
         try:
             raw = self.path.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"cannot read the secret key file {self.path}: {exc.strerror}") from exc
+            raise self._unreadable(exc) from exc
         try:
             key = base64.b64decode(raw.strip(), validate=True)
         except (binascii.Error, ValueError):
@@ -74,6 +77,12 @@ class KeyFile:
                 "or point CODEX_MCP_SECRET_KEY_FILE at it"
             )
         return key
+
+    def _unreadable(self, exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"cannot read the secret key file {self.path}: {exc.strerror}; point CODEX_MCP_SECRET_KEY_FILE "
+            "at a readable key file"
+        )
 
     def _create(self) -> None:
         folder = self.path.parent

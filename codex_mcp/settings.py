@@ -26,8 +26,8 @@ DEFAULT_PORT = 3001
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 AGENT_PLACEHOLDERS = frozenset({"instance_id", "mcp_config", "prompt_file", "worktree"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-_SOCKET = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}\Z")
+_SOCKET = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
 
 
 class Secret(str):

@@ -15,7 +15,7 @@ from codex_mcp.errors import InputError
 from codex_mcp.store import Database
 from codex_mcp.store import config as config_store
 
-_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 MASK = "********"
 
 
@@ -31,7 +31,7 @@ def _positive_int(value: str) -> str | None:
 
 
 def _repo(value: str) -> str | None:
-    return None if re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", value) else "use the form owner/name"
+    return None if re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+\Z", value) else "use the form owner/name"
 
 
 def _non_empty(value: str) -> str | None:

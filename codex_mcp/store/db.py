@@ -22,6 +22,7 @@ import aiosqlite
 import anyio
 
 from codex_mcp.errors import DatabaseError
+from codex_mcp.store import migrations
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,14 @@ class Database:
     async def write(self) -> AsyncIterator[Tx]:
         """A ``BEGIN IMMEDIATE`` transaction: committed when the body returns, rolled back otherwise."""
         async with self._write_lock:
-            began = False
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
-                began = True
                 yield Tx(self._conn)
             except BaseException:
-                if began or self._conn.in_transaction:
-                    with anyio.CancelScope(shield=True):
-                        await _rollback(self._conn)
+                # Even when BEGIN itself was cancelled: it may still be waiting for the lock in the
+                # connection's thread, and would then leave a transaction open for good.
+                with anyio.CancelScope(shield=True):
+                    await _rollback(self._conn)
                 raise
             try:
                 with anyio.CancelScope(shield=True):
@@ -112,9 +112,9 @@ class Database:
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
+    # Queued behind any statement still running, and a no-op there when no transaction is open.
     try:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
+        await conn.rollback()
     except sqlite3.Error:  # the transaction may already be gone (e.g. SQLite rolled it back itself)
         log.debug("rollback after failure failed", exc_info=True)
 
@@ -152,6 +152,8 @@ async def connect(path: Path) -> aiosqlite.Connection:
     conn.row_factory = sqlite3.Row
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Refuse a file that is not a codex-mcp database before changing it (WAL mode is persistent).
+        await migrations.current_version(conn, path)
         await _enable_wal(conn)
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = NORMAL")

@@ -1,0 +1,548 @@
+"""The MCP server: its tool listing, the read tools, caller identity, and real stdio servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from codex_mcp.app import App
+from codex_mcp.errors import ConfigError
+from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.server import build_server
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database, open_database
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store import issues as issues_store
+from codex_mcp.store import relationships as relationships_store
+from codex_mcp.store.instances import NewInstance
+from codex_mcp.store.issues import Issue
+from codex_mcp.store.relationships import Relationship
+from codex_mcp.tmux import NOT_IN_TMUX
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+# Read at import: the autouse `clean_environment` fixture removes every CODEX_MCP_* variable.
+UPDATE_SNAPSHOTS = os.environ.get("CODEX_MCP_UPDATE_SNAPSHOTS") == "1"
+EXPECTED_TOOLS = {"query_instances", "get_instance", "list_events"}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def ok(result: Any) -> dict[str, Any]:
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+def new_instance(instance_id: str, worktree: Path, **extra: Any) -> NewInstance:
+    kind = instance_id.split("-")[0]
+    return NewInstance(
+        id=instance_id,
+        type=kind,
+        worktree_path=str(worktree),
+        branch_name=f"codex/{instance_id}",
+        tmux_session=f"codex-{instance_id}",
+        **extra,
+    )
+
+
+async def event_rows(db: Database, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetchall(f"SELECT * FROM mcp_events WHERE {where} ORDER BY id", params)]
+
+
+ISSUE_TITLE = "Fix the flux capacitor"
+
+
+async def populate(app: App) -> None:
+    """Issue 12 cached; work-12-a1 spawned review-12-a1 and forked work-12-a2; work-13-a1 terminated."""
+    root = app.settings.cwd
+    async with app.db.write() as tx:
+        await issues_store.upsert_many(
+            tx, [Issue(number=12, title=ISSUE_TITLE, state="open", repo_owner="octo", repo_name="flux")]
+        )
+        await instances_store.insert(
+            tx,
+            new_instance(
+                "work-12-a1",
+                root / "wt" / "work-12-a1",
+                issue_number=12,
+                prompt="implement the flux capacitor",
+            ),
+        )
+        await instances_store.insert(
+            tx,
+            new_instance("review-12-a1", root / "wt" / "review-12-a1", issue_number=12, prompt="review it"),
+        )
+        await instances_store.insert(
+            tx, new_instance("work-12-a2", root / "wt" / "work-12-a2", issue_number=12, agent_number=2)
+        )
+        await instances_store.insert(
+            tx, new_instance("work-13-a1", root / "wt" / "work-13-a1", issue_number=13)
+        )
+        assert await instances_store.mark_terminated(tx, "work-13-a1")
+        await relationships_store.add(
+            tx,
+            Relationship(
+                parent_instance="work-12-a1",
+                child_instance="review-12-a1",
+                relationship_type="spawned_review",
+            ),
+        )
+        await relationships_store.add(
+            tx,
+            Relationship(
+                parent_instance="work-12-a1", child_instance="work-12-a2", relationship_type="created_fork"
+            ),
+        )
+
+
+async def app_for(app: App, instance_id: str) -> App:
+    instance = await instances_store.require(app.db, instance_id)
+    return App(settings=app.settings, db=app.db, caller=Caller(instance, "explicit"))
+
+
+def tool_listing(tools: Any) -> list[dict[str, Any]]:
+    listing = []
+    for t in sorted(tools, key=lambda t: t.name):
+        data = t.model_dump(mode="json", by_alias=True, exclude_none=True)
+        listing.append(
+            {
+                k: data.get(k)
+                for k in ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+            }
+        )
+    return listing
+
+
+# ------------------------------------------------------------------------------------------ tools/list
+
+
+async def test_tools_list_is_complete_and_described(app: App) -> None:
+    async with Client(build_server(app)) as client:
+        listed = (await client.list_tools()).tools
+        instructions = client.instructions
+    assert {t.name for t in listed} == EXPECTED_TOOLS
+    assert len(listed) == len(EXPECTED_TOOLS)
+    for t in listed:
+        assert t.title and t.title.strip(), t.name
+        assert t.description and len(t.description) > 40, t.name
+        assert t.annotations is not None, t.name
+        for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
+            assert getattr(t.annotations, hint) is not None, (t.name, hint)
+        # These three only read the store.
+        assert t.annotations.read_only_hint is True and t.annotations.destructive_hint is False
+        assert t.output_schema is not None and t.output_schema.get("properties"), t.name
+        assert "call" not in t.input_schema.get("properties", {}) and "ctx" not in t.input_schema.get(
+            "properties", {}
+        )
+        for name, prop in t.input_schema.get("properties", {}).items():
+            assert str(prop.get("description", "")).strip(), f"{t.name}.{name} has no description"
+    assert instructions is not None
+    assert "instance" in instructions.lower()
+    for name in EXPECTED_TOOLS:
+        assert name in instructions
+
+
+async def test_tools_list_matches_snapshot(app: App) -> None:
+    async with Client(build_server(app)) as client:
+        listing = tool_listing((await client.list_tools()).tools)
+    rendered = json.dumps(listing, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if UPDATE_SNAPSHOTS:
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SNAPSHOT.write_text(rendered, encoding="utf-8")
+    assert SNAPSHOT.exists(), (
+        f"{SNAPSHOT} is missing; create it with: CODEX_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest "
+        "tests/test_server.py -k snapshot"
+    )
+    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    assert listing == expected, (
+        "tools/list changed (names, titles, descriptions, schemas or annotations that clients see). If the "
+        "change is intended, regenerate the snapshot with: CODEX_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/python -m "
+        f"pytest tests/test_server.py -k snapshot, and review the diff of {SNAPSHOT.name}"
+    )
+
+
+# ------------------------------------------------------------------------------------ query_instances
+
+
+async def test_query_instances_filters(app: App) -> None:
+    await populate(app)
+    async with Client(build_server(app)) as client:
+        default = ok(await client.call_tool("query_instances", {}))
+        terminated = ok(await client.call_tool("query_instances", {"status": "terminated"}))
+        everything = ok(await client.call_tool("query_instances", {"status": "all"}))
+        reviews = ok(await client.call_tool("query_instances", {"type": "review"}))
+        issue12 = ok(await client.call_tool("query_instances", {"issue_number": 12}))
+        issue13 = ok(await client.call_tool("query_instances", {"issue_number": 13}))
+        issue13_all = ok(await client.call_tool("query_instances", {"issue_number": 13, "status": "all"}))
+        limited = ok(await client.call_tool("query_instances", {"limit": 2}))
+
+    def ids(result: dict[str, Any]) -> list[str]:
+        return [i["id"] for i in result["instances"]]
+
+    # Newest first (same second: insertion order reversed).
+    assert ids(default) == ["work-12-a2", "review-12-a1", "work-12-a1", "adhoc-a1"]
+    assert default["count"] == 4 and default["truncated"] is False
+    assert default["caller_instance_id"] == "adhoc-a1"
+    by_id = {i["id"]: i for i in default["instances"]}
+    assert by_id["work-12-a1"]["issue_title"] == ISSUE_TITLE
+    assert by_id["review-12-a1"]["issue_title"] == ISSUE_TITLE
+    assert by_id["adhoc-a1"]["issue_title"] is None
+    assert all(i["status"] == "running" for i in default["instances"])
+    assert "prompt" not in by_id["work-12-a1"]
+
+    assert ids(terminated) == ["work-13-a1"]
+    assert terminated["instances"][0]["terminated_at"]
+    assert terminated["instances"][0]["issue_title"] is None  # issue 13 is not cached
+    assert sorted(ids(everything)) == sorted([*ids(default), "work-13-a1"])
+    assert ids(reviews) == ["review-12-a1"]
+    assert sorted(ids(issue12)) == ["review-12-a1", "work-12-a1", "work-12-a2"]
+    assert ids(issue13) == []
+    assert ids(issue13_all) == ["work-13-a1"]
+    assert limited["count"] == 2 and limited["truncated"] is True
+
+    rows = await event_rows(app.db)
+    assert len(rows) == 8
+    assert all(r["tool_name"] == "query_instances" and r["success"] == 1 for r in rows)
+    assert json.loads(rows[1]["metadata"])["args"]["status"] == "terminated"
+
+
+@pytest.mark.parametrize(
+    "arguments", [{"status": "bogus"}, {"type": "manager"}, {"issue_number": 0}, {"limit": 0}]
+)
+async def test_query_instances_bad_filter_is_an_error_never_a_success(
+    app: App, arguments: dict[str, Any]
+) -> None:
+    async with Client(build_server(app)) as client:
+        result = await client.call_tool("query_instances", arguments)
+    assert result.is_error
+    (field,) = arguments
+    assert field in text_of(result)
+    assert await event_rows(app.db, "success = 1") == []
+
+
+# --------------------------------------------------------------------------------------- get_instance
+
+
+async def test_get_instance_shows_row_relationships_and_recent_events(app: App) -> None:
+    await populate(app)
+    worker = await app_for(app, "work-12-a1")
+    async with Client(build_server(worker)) as client:
+        ok(await client.call_tool("query_instances", {"type": "review"}))
+        failed = await client.call_tool("get_instance", {"instance_id": "work-77-a1"})
+        assert failed.is_error
+        work = ok(await client.call_tool("get_instance", {"instance_id": "work-12-a1"}))
+    async with Client(build_server(app)) as client:
+        review = ok(await client.call_tool("get_instance", {"instance_id": "review-12-a1"}))
+
+    instance = work["instance"]
+    assert instance["id"] == "work-12-a1" and instance["status"] == "running"
+    assert instance["prompt"] == "implement the flux capacitor"
+    assert instance["issue_title"] == ISSUE_TITLE
+    assert work["parents"] == []
+    children = {c["id"]: c for c in work["children"]}
+    assert set(children) == {"review-12-a1", "work-12-a2"}
+    assert children["review-12-a1"]["relationship_type"] == "spawned_review"
+    assert children["work-12-a2"]["relationship_type"] == "created_fork"
+    assert children["review-12-a1"]["issue_title"] == ISSUE_TITLE
+    assert children["review-12-a1"]["relationship_created"]
+    assert "prompt" not in children["review-12-a1"]
+    # Its own earlier calls, newest first (the get_instance call itself is recorded after it answers).
+    recent = work["recent_events"]
+    assert [(e["tool_name"], e["success"]) for e in recent] == [
+        ("get_instance", False),
+        ("query_instances", True),
+    ]
+    assert all(e["instance_id"] == "work-12-a1" and e["instance_type"] == "work" for e in recent)
+    assert "not found" in recent[0]["error_message"]
+
+    assert review["instance"]["id"] == "review-12-a1"
+    assert [(p["id"], p["relationship_type"]) for p in review["parents"]] == [
+        ("work-12-a1", "spawned_review")
+    ]
+    assert review["children"] == []
+    assert review["recent_events"] == []
+
+    # The prompt the result carried is recorded only as a digest.
+    (recorded,) = await event_rows(
+        app.db, "tool_name = 'get_instance' AND success = 1 AND instance_id = ?", ("work-12-a1",)
+    )
+    summary = json.loads(recorded["metadata"])["result"]
+    assert summary["instance"]["prompt"]["redacted"] is True
+    assert "implement the flux capacitor" not in recorded["metadata"]
+
+
+@pytest.mark.parametrize("instance_id", ["work-404-a1", "not an id", "work-12-a0"])
+async def test_get_instance_unknown_or_malformed_id_is_actionable(app: App, instance_id: str) -> None:
+    async with Client(build_server(app)) as client:
+        result = await client.call_tool("get_instance", {"instance_id": instance_id})
+    assert result.is_error
+    assert "query_instances" in text_of(result)
+    assert instance_id in text_of(result)
+    (row,) = await event_rows(app.db)
+    assert row["tool_name"] == "get_instance" and row["success"] == 0
+    assert "query_instances" in row["error_message"]
+
+
+# ---------------------------------------------------------------------------------------- list_events
+
+
+async def test_list_events_filters(app: App) -> None:
+    await populate(app)
+    worker = await app_for(app, "work-12-a1")
+    async with Client(build_server(worker)) as client:
+        ok(await client.call_tool("query_instances", {}))
+    async with Client(build_server(app)) as client:
+        ok(await client.call_tool("query_instances", {}))
+        assert (await client.call_tool("get_instance", {"instance_id": "work-99-a1"})).is_error
+        ok(await client.call_tool("get_instance", {"instance_id": "work-12-a1"}))
+        # One old event, from before the default window of a day.
+        async with app.db.write() as tx:
+            await tx.execute(
+                "UPDATE mcp_events SET timestamp = '2020-01-01 00:00:00' WHERE id = "
+                "(SELECT MIN(id) FROM mcp_events WHERE instance_id = 'adhoc-a1')"
+            )
+
+        def listed(result: Any) -> list[tuple[str, str, bool]]:
+            data = ok(result)
+            assert data["count"] == len(data["events"])
+            return [(e["instance_id"], e["tool_name"], e["success"]) for e in data["events"]]
+
+        by_worker = listed(await client.call_tool("list_events", {"instance_id": "work-12-a1"}))
+        gets = listed(await client.call_tool("list_events", {"tool_name": "get_instance"}))
+        failures = await client.call_tool("list_events", {"success": False})
+        recent = listed(await client.call_tool("list_events", {"tool_name": "query_instances"}))
+        old_too = listed(
+            await client.call_tool(
+                "list_events", {"tool_name": "query_instances", "since": "2019-12-31T00:00:00Z"}
+            )
+        )
+        last_hour = listed(
+            await client.call_tool("list_events", {"tool_name": "query_instances", "since": "1h"})
+        )
+        limited = ok(await client.call_tool("list_events", {"limit": 1, "since": "1w"}))
+        bad_since = await client.call_tool("list_events", {"since": "yesterday"})
+        bad_id = await client.call_tool("list_events", {"instance_id": "boss"})
+
+    assert by_worker == [("work-12-a1", "query_instances", True)]
+    assert gets == [("adhoc-a1", "get_instance", True), ("adhoc-a1", "get_instance", False)]
+    failed = ok(failures)["events"]
+    assert [(e["tool_name"], e["success"]) for e in failed] == [("get_instance", False)]
+    assert "work-99-a1" in failed[0]["error_message"] and failed[0]["instance_type"] == "adhoc"
+    assert recent == [("work-12-a1", "query_instances", True)]  # the old one is outside the last day
+    assert old_too == [("work-12-a1", "query_instances", True), ("adhoc-a1", "query_instances", True)]
+    assert last_hour == recent
+    assert limited["count"] == 1 and limited["truncated"] is True
+
+    assert bad_since.is_error
+    message = text_of(bad_since)
+    assert "yesterday" in message and "30m" in message and "1d" in message
+    assert bad_id.is_error and "query_instances" in text_of(bad_id)
+    failed_rows = await event_rows(app.db, "tool_name = 'list_events' AND success = 0")
+    assert len(failed_rows) == 2
+    assert "30m" in failed_rows[0]["error_message"]
+
+
+# ------------------------------------------------------------------------------------ caller identity
+
+
+async def test_explicit_instance_is_the_caller(repo: Path, env: dict[str, str], db: Database) -> None:
+    async with db.write() as tx:
+        await instances_store.insert(tx, new_instance("work-5-a1", repo / "elsewhere", issue_number=5))
+    caller = await resolve_caller(Settings.load(env, cwd=repo, instance="work-5-a1"), db)
+    assert (caller.id, caller.source) == ("work-5-a1", "explicit")
+    from_env = await resolve_caller(Settings.load({**env, "CODEX_MCP_INSTANCE": "work-5-a1"}, cwd=repo), db)
+    assert (from_env.id, from_env.source) == ("work-5-a1", "explicit")
+
+    with pytest.raises(ConfigError) as raised:
+        await resolve_caller(Settings.load(env, cwd=repo, instance="work-6-a1"), db)
+    assert "work-6-a1" in str(raised.value) and "codex-mcp ls --all" in str(raised.value)
+    # Nothing was registered on the way.
+    assert [i.id for i in await instances_store.list_dashboard(db, status=None)] == ["work-5-a1"]
+
+
+async def test_cwd_inside_a_running_worktree_is_that_instance(
+    repo: Path, env: dict[str, str], db: Database
+) -> None:
+    worktree = repo.parent / "worktrees" / "work-6-a1"
+    git(repo, "worktree", "add", "-q", "-b", "codex/work-6-a1", str(worktree))
+    (worktree / "src" / "deep").mkdir(parents=True)
+    async with db.write() as tx:
+        await instances_store.insert(tx, new_instance("work-6-a1", worktree.resolve(), issue_number=6))
+    nested = Settings.load(env, cwd=worktree / "src" / "deep")
+    assert nested.require_db_path() == db.path  # every worktree shares the repository's database
+    caller = await resolve_caller(nested, db)
+    assert (caller.id, caller.source) == ("work-6-a1", "worktree")
+
+    # A terminated instance no longer owns its folder: whoever works there is registered as adhoc.
+    async with db.write() as tx:
+        await instances_store.mark_terminated(tx, "work-6-a1")
+    adhoc = await resolve_caller(nested, db)
+    assert (adhoc.id, adhoc.source) == ("adhoc-a1", "registered")
+    assert adhoc.instance.worktree_path == str(worktree.resolve())
+    assert adhoc.instance.branch_name == "codex/work-6-a1"
+
+
+async def test_otherwise_an_adhoc_instance_is_registered_once(
+    repo: Path, env: dict[str, str], db: Database
+) -> None:
+    git(repo, "checkout", "-q", "-b", "feature/odd-name")
+    (repo / "sub").mkdir()
+    caller = await resolve_caller(Settings.load(env, cwd=repo / "sub"), db)
+    assert (caller.id, caller.source) == ("adhoc-a1", "registered")
+    row = caller.instance
+    assert (row.type, row.status, row.agent_number) == ("adhoc", "running", 1)
+    assert row.worktree_path == str(repo)
+    assert row.branch_name == "feature/odd-name"
+    assert row.tmux_session == NOT_IN_TMUX == "(not in tmux)"
+    assert row.issue_number is None
+
+    again = await resolve_caller(Settings.load(env, cwd=repo), db)
+    assert again.id == "adhoc-a1" and again.source in ("worktree", "reused")
+    assert [i.id for i in await instances_store.list_dashboard(db, status=None)] == ["adhoc-a1"]
+
+
+# --------------------------------------------------------------------------------- real stdio servers
+
+
+def serve_params(repo: Path, cli_env: dict[str, str], *args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "codex_mcp", "serve", *args], cwd=repo, env=cli_env
+    )
+
+
+@pytest.mark.slow
+async def test_servers_started_at_once_share_one_adhoc_instance(repo: Path, cli_env: dict[str, str]) -> None:
+    servers = 6
+    answers: list[dict[str, Any]] = []
+
+    async def one() -> None:
+        async with Client(serve_params(repo, cli_env)) as client:
+            answers.append(ok(await client.call_tool("query_instances", {})))
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            for _ in range(servers):
+                tg.start_soon(one)
+
+    assert len(answers) == servers
+    assert {a["caller_instance_id"] for a in answers} == {"adhoc-a1"}
+    settings = Settings.load(cli_env, cwd=repo)
+    db = await open_database(settings.require_db_path())
+    try:
+        rows = await instances_store.list_dashboard(db, status=None)
+        assert [(r.id, r.type, r.worktree_path, r.branch_name) for r in rows] == [
+            ("adhoc-a1", "adhoc", str(repo), "main")
+        ]
+        recorded = await event_rows(db)
+        assert len(recorded) == servers
+        assert all(
+            r["instance_id"] == "adhoc-a1" and r["tool_name"] == "query_instances" and r["success"] == 1
+            for r in recorded
+        )
+    finally:
+        await db.close()
+
+
+@pytest.mark.slow
+async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[str, str]) -> None:
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "query_instances", "arguments": {}},
+        },
+    ]
+    lines: list[dict[str, Any]] = []
+    with anyio.fail_after(60):
+        async with await anyio.open_process(
+            [sys.executable, "-m", "codex_mcp", "serve"],
+            cwd=repo,
+            env=cli_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process:
+            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+            buffer = b""
+            for request in requests:
+                await process.stdin.send(json.dumps(request).encode() + b"\n")
+                if "id" not in request:
+                    continue
+                # Read until the answer to this request arrives; every line must be JSON-RPC.
+                while not any(m.get("id") == request["id"] for m in lines):
+                    chunk = await process.stdout.receive()
+                    buffer += chunk
+                    *complete, buffer = buffer.split(b"\n")
+                    for raw in complete:
+                        if raw.strip():
+                            message = json.loads(raw)
+                            assert message.get("jsonrpc") == "2.0", raw
+                            lines.append(message)
+            await process.stdin.aclose()
+            rest = b"".join([chunk async for chunk in process.stdout])
+            stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+            await process.wait()
+    for raw in (buffer + rest).split(b"\n"):
+        if raw.strip():
+            assert json.loads(raw).get("jsonrpc") == "2.0", raw
+    answers = {m["id"]: m for m in lines if "id" in m}
+    assert answers[1]["result"]["serverInfo"]["name"] == "codex"
+    assert {t["name"] for t in answers[2]["result"]["tools"]} == EXPECTED_TOOLS
+    called = answers[3]["result"]
+    assert called.get("isError") is not True
+    assert called["structuredContent"]["caller_instance_id"] == "adhoc-a1"
+    assert "adhoc-a1" in stderr  # the log goes to stderr
+    assert process.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("instance", ["work-1-a1", "not-an-id"])
+def test_serve_with_an_unusable_instance_fails_with_one_line(
+    repo: Path, cli_env: dict[str, str], instance: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_mcp", "serve", "--instance", instance],
+        cwd=repo,
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert instance in lines[0] and lines[0].startswith("codex-mcp: error:")
+    assert "Traceback" not in done.stderr
