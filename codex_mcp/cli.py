@@ -408,12 +408,17 @@ def db() -> None:
 def db_status(ctx: click.Context, as_json: bool) -> None:
     """Show the database path, its schema version and the migrations not yet applied (changes nothing)."""
     from codex_mcp.store import migrations
-    from codex_mcp.store.db import connect
+    from codex_mcp.store.db import check_creatable, connect
 
     settings = _settings(ctx)
     path = settings.require_db_path()
 
     async def main() -> migrations.MigrationStatus:
+        if not path.exists():
+            # Reporting must not create anything: a missing file is simply at version 0.
+            check_creatable(path)
+            known = migrations.load_migrations()
+            return migrations.MigrationStatus(0, known[-1].version, [m.name for m in known])
         conn = await connect(path)
         try:
             return await migrations.status(conn, path)
@@ -421,11 +426,18 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
             await conn.close()
 
     state = _run(main)
-    data = {"path": str(path), "version": state.version, "latest": state.latest, "pending": state.pending}
+    exists = path.exists()
+    data = {
+        "path": str(path),
+        "exists": exists,
+        "version": state.version,
+        "latest": state.latest,
+        "pending": state.pending,
+    }
     if as_json:
         _print_json(data)
         return
-    click.echo(f"database: {path}")
+    click.echo(f"database: {path}" + ("" if exists else " (not created yet: it is created on first use)"))
     click.echo(f"schema version: {state.version} (this codex-mcp knows up to {state.latest})")
     if state.newer_than_code:
         click.echo("the database is newer than this codex-mcp: upgrade codex-mcp to use it")

@@ -28,6 +28,7 @@ import sqlite3
 import time
 import typing
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -99,6 +100,10 @@ class ToolCall:
         self._relationships.append(
             Relationship(parent_instance=parent, child_instance=child, relationship_type=relationship_type)
         )
+
+    def safe_notes(self) -> dict[str, Any]:
+        """Tool-specific metadata, redacted like the arguments."""
+        return {k: redact(k, v) for k, v in self.notes.items()}
 
     async def compensate(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -235,6 +240,76 @@ def register(server: Any, *specs: ToolSpec) -> None:
         )
 
 
+# Set by the middleware for each tools/call; run_recorded marks it, so the middleware knows whether
+# the call reached a tool body (which records itself) or was rejected before it.
+_REACHED: ContextVar[list[bool] | None] = ContextVar("codex_mcp_tool_reached", default=None)
+
+
+async def record_rejected_calls(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Server middleware: a ``tools/call`` rejected before any tool ran still leaves one failed row.
+
+    That covers arguments that fail the input schema (the SDK validates them before calling the
+    tool) and unknown tool names. Nothing here ever turns a call into a success.
+    """
+    if getattr(ctx, "method", None) != "tools/call":
+        return await call_next(ctx)
+    reached = [False]
+    token = _REACHED.set(reached)
+    try:
+        result = await call_next(ctx)
+    except Exception as exc:
+        if not reached[0]:
+            await _record_rejected(ctx, f"the call was rejected: {exc}")
+        raise
+    finally:
+        _REACHED.reset(token)
+    if not reached[0]:
+        await _record_rejected(ctx, _result_text(result) or "the call was rejected before the tool ran")
+    return result
+
+
+def _result_text(result: Any) -> str:
+    content = getattr(result, "content", None)
+    if content is None and isinstance(result, dict):
+        content = result.get("content")
+    texts = []
+    for item in content or []:
+        text = getattr(item, "text", None) if not isinstance(item, dict) else item.get("text")
+        if isinstance(text, str):
+            texts.append(text)
+    return " ".join(texts)
+
+
+_INPUT_VALUE = re.compile(r"input_value=.*, input_type=")
+
+
+def _without_inputs(message: str) -> str:
+    """A validation message without the rejected values (they may be prompts or secrets)."""
+    lines = [
+        _INPUT_VALUE.sub("input_type=", line)
+        for line in message.splitlines()
+        if not line.strip().startswith("For further information visit")
+    ]
+    return "\n".join(lines)
+
+
+async def _record_rejected(ctx: Any, message: str) -> None:
+    message = _without_inputs(message)
+    params = getattr(ctx, "params", None) or {}
+    name = str(params.get("name") or "?")[:100]
+    arguments = params.get("arguments")
+    metadata: dict[str, Any] = {"rejected": True}
+    if isinstance(arguments, dict):
+        metadata["args"] = summarize_arguments({str(k): v for k, v in arguments.items()})
+    app: App = ctx.lifespan_context
+    try:
+        caller = app.caller_for(ctx)
+    except Exception:
+        log.warning("%s rejected before an identity was known", name)
+        return
+    await _fail(app, None, caller.id, name, message[:ERROR_MESSAGE_LIMIT], metadata, time.perf_counter())
+
+
 async def run_recorded(
     app: App,
     ctx: Context[Any, Any],
@@ -244,6 +319,8 @@ async def run_recorded(
     output_model: type[BaseModel],
 ) -> BaseModel:
     started = time.perf_counter()
+    if (reached := _REACHED.get()) is not None:
+        reached[0] = True
     metadata: dict[str, Any] = {"args": summarize_arguments(arguments)}
     caller_id: str | None = None
     call: ToolCall | None = None
@@ -274,7 +351,7 @@ async def run_recorded(
             await _fail(app, call, caller_id, name, "cancelled before it finished", metadata, started)
         raise
 
-    metadata.update(call.notes)
+    metadata.update(call.safe_notes())
     metadata["result"] = summarize_result(result)
     metadata["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     event = NewEvent(instance_id=call.caller.id, tool_name=name, success=True, metadata=metadata)
@@ -329,7 +406,7 @@ async def _fail(
     with anyio.CancelScope(shield=True):
         if call is not None:
             await call.compensate()
-            metadata = {**metadata, **call.notes}
+            metadata = {**metadata, **call.safe_notes()}
         if caller_id is None:
             log.warning("%s refused before an identity was known: %s", name, message)
             return

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp import __version__
 from codex_mcp.app import App, open_app
+from codex_mcp.recording import record_rejected_calls
 from codex_mcp.settings import Settings
 from codex_mcp.tools import register_all
 
@@ -62,6 +63,7 @@ def build_server(app: App) -> MCPServer[App]:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=app.settings.log_level,
+        middleware=[record_rejected_calls],
     )
     register_all(server)
     return server

@@ -37,8 +37,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env={**os.environ, **GIT_ENV})
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
+    )
     return done.stdout.strip()
 
 
@@ -91,7 +92,16 @@ def cli_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
     yield {**base, **env}
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str], check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real `codex-mcp` command (this interpreter's installation) in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "codex_mcp", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "codex_mcp", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )

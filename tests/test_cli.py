@@ -117,32 +117,70 @@ def seed(path: Path) -> None:
                     "INSERT INTO github_issues (number, title, state, repo_owner, repo_name) "
                     "VALUES (7, 'Fix the frobnicator', 'open', 'octo', 'repo')"
                 )
-                await instances_store.insert(tx, instances_store.NewInstance(
-                    id="work-7-a1", type="work", worktree_path=str(path.parent / "wt" / "work-7-a1"),
-                    branch_name="codex/work-7-a1", base_branch="main", tmux_session="codex-work-7-a1",
-                    issue_number=7, prompt="fix it", agent_number=1,
-                ))
-                await instances_store.insert(tx, instances_store.NewInstance(
-                    id="review-7-a1", type="review", worktree_path=str(path.parent / "wt" / "review-7-a1"),
-                    branch_name="codex/review-7-a1", tmux_session="codex-review-7-a1", issue_number=7,
-                    agent_number=1,
-                ))
-                await relationships_store.add(tx, relationships_store.Relationship(
-                    parent_instance="work-7-a1", child_instance="review-7-a1", relationship_type="spawned_review",
-                ))
+                await instances_store.insert(
+                    tx,
+                    instances_store.NewInstance(
+                        id="work-7-a1",
+                        type="work",
+                        worktree_path=str(path.parent / "wt" / "work-7-a1"),
+                        branch_name="codex/work-7-a1",
+                        base_branch="main",
+                        tmux_session="codex-work-7-a1",
+                        issue_number=7,
+                        prompt="fix it",
+                        agent_number=1,
+                    ),
+                )
+                await instances_store.insert(
+                    tx,
+                    instances_store.NewInstance(
+                        id="review-7-a1",
+                        type="review",
+                        worktree_path=str(path.parent / "wt" / "review-7-a1"),
+                        branch_name="codex/review-7-a1",
+                        tmux_session="codex-review-7-a1",
+                        issue_number=7,
+                        agent_number=1,
+                    ),
+                )
+                await relationships_store.add(
+                    tx,
+                    relationships_store.Relationship(
+                        parent_instance="work-7-a1",
+                        child_instance="review-7-a1",
+                        relationship_type="spawned_review",
+                    ),
+                )
                 await instances_store.mark_terminated(tx, "review-7-a1")
-                await events_store.record(tx, events_store.NewEvent(
-                    instance_id="work-7-a1", tool_name="spawn_review_instance", success=True,
-                    metadata={"duration_ms": 12.5},
-                ))
-                await events_store.record(tx, events_store.NewEvent(
-                    instance_id="review-7-a1", tool_name="send_feedback", success=False,
-                    error_message="target is gone",
-                ))
-                old = await events_store.record(tx, events_store.NewEvent(
-                    instance_id="work-7-a1", tool_name="query_instances", success=True,
-                ))
-                await tx.execute("UPDATE mcp_events SET timestamp = '2000-06-01 12:00:00' WHERE id = ?", (old,))
+                await events_store.record(
+                    tx,
+                    events_store.NewEvent(
+                        instance_id="work-7-a1",
+                        tool_name="spawn_review_instance",
+                        success=True,
+                        metadata={"duration_ms": 12.5},
+                    ),
+                )
+                await events_store.record(
+                    tx,
+                    events_store.NewEvent(
+                        instance_id="review-7-a1",
+                        tool_name="send_feedback",
+                        success=False,
+                        error_message="target is gone",
+                    ),
+                )
+                old = await events_store.record(
+                    tx,
+                    events_store.NewEvent(
+                        instance_id="work-7-a1",
+                        tool_name="query_instances",
+                        success=True,
+                    ),
+                )
+                await tx.execute(
+                    "UPDATE mcp_events SET timestamp = '2000-06-01 12:00:00' WHERE id = ?", (old,)
+                )
         finally:
             await db.close()
 
@@ -152,7 +190,9 @@ def seed(path: Path) -> None:
 # --------------------------------------------------------------------------------------------- help
 
 
-def command_paths(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def command_paths(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
         for name, sub in sorted(command.commands.items()):
@@ -164,13 +204,26 @@ ALL_COMMANDS = list(command_paths(cli))
 
 def test_the_command_tree_has_the_contract_commands() -> None:
     names = {" ".join(path) for path, _ in ALL_COMMANDS}
-    for expected in ("serve", "ls", "show", "events", "config get", "config set", "config ls", "config unset",
-                     "db migrate", "db status", "demo"):
+    for expected in (
+        "serve",
+        "ls",
+        "show",
+        "events",
+        "config get",
+        "config set",
+        "config ls",
+        "config unset",
+        "db migrate",
+        "db status",
+        "demo",
+    ):
         assert expected in names
     assert any(isinstance(c, click.Group) and path for path, c in ALL_COMMANDS)  # nested groups are walked
 
 
-@pytest.mark.parametrize(("path", "command"), ALL_COMMANDS, ids=[" ".join(p) or "codex-mcp" for p, _ in ALL_COMMANDS])
+@pytest.mark.parametrize(
+    ("path", "command"), ALL_COMMANDS, ids=[" ".join(p) or "codex-mcp" for p, _ in ALL_COMMANDS]
+)
 def test_every_command_has_help(
     path: tuple[str, ...], command: click.Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,7 +241,9 @@ def test_every_command_has_help(
             assert name in result.stdout  # the group lists its subcommands
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
-            assert (param.help or "").strip() or param.name in ("help", "version"), f"{path}: {param.name} has no help"
+            assert (param.help or "").strip() or param.name in ("help", "version"), (
+                f"{path}: {param.name} has no help"
+            )
 
 
 def test_version_in_process() -> None:
@@ -261,7 +316,9 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
     assert data["instance"]["prompt"] == "fix it"
     assert set(table_columns(db_file(here), "instances")) <= set(data["instance"])
     assert data["parents"] == []
-    assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [("review-7-a1", "spawned_review")]
+    assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [
+        ("review-7-a1", "spawned_review")
+    ]
     assert {e["tool_name"] for e in data["events"]} == {"spawn_review_instance", "query_instances"}
     assert all(e["instance_id"] == "work-7-a1" for e in data["events"])
 
@@ -304,9 +361,14 @@ def test_events_json_and_filters(here: Path) -> None:
     seed(db_file(here))
     rows = ok_json("events", "--since", "1d", "--json")
     assert isinstance(rows, list)
-    assert sorted(r["tool_name"] for r in rows) == ["send_feedback", "spawn_review_instance"]  # not the old one
+    assert sorted(r["tool_name"] for r in rows) == [
+        "send_feedback",
+        "spawn_review_instance",
+    ]  # not the old one
     columns = table_columns(db_file(here), "mcp_events")
-    assert {"id", "instance_id", "tool_name", "success", "error_message", "metadata", "timestamp"} <= set(columns)
+    assert {"id", "instance_id", "tool_name", "success", "error_message", "metadata", "timestamp"} <= set(
+        columns
+    )
     for row in rows:
         assert set(columns) <= set(row)
     spawn = next(r for r in rows if r["tool_name"] == "spawn_review_instance")
@@ -349,8 +411,13 @@ def test_events_bad_instance_is_one_line(here: Path) -> None:
 def test_config_set_get_ls_unset(here: Path) -> None:
     assert ok("config", "get", "terminal.theme").stdout == "dark\n"
     entry = ok_json("config", "get", "terminal.theme", "--json")
-    assert entry == {"key": "terminal.theme", "value": "dark", "is_encrypted": False, "source": "default",
-                     "updated_at": None}
+    assert entry == {
+        "key": "terminal.theme",
+        "value": "dark",
+        "is_encrypted": False,
+        "source": "default",
+        "updated_at": None,
+    }
     assert ok("config", "set", "terminal.theme", "light").stdout == "terminal.theme = light\n"
     assert ok("config", "get", "terminal.theme").stdout == "light\n"
     listed = {e["key"]: e for e in ok_json("config", "ls", "--json")}  # type: ignore[union-attr]
@@ -392,8 +459,9 @@ def test_config_secret_without_key_file_is_one_line(here: Path, env: dict[str, s
     ok("config", "set", "github.token", "canary-x", "--secret")
     Path(env["CODEX_MCP_SECRET_KEY_FILE"]).unlink()
     assert ok("config", "get", "github.token").stdout == "********\n"  # the mask needs no key
-    one_line_error(invoke("config", "get", "github.token", "--reveal"), "missing",
-                   env["CODEX_MCP_SECRET_KEY_FILE"])
+    one_line_error(
+        invoke("config", "get", "github.token", "--reveal"), "missing", env["CODEX_MCP_SECRET_KEY_FILE"]
+    )
 
 
 def test_config_errors_are_one_line(here: Path) -> None:
@@ -412,20 +480,36 @@ def test_config_errors_are_one_line(here: Path) -> None:
 
 def test_db_status_and_migrate(here: Path) -> None:
     status = ok_json("db", "status", "--json")
-    assert status == {"path": str(db_file(here)), "version": 0, "latest": LATEST, "pending": MIGRATION_NAMES}
+    assert status == {
+        "path": str(db_file(here)),
+        "exists": False,
+        "version": 0,
+        "latest": LATEST,
+        "pending": MIGRATION_NAMES,
+    }
+    assert not db_file(here).exists()  # reporting created nothing
+    assert "not created yet" in ok("db", "status").stdout
     out = ok("db", "migrate").stdout
     for name in MIGRATION_NAMES:
         assert name in out
     assert f"schema version {LATEST}" in out
     assert schema_version(db_file(here)) == LATEST
     status = ok_json("db", "status", "--json")
-    assert status == {"path": str(db_file(here)), "version": LATEST, "latest": LATEST, "pending": []}
+    assert status == {
+        "path": str(db_file(here)),
+        "exists": True,
+        "version": LATEST,
+        "latest": LATEST,
+        "pending": [],
+    }
     assert "up to date" in ok("db", "migrate").stdout
     text = ok("db", "status").stdout
     assert str(db_file(here)) in text and "up to date" in text
 
 
-def test_db_flag_and_variable_choose_the_file(here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_flag_and_variable_choose_the_file(
+    here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     flag_db = tmp_path / "flag" / "x.db"
     ok("--db", str(flag_db), "db", "migrate")
     assert schema_version(flag_db) == LATEST
@@ -465,7 +549,9 @@ def test_database_newer_than_the_code(here: Path) -> None:
     conn.close()
 
 
-def test_database_path_inside_a_regular_file(here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_path_inside_a_regular_file(
+    here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("just text\n")
     bad = blocker / "codex.db"
@@ -500,7 +586,9 @@ def test_corrupt_database_is_one_line_and_untouched(here: Path, kind: str) -> No
     assert path.read_bytes() == before
 
 
-def test_foreign_sqlite_database_is_refused_untouched(here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_foreign_sqlite_database_is_refused_untouched(
+    here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = tmp_path / "someone-elses.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")

@@ -17,7 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_wheel_ships_schema_and_migrations_and_uses_them(tmp_path: Path) -> None:
     out = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
@@ -28,9 +39,11 @@ def test_wheel_ships_schema_and_migrations_and_uses_them(tmp_path: Path) -> None
     assert "codex_mcp/_sql/schema.sql" in names
     for name in migrations:
         assert f"codex_mcp/_sql/migrations/{name}" in names
-    entry_points = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    ).decode()
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
+        .decode()
+    )
     assert "codex-mcp = codex_mcp.cli:main" in entry_points
 
     # Installed from the wheel (not this checkout), the runner must find the packaged files.

@@ -227,7 +227,10 @@ async def test_tampered_ciphertext_fails_cleanly(uc: UserConfig, db: Database) -
     row = await db.fetchone("SELECT value FROM user_config WHERE key = 'github.token'")
     assert row is not None
     stored = row["value"]
-    flipped = stored[:-3] + ("A" if stored[-3] != "A" else "B") + stored[-2:]
+    # Flip a character in the middle: near the end, base64 padding bits may be unused and a flip
+    # there would not change a single decoded byte.
+    middle = len(stored) // 2
+    flipped = stored[:middle] + ("A" if stored[middle] != "A" else "B") + stored[middle + 1 :]
     for bad in (flipped, "not-encrypted", "v1:!!!", "v1:AAAA"):
         with sqlite3.connect(db.path, timeout=15) as raw:
             raw.execute("UPDATE user_config SET value = ? WHERE key = 'github.token'", (bad,))
@@ -348,8 +351,9 @@ def test_concurrent_creation_in_processes_agrees_on_one_key(tmp_path: Path) -> N
         "print(base64.b64encode(KeyFile(Path(sys.argv[1])).load(create=True)).decode())\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     outputs = []
@@ -434,8 +438,21 @@ async def test_sensitive_key_requires_secret(uc: UserConfig, db: Database, key_p
 
 
 @pytest.mark.parametrize(
-    "key", ["nodot", "Terminal.theme", "terminal.", ".theme", "a..b", "a.b-c", "1a.b", "a.1b", "", "a b.c",
-            "terminal.theme\n", "x.y;drop"],
+    "key",
+    [
+        "nodot",
+        "Terminal.theme",
+        "terminal.",
+        ".theme",
+        "a..b",
+        "a.b-c",
+        "1a.b",
+        "a.1b",
+        "",
+        "a b.c",
+        "terminal.theme\n",
+        "x.y;drop",
+    ],
 )
 async def test_bad_key_names_are_refused(uc: UserConfig, key: str) -> None:
     with pytest.raises(InputError, match="is not a config key"):

@@ -236,6 +236,35 @@ async def test_query_instances_bad_filter_is_an_error_never_a_success(
     (field,) = arguments
     assert field in text_of(result)
     assert await event_rows(app.db, "success = 1") == []
+    # Rejected before the tool ran, the call still leaves exactly one failed row.
+    (row,) = await event_rows(app.db)
+    assert (row["tool_name"], row["success"], row["instance_id"]) == ("query_instances", 0, app.caller.id)
+    assert field in row["error_message"]
+    assert json.loads(row["metadata"])["rejected"] is True
+
+
+async def test_rejected_calls_are_recorded_once_without_the_rejected_values(app: App) -> None:
+    canary = "canary-" + os.urandom(8).hex()
+    async with Client(build_server(app)) as client:
+        wrong_type = await client.call_tool("get_instance", {"instance_id": {"prompt": canary}})
+        too_long = await client.call_tool("get_instance", {"instance_id": canary * 10})
+        unknown = await client.call_tool("no_such_tool", {"prompt": canary})
+    assert wrong_type.is_error and too_long.is_error and unknown.is_error
+    rows = await event_rows(app.db)
+    assert [(r["tool_name"], r["success"]) for r in rows] == [
+        ("get_instance", 0),
+        ("get_instance", 0),
+        ("no_such_tool", 0),
+    ]
+    assert "Unknown tool" in rows[2]["error_message"]
+    for row in rows:
+        assert canary not in row["error_message"]
+        assert canary not in (row["metadata"] or "")
+    await app.db.close()
+    for suffix in ("", "-wal"):
+        file = Path(str(app.db.path) + suffix)
+        if file.exists():
+            assert canary.encode() not in file.read_bytes()
 
 
 # --------------------------------------------------------------------------------------- get_instance

@@ -38,7 +38,13 @@ def test_every_contract_variable_is_read(repo: Path, tmp_path: Path) -> None:
     assert s.instance == "work-42-a3"
     assert s.tmux_socket == "codex-test.sock_1"
     assert s.agent_command == (
-        "my-agent", "--mcp-config", "{mcp_config}", "--prompt-file", "{prompt_file}", "-C", "{worktree}",
+        "my-agent",
+        "--mcp-config",
+        "{mcp_config}",
+        "--prompt-file",
+        "{prompt_file}",
+        "-C",
+        "{worktree}",
     )
     assert s.worktrees == tmp_path / "trees"
     assert s.github_api_url == "http://127.0.0.1:8123/api/v3"  # trailing slash dropped
@@ -95,7 +101,11 @@ def test_relative_paths_resolve_against_cwd_and_repository_root(repo: Path) -> N
     sub = repo / "pkg" / "deep"
     sub.mkdir(parents=True)
     s = Settings.load(
-        {"CODEX_MCP_DB": "data/x.db", "CODEX_MCP_WORKTREES": "trees", "CODEX_MCP_SECRET_KEY_FILE": "k/secret.key"},
+        {
+            "CODEX_MCP_DB": "data/x.db",
+            "CODEX_MCP_WORKTREES": "trees",
+            "CODEX_MCP_SECRET_KEY_FILE": "k/secret.key",
+        },
         cwd=sub,
     )
     assert s.db_path == sub / "data" / "x.db"
@@ -132,8 +142,9 @@ def test_flags_win_over_variables(repo: Path, tmp_path: Path) -> None:
 
 
 def test_a_good_flag_overrides_a_bad_variable(repo: Path) -> None:
-    s = Settings.load({"CODEX_MCP_PORT": "abc", "CODEX_MCP_LOG_LEVEL": "LOUD"}, cwd=repo, port=8080,
-                      log_level="warn")
+    s = Settings.load(
+        {"CODEX_MCP_PORT": "abc", "CODEX_MCP_LOG_LEVEL": "LOUD"}, cwd=repo, port=8080, log_level="warn"
+    )
     assert s.port == 8080
     assert s.log_level == "WARNING"
 
@@ -266,8 +277,9 @@ def test_agent_command_errors_say_what_to_do(repo: Path) -> None:
 
 
 def test_agent_command_is_split_like_a_shell_without_running_one(repo: Path) -> None:
-    s = Settings.load({"CODEX_MCP_AGENT_COMMAND": "agent \"two words\" 'x; rm -rf /' $HOME {instance_id}"},
-                      cwd=repo)
+    s = Settings.load(
+        {"CODEX_MCP_AGENT_COMMAND": "agent \"two words\" 'x; rm -rf /' $HOME {instance_id}"}, cwd=repo
+    )
     assert s.agent_command == ("agent", "two words", "x; rm -rf /", "$HOME", "{instance_id}")
 
 

@@ -12,6 +12,7 @@ a cancelled or failing body rolls back (shielded from the cancellation itself).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -132,6 +133,23 @@ def _database_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
             "or set CODEX_MCP_DB to a file you can write"
         )
     return DatabaseError(f"database {path}: {text}")
+
+
+def check_creatable(path: Path) -> None:
+    """Raise the error creating ``path`` would give, without creating anything."""
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DatabaseError(
+            f"cannot create database {path}: {existing} is not a folder; set CODEX_MCP_DB to a file in a "
+            "folder you can write"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DatabaseError(
+            f"cannot create database {path}: {existing} is not writable by you; set CODEX_MCP_DB to a file "
+            "in a folder you can write"
+        )
 
 
 async def connect(path: Path) -> aiosqlite.Connection:
