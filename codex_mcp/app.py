@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_mcp.errors import PermissionDenied
 from codex_mcp.identity import Caller, resolve_caller
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
+
+if TYPE_CHECKING:
+    from codex_mcp.lifecycle import Lifecycle
 
 
 @dataclass
@@ -18,6 +21,12 @@ class App:
     settings: Settings
     db: Database
     caller: Caller | None = None
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        from codex_mcp.lifecycle import Lifecycle
+
+        return Lifecycle(self.settings, self.db)
 
     def caller_for(self, ctx: Any) -> Caller:
         """The instance a tool call acts for. stdio: the identity resolved at start."""

@@ -159,6 +159,7 @@ def ls_command(
 
     async def main() -> list[Any]:
         async with open_app(_settings(ctx)) as app:
+            await app.lifecycle.reconcile_quietly()
             return await store.list_dashboard(
                 app.db,
                 status=None if show_all else "running",
@@ -193,6 +194,26 @@ def ls_command(
     )
 
 
+def _tree_lines(root: str, edges: list[dict[str, Any]], highlight: str) -> list[str]:
+    children: dict[str, list[dict[str, Any]]] = {}
+    for edge in edges:
+        children.setdefault(edge["parent_instance"], []).append(edge)
+    lines = [root + ("  <-" if root == highlight else "")]
+
+    def walk(node: str, indent: str) -> None:
+        kids = children.get(node, [])
+        for index, edge in enumerate(kids):
+            last = index == len(kids) - 1
+            child = edge["child_instance"]
+            mark = "  <-" if child == highlight else ""
+            label = f"{child} ({edge['relationship_type']}, {edge['child_status']}){mark}"
+            lines.append(indent + ("└─ " if last else "├─ ") + label)
+            walk(child, indent + ("   " if last else "│  "))
+
+    walk(root, "")
+    return lines
+
+
 @cli.command()
 @click.argument("instance_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -207,8 +228,11 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 
     async def main() -> dict[str, Any]:
         async with open_app(_settings(ctx)) as app:
+            await app.lifecycle.reconcile_quietly()
             inst = await instances.require(app.db, instance_id)
+            root, edges = await relationships.tree_of(app.db, instance_id)
             return {
+                "tree": {"root": root, "edges": [e.model_dump(mode="json") for e in edges]},
                 "instance": inst.model_dump(mode="json"),
                 "parents": [
                     p.model_dump(mode="json") for p in await relationships.parents_of(app.db, instance_id)
@@ -237,6 +261,12 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
         click.echo(
             f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none")
         )
+    if inst.get("pr_number"):
+        click.echo(f"{'pull request':>14}: #{inst['pr_number']}")
+    if data["tree"]["edges"]:
+        click.echo("relationship tree:")
+        for line in _tree_lines(data["tree"]["root"], data["tree"]["edges"], instance_id):
+            click.echo("  " + line)
     if data["events"]:
         _table(
             "recent tool calls",
@@ -470,6 +500,178 @@ def db_migrate(ctx: click.Context) -> None:
         click.echo(f"applied {', '.join(applied)}; {path} is at schema version {version}")
     else:
         click.echo(f"{path} is up to date (schema version {version})")
+
+
+# ------------------------------------------------------------------------------------------ lifecycle
+
+
+def _instance_summary(instance: Any) -> str:
+    socket = f" -L {instance.tmux_socket}" if instance.tmux_socket else ""
+    return (
+        f"{instance.id}: tmux session {instance.tmux_session}{socket}, worktree {instance.worktree_path}, "
+        f"branch {instance.branch_name}"
+    )
+
+
+@cli.command()
+@click.option("--issue", type=click.IntRange(min=1), default=None, help="GitHub issue to work on.")
+@click.option(
+    "--base", default=None, metavar="BRANCH", help="Branch to start from (default: the current one)."
+)
+@click.option("--prompt", default=None, help="Instructions for the agent.")
+@click.option(
+    "--prompt-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the instructions from this file.",
+)
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(["work", "adhoc"]),
+    default=None,
+    help="work (needs --issue; the default with --issue) or adhoc (the default without).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new instance as JSON.")
+@click.pass_context
+def start(
+    ctx: click.Context,
+    issue: int | None,
+    base: str | None,
+    prompt: str | None,
+    prompt_file: Path | None,
+    type_: str | None,
+    as_json: bool,
+) -> None:
+    """Start an agent: a worktree on a new branch, a tmux session, the agent with our MCP server.
+
+    The instance is work-N-aK with --issue N, else adhoc-aK. Attach to it with `codex-mcp attach ID`.
+    """
+    from codex_mcp.app import open_app
+    from codex_mcp.errors import InputError
+
+    if prompt is not None and prompt_file is not None:
+        raise InputError("give --prompt or --prompt-file, not both")
+    text = prompt_file.read_text(encoding="utf-8") if prompt_file is not None else prompt
+    kind = cast(InstanceType, type_ or ("work" if issue is not None else "adhoc"))
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            lifecycle = app.lifecycle
+            prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=text, type=kind)
+            return await lifecycle.commit(prepared)
+
+    instance = _run(main)
+    if as_json:
+        _print_json(instance.model_dump(mode="json"))
+        return
+    click.echo("started " + _instance_summary(instance))
+    click.echo(f"attach with: codex-mcp attach {instance.id}")
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.pass_context
+def attach(ctx: click.Context, instance_id: str) -> None:
+    """Attach this terminal to an instance's tmux session (detach again with C-b d)."""
+    from codex_mcp.app import open_app
+    from codex_mcp.errors import StateError
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
+    from codex_mcp.tmux import Tmux
+
+    validate_instance_id(instance_id)
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            await app.lifecycle.reconcile_quietly()
+            return await instances.require(app.db, instance_id)
+
+    instance = _run(main)
+    if instance.status != "running":
+        raise StateError(f"{instance.id} is terminated; `codex-mcp resume {instance.id}` restarts its agent")
+    argv = Tmux(instance.tmux_socket).argv("attach-session", "-t", f"={instance.tmux_session}")
+    os.execvp(argv[0], argv)  # noqa: S606 - argv, no shell
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
+    """Terminate an instance: kill its tmux session and apply the cleanup policy."""
+    from codex_mcp.app import open_app
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
+
+    validate_instance_id(instance_id)
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            target = await instances.require(app.db, instance_id)
+            outcome, _ = await app.lifecycle.terminate(target)
+            async with app.db.write() as tx:
+                await instances.mark_terminated(tx, target.id)
+            return outcome
+
+    outcome = _run(main)
+    if as_json:
+        _print_json(outcome.model_dump(mode="json"))
+        return
+    click.echo(f"{outcome.instance_id} terminated (session {outcome.session.replace('_', ' ')})")
+    click.echo(f"worktree {outcome.cleanup.worktree}, branch {outcome.cleanup.branch}")
+    for reason in outcome.cleanup.kept_because:
+        click.echo(f"  kept: {reason}")
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.pass_context
+def resume(ctx: click.Context, instance_id: str) -> None:
+    """Restart a dead instance's agent in its worktree, continuing its conversation."""
+    from codex_mcp.app import open_app
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
+
+    validate_instance_id(instance_id)
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            await app.lifecycle.reconcile_quietly()
+            target = await instances.require(app.db, instance_id)
+            return await app.lifecycle.resume(target)
+
+    instance = _run(main)
+    click.echo("resumed " + _instance_summary(instance))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def reconcile(ctx: click.Context, as_json: bool) -> None:
+    """Mark instances whose agent or tmux session died as terminated, and list orphans."""
+    from codex_mcp.app import open_app
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            return await app.lifecycle.reconcile(find_orphans=True)
+
+    report = _run(main)
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    click.echo("terminated: " + (", ".join(report.terminated) or "none"))
+    if report.unreachable_sockets:
+        click.echo("tmux did not answer on: " + ", ".join(report.unreachable_sockets) + " (left as they are)")
+    if report.orphan_sessions:
+        click.echo(
+            "tmux sessions named like instances, with no running instance: "
+            + ", ".join(report.orphan_sessions)
+        )
+    if report.orphan_worktrees:
+        click.echo("folders under the worktrees root with no running instance:")
+        for path in report.orphan_worktrees:
+            click.echo(f"  {path}")
 
 
 # ----------------------------------------------------------------------------------------------- demo

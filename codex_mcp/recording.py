@@ -57,6 +57,15 @@ log = logging.getLogger(__name__)
 READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
+# Creating instances or writing feedback adds things (a new instance each call) and removes nothing;
+# everything happens on this machine.
+ADDITIVE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+# Terminating kills an agent's session (and, per the cleanup policy, may remove a clean worktree).
+DESTRUCTIVE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+)
 
 SENSITIVE_ARGUMENTS = frozenset(
     {"prompt", "reviewer_prompt", "feedback", "description", "body", "token", "secret", "password", "value"}
@@ -83,6 +92,7 @@ class ToolCall:
     _writes: list[Write] = field(default_factory=list)
     _undo: list[Undo] = field(default_factory=list)
     _relationships: list[Relationship] = field(default_factory=list)
+    _after_commit: list[Undo] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 
     def stage(self, write: Write, *, undo: Undo | None = None) -> None:
@@ -100,6 +110,17 @@ class ToolCall:
         self._relationships.append(
             Relationship(parent_instance=parent, child_instance=child, relationship_type=relationship_type)
         )
+
+    def after_commit(self, action: Undo) -> None:
+        """Run ``action`` once the call's transaction has committed (e.g. start a delayed kill)."""
+        self._after_commit.append(action)
+
+    async def run_after_commit(self) -> None:
+        for action in self._after_commit:
+            try:
+                await action()
+            except Exception:
+                log.exception("%s: an after-commit step failed", self.tool_name)
 
     def safe_notes(self) -> dict[str, Any]:
         """Tool-specific metadata, redacted like the arguments."""
@@ -373,6 +394,7 @@ async def run_recorded(
             log.exception("%s: its database changes could not be written", name)
         await _fail(app, call, caller_id, name, message, metadata, started)
         raise ToolError(message) from None
+    await call.run_after_commit()
     return result
 
 

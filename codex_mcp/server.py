@@ -9,15 +9,13 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 
-from codex_mcp import __version__
+from codex_mcp import SERVER_NAME, __version__
 from codex_mcp.app import App, open_app
 from codex_mcp.recording import record_rejected_calls
 from codex_mcp.settings import Settings
 from codex_mcp.tools import register_all
 
 log = logging.getLogger(__name__)
-
-SERVER_NAME = "codex"
 
 INSTRUCTIONS = """\
 codex-mcp coordinates several coding agents working on one git repository at once.
@@ -28,6 +26,15 @@ ids look like work-123-a1 (a work instance on GitHub issue 123, agent 1), review
 reviewer of that work) or adhoc-a1 (a session started by hand). An instance is running or
 terminated; nothing else about it is guessed.
 
+The review loop: a work instance calls spawn_review_instance when its work is ready; a reviewer
+starts on a snapshot of that worktree (uncommitted changes included) and answers with send_feedback,
+which lands as a markdown file under .codex/feedback/ in the work worktree plus a notice in the work
+agent's terminal. Each side ends itself with terminate_instance when done.
+
+- spawn_review_instance (work instances): start a reviewer on a snapshot of your work.
+- send_feedback (review instances): deliver your review to the work you review.
+- fork_instance: start another agent on the same issue from a snapshot of your work.
+- terminate_instance: end yourself (default) or an instance you spawned or forked.
 - query_instances: who is working on what (running instances by default), with issue titles.
 - get_instance: one instance in full: prompt, the instance it came from, the reviews and forks it
   made, and its recent tool calls.

@@ -1,7 +1,8 @@
-"""The tmux adapter.
+"""The tmux adapter: the only module that runs tmux.
 
-Start-up only needs to know which session the current process runs in; that is one
-``tmux display-message`` call (argv, no shell), without importing libtmux.
+tmux is run as a binary with argv lists (never a shell), each call with a timeout, so that "tmux
+did not answer" can be told apart from "the session is gone". libtmux offers the same calls
+through the same binary but without timeouts, which reconcile needs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_mcp.errors import UpstreamError
 
 NOT_IN_TMUX = "(not in tmux)"
 
@@ -28,3 +33,118 @@ def current_session(environ: Mapping[str, str] | None = None) -> str | None:
         return None
     name = done.stdout.strip()
     return name if done.returncode == 0 and name else None
+
+
+# ------------------------------------------------------------------------------------ async operations
+# tmux gets argv lists: a command given as several words runs without a shell. Targets use the
+# `=name` form so a session name never matches another by prefix.
+
+
+class TmuxError(UpstreamError):
+    pass
+
+
+class TmuxUnreachable(TmuxError):
+    """tmux did not answer (missing binary, permissions, timeout): NOT the same as "no sessions"."""
+
+
+_NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    name: str
+    pane_pid: int | None
+    pane_dead: bool
+
+
+@dataclass(frozen=True)
+class Tmux:
+    socket: str | None = None
+
+    def argv(self, *args: str) -> list[str]:
+        return ["tmux", *(["-L", self.socket] if self.socket else []), *args]
+
+    async def _run(self, *args: str, input: bytes | None = None, timeout: float = 15) -> tuple[int, str, str]:
+        import anyio
+
+        try:
+            with anyio.fail_after(timeout):
+                done = await anyio.run_process(self.argv(*args), input=input, check=False)
+        except TimeoutError as exc:
+            raise TmuxUnreachable(f"tmux did not answer within {timeout:.0f} s ({args[0]})") from exc
+        except FileNotFoundError as exc:
+            raise TmuxUnreachable("tmux is not installed or not on PATH; install tmux and retry") from exc
+        except PermissionError as exc:
+            raise TmuxUnreachable(f"cannot run tmux: {exc.strerror}") from exc
+        return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+    async def list_sessions(self) -> dict[str, SessionInfo]:
+        """Every session on this server (one call); empty when no server runs. Raises TmuxUnreachable."""
+        code, out, err = await self._run(
+            "list-panes",
+            "-a",
+            "-F",
+            "#{session_name}\t#{pane_pid}\t#{pane_dead}\t#{window_index}.#{pane_index}",
+        )
+        if code != 0:
+            if any(marker in err for marker in _NO_SERVER):
+                return {}
+            raise TmuxUnreachable(f"tmux list-panes failed: {err.strip() or 'exit ' + str(code)}")
+        sessions: dict[str, SessionInfo] = {}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) < 3 or parts[0] in sessions:
+                continue
+            pid = int(parts[1]) if parts[1].isdigit() else None
+            sessions[parts[0]] = SessionInfo(parts[0], pid, parts[2] == "1")
+        return sessions
+
+    async def has_session(self, name: str) -> bool:
+        return name in await self.list_sessions()
+
+    async def new_session(
+        self, name: str, cwd: Path, argv: list[str], *, width: int = 200, height: int = 50
+    ) -> int:
+        """Start ``argv`` (no shell) in a new detached session; the pane's process id."""
+        code, out, err = await self._run(
+            "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), "-c", str(cwd),
+            "-P", "-F", "#{pane_pid}", "--", *argv,
+        )  # fmt: skip
+        if code != 0:
+            raise TmuxError(f"tmux could not start session {name}: {err.strip() or 'exit ' + str(code)}")
+        pid = out.strip().splitlines()[-1] if out.strip() else ""
+        if not pid.isdigit():
+            raise TmuxError(f"tmux started session {name} but did not report its process id")
+        return int(pid)
+
+    async def kill_session(self, name: str) -> bool:
+        """Kill the session; False when it did not exist (or no server runs)."""
+        code, _, err = await self._run("kill-session", "-t", f"={name}")
+        if code == 0:
+            return True
+        if "can't find session" in err or any(marker in err for marker in _NO_SERVER):
+            return False
+        raise TmuxError(f"tmux could not kill session {name}: {err.strip()}")
+
+    async def paste(self, name: str, text: str, *, enter: bool = True) -> None:
+        """Paste ``text`` into the session's active pane byte for byte (a buffer, no key parsing)."""
+        buffer = f"codex-{os.getpid()}-{os.urandom(4).hex()}"
+        code, _, err = await self._run("load-buffer", "-b", buffer, "-", input=text.encode("utf-8"))
+        if code != 0:
+            raise TmuxError(f"tmux could not load the text for {name}: {err.strip()}")
+        # -p: bracketed paste when the program asked for it, so newlines do not submit early.
+        code, _, err = await self._run("paste-buffer", "-d", "-p", "-b", buffer, "-t", f"={name}:")
+        if code != 0:
+            await self._run("delete-buffer", "-b", buffer)
+            raise TmuxError(f"tmux could not paste into {name}: {err.strip()}")
+        if enter:
+            code, _, err = await self._run("send-keys", "-t", f"={name}:", "Enter")
+            if code != 0:
+                raise TmuxError(f"tmux could not press Enter in {name}: {err.strip()}")
+
+    async def capture(self, name: str) -> str:
+        code, out, err = await self._run("capture-pane", "-p", "-J", "-S", "-", "-t", f"={name}:")
+        if code != 0:
+            raise TmuxError(f"tmux could not read session {name}: {err.strip()}")
+        return out

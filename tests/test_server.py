@@ -30,7 +30,16 @@ from codex_mcp.tmux import NOT_IN_TMUX
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 # Read at import: the autouse `clean_environment` fixture removes every CODEX_MCP_* variable.
 UPDATE_SNAPSHOTS = os.environ.get("CODEX_MCP_UPDATE_SNAPSHOTS") == "1"
-EXPECTED_TOOLS = {"query_instances", "get_instance", "list_events"}
+READ_TOOLS = {"query_instances", "get_instance", "list_events"}
+EXPECTED_TOOLS = {
+    "query_instances",
+    "get_instance",
+    "list_events",
+    "spawn_review_instance",
+    "fork_instance",
+    "send_feedback",
+    "terminate_instance",
+}
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -146,8 +155,11 @@ async def test_tools_list_is_complete_and_described(app: App) -> None:
         assert t.annotations is not None, t.name
         for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
             assert getattr(t.annotations, hint) is not None, (t.name, hint)
-        # These three only read the store.
-        assert t.annotations.read_only_hint is True and t.annotations.destructive_hint is False
+        if t.name in READ_TOOLS:  # they only read the store
+            assert t.annotations.read_only_hint is True and t.annotations.destructive_hint is False
+        else:  # they change the world; only terminating removes anything
+            assert t.annotations.read_only_hint is False
+            assert t.annotations.destructive_hint is (t.name == "terminate_instance")
         assert t.output_schema is not None and t.output_schema.get("properties"), t.name
         assert "call" not in t.input_schema.get("properties", {}) and "ctx" not in t.input_schema.get(
             "properties", {}

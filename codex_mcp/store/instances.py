@@ -13,7 +13,7 @@ from codex_mcp.store.db import Database, Tx
 
 _COLUMNS = (
     "id, type, status, worktree_path, branch_name, base_branch, tmux_session, claude_pid, "
-    "issue_number, pr_number, created_at, terminated_at, prompt, agent_number"
+    "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id"
 )
 
 
@@ -33,6 +33,8 @@ class InstanceSummary(BaseModel):
     created_at: str | None = Field(default=None, description="Creation time, UTC (YYYY-MM-DD HH:MM:SS)")
     terminated_at: str | None = Field(default=None, description="Termination time, UTC")
     agent_number: int | None = Field(default=None, description="n in the id's a<n>")
+    tmux_socket: str | None = Field(default=None, description="tmux -L socket of the session (null: default)")
+    agent_session_id: str | None = Field(default=None, description="Agent conversation id, for resume")
     issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
 
 
@@ -53,6 +55,8 @@ class NewInstance(BaseModel):
     issue_number: int | None = None
     prompt: str | None = None
     agent_number: int = 1
+    tmux_socket: str | None = None
+    agent_session_id: str | None = None
 
 
 def _instance(row: sqlite3.Row) -> Instance:
@@ -147,7 +151,8 @@ async def next_agent_number(tx: Tx, type: InstanceType, issue_number: int | None
 async def insert(tx: Tx, new: NewInstance) -> None:
     await tx.execute(
         "INSERT INTO instances (id, type, status, worktree_path, branch_name, base_branch, tmux_session, "
-        "claude_pid, issue_number, prompt, agent_number) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+        "claude_pid, issue_number, prompt, agent_number, tmux_socket, agent_session_id) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.id,
             new.type,
@@ -159,6 +164,8 @@ async def insert(tx: Tx, new: NewInstance) -> None:
             new.issue_number,
             new.prompt,
             new.agent_number,
+            new.tmux_socket,
+            new.agent_session_id,
         ),
     )
 
@@ -210,3 +217,52 @@ async def mark_terminated(tx: Tx, instance_id: str) -> bool:
         (instance_id,),
     )
     return changed > 0
+
+
+class LaunchedInstance(BaseModel):
+    """What reconcile needs of a running instance whose agent we launched."""
+
+    id: str
+    tmux_session: str
+    tmux_socket: str | None
+    claude_pid: int | None
+    age_seconds: float
+
+
+async def list_running_launched(db: Database) -> list[LaunchedInstance]:
+    """Running instances with an agent we started (claude_pid set): the ones reconcile can check."""
+    rows = await db.fetchall(
+        "SELECT id, tmux_session, tmux_socket, claude_pid, "
+        "(julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds FROM instances "
+        f"WHERE type IN ({', '.join('?' * len(INSTANCE_TYPES))}) AND status = 'running' AND claude_pid IS NOT NULL",
+        INSTANCE_TYPES,
+    )
+    return [LaunchedInstance.model_validate(dict(r)) for r in rows]
+
+
+async def list_running(db: Database) -> list[Instance]:
+    return await list_dashboard(db, status="running")
+
+
+async def mark_terminated_many(db: Database, instance_ids: list[str]) -> list[str]:
+    """Terminate every listed instance still running; the ids that changed."""
+    changed: list[str] = []
+    if not instance_ids:
+        return changed
+    async with db.write() as tx:
+        for instance_id in instance_ids:
+            if await mark_terminated(tx, instance_id):
+                changed.append(instance_id)
+    return changed
+
+
+async def mark_resumed(tx: Tx, instance_id: str, *, claude_pid: int, tmux_socket: str | None) -> None:
+    await tx.execute(
+        "UPDATE instances SET status = 'running', terminated_at = NULL, claude_pid = ?, tmux_socket = ? "
+        "WHERE id = ?",
+        (claude_pid, tmux_socket, instance_id),
+    )
+
+
+async def set_pr_number(tx: Tx, instance_id: str, pr_number: int) -> None:
+    await tx.execute("UPDATE instances SET pr_number = ? WHERE id = ?", (pr_number, instance_id))

@@ -69,6 +69,7 @@ async def query_instances(
     request numbers. Call get_instance with an id for its prompt, its parents/children and its
     recent tool calls.
     """
+    await call.app.lifecycle.reconcile_quietly()
     rows = await instances_store.list_dashboard(
         call.app.db,
         status=None if status == "all" else status,
@@ -104,6 +105,7 @@ async def get_instance(
     """
     validate_instance_id(instance_id)
     db = call.app.db
+    await call.app.lifecycle.reconcile_quietly()
     instance = await instances_store.require(db, instance_id)
     parents = await relationships_store.parents_of(db, instance_id)
     children = await relationships_store.children_of(db, instance_id)

@@ -1,0 +1,214 @@
+"""How an agent is launched: its argv (never through a shell), its MCP config, its environment.
+
+The default profile is Claude Code. ``CODEX_MCP_AGENT_COMMAND`` selects any other agent CLI: a
+template split like a shell would split it, with placeholders ``{instance_id}`` ``{mcp_config}``
+``{prompt_file}`` ``{worktree}``.
+
+tmux refuses command lines longer than about 16 KB, so tmux never sees the agent's argv: it runs our
+small launcher (``python -m codex_mcp.launch SPEC``), which reads the argv from a 0600 JSON file,
+waits until the instance's row is committed, and execs the agent (keeping the pane's process id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_mcp import SERVER_NAME
+from codex_mcp.errors import ConfigError, StateError
+from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
+
+# Environment passed on to agents (and so to their MCP servers). The tmux server may be an
+# older process with another environment, so what matters is set explicitly by the launcher.
+PASS_THROUGH_PREFIXES = ("CODEX_MCP_", "ANTHROPIC_", "CLAUDE_CODE_")
+PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "IS_SANDBOX", "DISABLE_AUTOUPDATER")
+# Claude Code's option for our tools: allows every tool of the `codex` server without a dialog.
+CLAUDE_ALLOWED_TOOLS = f"mcp__{SERVER_NAME}"
+# Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
+MAX_PROMPT_BYTES = 128 * 1024 - 1
+
+
+def server_command() -> list[str]:
+    """``codex-mcp`` of this very installation, by absolute path."""
+    script = Path(sys.executable).parent / "codex-mcp"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    found = shutil.which("codex-mcp", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "codex_mcp"]
+
+
+def mcp_config(instance_id: str, db_path: Path, extra_env: dict[str, str] | None = None) -> dict[str, object]:
+    """The MCP config handed to an agent: our stdio server, serving this instance."""
+    command = server_command()
+    return {
+        "mcpServers": {
+            SERVER_NAME: {
+                "type": "stdio",
+                "command": command[0],
+                "args": [*command[1:], "serve", "--instance", instance_id],
+                "env": {"CODEX_MCP_INSTANCE": instance_id, "CODEX_MCP_DB": str(db_path), **(extra_env or {})},
+            }
+        }
+    }
+
+
+@dataclass(frozen=True)
+class AgentFiles:
+    """Where an instance's launch files live (``<worktree>/.codex``, excluded from git status)."""
+
+    worktree: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.worktree / ".codex"
+
+    @property
+    def mcp_config(self) -> Path:
+        return self.folder / "mcp.json"
+
+    @property
+    def prompt(self) -> Path:
+        return self.folder / "prompt.md"
+
+    @property
+    def launch_spec(self) -> Path:
+        return self.folder / "launch.json"
+
+    @property
+    def feedback(self) -> Path:
+        return self.folder / "feedback"
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """An agent CLI: Claude Code (``template is None``) or a ``CODEX_MCP_AGENT_COMMAND`` template."""
+
+    template: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return "claude" if self.template is None else self.template[0]
+
+    def executable(self) -> str:
+        return "claude" if self.template is None else self.template[0]
+
+    def check_available(self, path: str | None = None) -> str:
+        exe = self.executable()
+        found = shutil.which(exe, path=path)
+        if not found:
+            hint = (
+                "install Claude Code (npm install -g @anthropic-ai/claude-code)"
+                if self.template is None
+                else "fix CODEX_MCP_AGENT_COMMAND"
+            )
+            raise StateError(f"agent command {exe!r} was not found on PATH; {hint}, then retry")
+        return found
+
+    def argv(
+        self, *, instance_id: str, files: AgentFiles, prompt: str, session_id: str, resume: bool
+    ) -> list[str]:
+        if self.template is None:
+            argv = ["claude", "--mcp-config", str(files.mcp_config), "--allowedTools", CLAUDE_ALLOWED_TOOLS]
+            if resume:
+                return [*argv, "--resume", session_id]
+            # `--mcp-config` and `--allowedTools` take several values: without `--` the prompt would be
+            # read as one more of them. After `--`, a prompt starting with `-` is still the prompt.
+            return [*argv, "--session-id", session_id, "--", prompt]
+        values = {
+            "instance_id": instance_id,
+            "mcp_config": str(files.mcp_config),
+            "prompt_file": str(files.prompt),
+            "worktree": str(files.worktree),
+        }
+        out = []
+        for word in self.template:
+            for key, value in values.items():
+                word = word.replace("{" + key + "}", value)
+            out.append(word)
+        return out
+
+
+def profile_from(template: tuple[str, ...] | None) -> AgentProfile:
+    return AgentProfile(template=template)
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def agent_environment(instance_id: str, db_path: Path, settings: Settings) -> dict[str, str]:
+    """The agent's environment: ours (filtered), plus what makes its own spawns behave like ours."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(PASS_THROUGH_PREFIXES) or k in PASS_THROUGH}
+    # Settings may come from flags or an injected mapping rather than os.environ: hand them on, so the
+    # agent's server spawns on the same tmux socket, with the same agent command, in the same places.
+    env["CODEX_MCP_INSTANCE"] = instance_id
+    env["CODEX_MCP_DB"] = str(db_path)
+    for name, value in (
+        ("CODEX_MCP_TMUX_SOCKET", settings.tmux_socket),
+        ("CODEX_MCP_AGENT_COMMAND", shlex.join(settings.agent_command) if settings.agent_command else None),
+        ("CODEX_MCP_WORKTREES", str(settings.worktrees) if settings.worktrees else None),
+        ("CODEX_MCP_SECRET_KEY_FILE", str(settings.secret_key_file) if settings.secret_key_file else None),
+        ("CODEX_MCP_SERVER_URL", settings.server_url),
+        ("CODEX_MCP_GITHUB_REPO", settings.github_repo),
+    ):
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+    if settings.github_api_url != DEFAULT_GITHUB_API_URL:
+        env["CODEX_MCP_GITHUB_API_URL"] = settings.github_api_url
+    return env
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only the user can read, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_launch_files(
+    *,
+    profile: AgentProfile,
+    instance_id: str,
+    files: AgentFiles,
+    prompt: str,
+    session_id: str,
+    db_path: Path,
+    settings: Settings,
+    resume: bool = False,
+) -> list[str]:
+    """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher)."""
+    if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
+        raise ConfigError(
+            f"the prompt is {len(prompt.encode('utf-8'))} bytes; agents accept at most {MAX_PROMPT_BYTES} "
+            "(one command-line argument); shorten it or put the details in a file the agent can read"
+        )
+    env = agent_environment(instance_id, db_path, settings)
+    write_private(files.prompt, prompt)
+    write_private(files.mcp_config, json.dumps(mcp_config(instance_id, db_path), indent=2) + "\n")
+    argv = profile.argv(
+        instance_id=instance_id, files=files, prompt=prompt, session_id=session_id, resume=resume
+    )
+    spec = {
+        "instance_id": instance_id,
+        "db": str(db_path),
+        "argv": argv,
+        "env": env,
+        "cwd": str(files.worktree),
+    }
+    write_private(files.launch_spec, json.dumps(spec, indent=2) + "\n")
+    return [sys.executable, "-m", "codex_mcp.launch", str(files.launch_spec)]

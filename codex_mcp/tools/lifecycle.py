@@ -1,0 +1,187 @@
+"""Tools that create, connect and end instances: reviews, forks, feedback, termination."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from codex_mcp.lifecycle import CleanupOutcome, FeedbackType, Prepared, Priority
+from codex_mcp.recording import ADDITIVE, DESTRUCTIVE, ToolCall, tool
+from codex_mcp.store import Tx
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store.instances import Instance
+
+
+class SpawnReviewResult(BaseModel):
+    review_instance_id: str = Field(description="Id of the new review instance")
+    session_name: str = Field(description="tmux session the reviewer runs in")
+    worktree_path: str = Field(description="Worktree holding the snapshot of your work")
+    branch_name: str = Field(description="Branch of the review worktree")
+
+
+class ForkResult(BaseModel):
+    instance_id: str = Field(description="Id of the new work instance")
+    session_name: str = Field(description="tmux session it runs in")
+    worktree_path: str = Field(description="Its worktree, starting from a snapshot of yours")
+    branch_name: str = Field(description="Its branch")
+
+
+class SendFeedbackResult(BaseModel):
+    feedback_id: str = Field(description="Id of the feedback (also its file name)")
+    delivery_status: str = Field(description="delivered (announced in the work agent's terminal) or queued")
+    target_instance_id: str = Field(description="The work instance that received it")
+
+
+class TerminateResult(BaseModel):
+    instance_id: str = Field(description="The instance terminated")
+    status: str = Field(description="terminated")
+    session: str = Field(description="killed, already_gone, or scheduled (your own session, ends shortly)")
+    cleanup: CleanupOutcome = Field(description="What happened to the worktree and branch, and why")
+
+
+async def _caller(call: ToolCall) -> Instance:
+    # The row as it is now (the identity was resolved at start; the status may have changed since).
+    return await instances_store.require(call.app.db, call.caller.id)
+
+
+def _stage_spawn(call: ToolCall, prepared: Prepared) -> None:
+    call.stage(prepared.write, undo=prepared.undo)
+
+
+@tool(title="Spawn a review instance", annotations=ADDITIVE)
+async def spawn_review_instance(
+    call: ToolCall,
+    reviewer_prompt: Annotated[
+        str | None,
+        Field(
+            description="What the reviewer should focus on, in addition to the generated review brief "
+            "(changed files, diff stats, the issue, how to answer)",
+            max_length=100_000,
+        ),
+    ] = None,
+) -> SpawnReviewResult:
+    """Ask for a review of your current work: start a reviewer agent on a snapshot of your worktree.
+
+    Call it when your work is ready to be looked at. The snapshot includes uncommitted and untracked
+    changes and is taken without touching your files or index. The reviewer gets a brief built from
+    your diff against your base branch and the issue, and answers with send_feedback: the feedback
+    appears as a markdown file under .codex/feedback/ in your worktree and as a notice in your
+    terminal. Only work instances may call this, a limited number of times (reviews.max_iterations).
+    Returns the reviewer's instance id, tmux session, worktree and branch.
+    """
+    caller = await _caller(call)
+    prepared = await call.app.lifecycle.prepare_review(caller, reviewer_prompt)
+    _stage_spawn(call, prepared)
+    call.relate(caller.id, prepared.new.id, "spawned_review")
+    return SpawnReviewResult(
+        review_instance_id=prepared.new.id,
+        session_name=prepared.session,
+        worktree_path=str(prepared.worktree),
+        branch_name=prepared.branch,
+    )
+
+
+@tool(title="Fork this instance", annotations=ADDITIVE)
+async def fork_instance(
+    call: ToolCall,
+    prompt: Annotated[
+        str | None,
+        Field(description="Instructions for the fork (default: your own prompt)", max_length=100_000),
+    ] = None,
+) -> ForkResult:
+    """Start another agent on the same issue from a snapshot of your worktree (uncommitted work included).
+
+    Use it to try an alternative approach in parallel without disturbing your own work. The fork is a
+    new instance with the next agent number (e.g. work-12-a2) on its own branch and tmux session; you
+    can follow it with get_instance and end it with terminate_instance. Review instances cannot fork.
+    """
+    caller = await _caller(call)
+    prepared = await call.app.lifecycle.prepare_fork(caller, prompt)
+    _stage_spawn(call, prepared)
+    call.relate(caller.id, prepared.new.id, "created_fork")
+    return ForkResult(
+        instance_id=prepared.new.id,
+        session_name=prepared.session,
+        worktree_path=str(prepared.worktree),
+        branch_name=prepared.branch,
+    )
+
+
+@tool(title="Send review feedback", annotations=ADDITIVE)
+async def send_feedback(
+    call: ToolCall,
+    feedback: Annotated[
+        str,
+        Field(
+            description="The review, in markdown: what to change and why, with file and line references",
+            min_length=1,
+            max_length=200_000,
+        ),
+    ],
+    feedback_type: Annotated[
+        FeedbackType,
+        Field(
+            description="needs_work (changes required), suggestions (optional improvements), clarification "
+            "(questions for the author) or approved"
+        ),
+    ],
+    priority: Annotated[
+        Priority, Field(description="How urgent the feedback is: low, medium or high")
+    ] = "medium",
+) -> SendFeedbackResult:
+    """Send your review to the work instance you are reviewing (review instances only).
+
+    The feedback is written verbatim as a markdown file under .codex/feedback/ in the work instance's
+    worktree, and a one-line notice pointing at it is typed into the work agent's terminal. When the
+    work agent's session is gone the file is still written and the status is 'queued'. After sending
+    your final feedback, end your own instance with terminate_instance.
+    """
+    caller = await _caller(call)
+    outcome = await call.app.lifecycle.send_feedback(caller, feedback, feedback_type, priority)
+    call.notes["feedback_file"] = outcome.feedback_file
+    return SendFeedbackResult(
+        feedback_id=outcome.feedback_id,
+        delivery_status=outcome.delivery_status,
+        target_instance_id=outcome.target_instance_id,
+    )
+
+
+@tool(title="Terminate an instance", annotations=DESTRUCTIVE)
+async def terminate_instance(
+    call: ToolCall,
+    instance_id: Annotated[
+        str | None,
+        Field(
+            description="Instance to end: yourself (the default) or one you spawned or forked", max_length=64
+        ),
+    ] = None,
+) -> TerminateResult:
+    """End an instance: kill its tmux session (and agent) and mark it terminated.
+
+    Call it without an id to end yourself when your job is done (your session ends a moment after
+    this answer). You may also end instances you spawned or forked, and theirs. The worktree follows
+    the cleanup policy (instances.cleanup_policy): by default everything is kept; a removal policy
+    never deletes uncommitted work or commits that are neither pushed nor merged, and the result says
+    what was kept and why.
+    """
+    caller = await _caller(call)
+    lifecycle = call.app.lifecycle
+    target = await lifecycle.authorize_terminate(caller, instance_id or caller.id)
+    outcome, after = await lifecycle.terminate(target, deferred=target.id == caller.id)
+
+    async def mark(tx: Tx) -> None:
+        await instances_store.mark_terminated(tx, target.id)
+
+    call.stage(mark)
+    if after is not None:
+        call.after_commit(after)
+    return TerminateResult(
+        instance_id=outcome.instance_id,
+        status=outcome.status,
+        session=outcome.session,
+        cleanup=outcome.cleanup,
+    )
+
+
+TOOLS = [spawn_review_instance, fork_instance, send_feedback, terminate_instance]
