@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +108,89 @@ def run_cli(
         timeout=120,
         check=check,
     )
+
+
+# ------------------------------------------------------------------------------ tmux and stand-in agents
+
+
+@pytest.fixture
+def tmux_socket() -> Iterator[str]:
+    """A private tmux server (its own -L socket) that survives its last session, killed afterwards."""
+    name = f"codex-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["tmux", "-L", name, "new-session", "-d", "-s", "_keep"], check=True)
+    subprocess.run(["tmux", "-L", name, "set-option", "-g", "exit-empty", "off"], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+
+
+def tmux_sessions(socket: str) -> set[str]:
+    done = subprocess.run(
+        ["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True
+    )
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
+def standin_command(script: Path) -> str:
+    """CODEX_MCP_AGENT_COMMAND running the scripted stand-in agent (a real MCP client)."""
+    return (
+        f"{sys.executable} -m codex_mcp.standin --mcp-config {{mcp_config}} --instance {{instance_id}} "
+        f"--script {script}"
+    )
+
+
+@pytest.fixture
+def write_script(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Write a stand-in script ({"work": [steps], "review": [...]}) and return its path."""
+    counter = iter(range(1_000_000))
+
+    def write(script: dict[str, Any]) -> Path:
+        path = tmp_path / f"script-{next(counter)}.json"
+        path.write_text(json.dumps(script), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def lifecycle_settings(
+    repo: Path, env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
+) -> Callable[..., Settings]:
+    """Settings for spawning in `repo` on the private tmux server, agents being stand-ins.
+
+    Call it with a script (default: agents that do nothing but stay alive) and optional extra variables.
+    """
+
+    def make(script: dict[str, Any] | None = None, **extra: str) -> Settings:
+        path = write_script(script or {})
+        mapping = {
+            **env,
+            "CODEX_MCP_TMUX_SOCKET": tmux_socket,
+            "CODEX_MCP_AGENT_COMMAND": standin_command(path),
+            **extra,
+        }
+        return Settings.load(mapping, cwd=repo)
+
+    return make
+
+
+def read_standin_log(worktree: Path) -> list[dict[str, Any]]:
+    path = worktree / ".codex" / "standin.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Await a condition (polling): the first truthy value, or fail after ``timeout`` seconds."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while True:
+            value = predicate()
+            if hasattr(value, "__await__"):
+                value = await value
+            if value:
+                return value
+            await anyio.sleep(interval)
