@@ -12,6 +12,7 @@ waits until the instance's row is committed, and execs the agent (keeping the pa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 from codex_mcp import SERVER_NAME
 from codex_mcp.errors import ConfigError, StateError
 from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
+
+log = logging.getLogger(__name__)
 
 # Environment passed on to agents (and so to their MCP servers). The tmux server may be an
 # older process with another environment, so what matters is set explicitly by the launcher.
@@ -189,6 +192,7 @@ def write_launch_files(
     session_id: str,
     db_path: Path,
     settings: Settings,
+    main_root: Path,
     resume: bool = False,
 ) -> list[str]:
     """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher)."""
@@ -198,6 +202,9 @@ def write_launch_files(
             "(one command-line argument); shorten it or put the details in a file the agent can read"
         )
     env = agent_environment(instance_id, db_path, settings)
+    if profile.template is None:
+        for change in prepare_claude_config(worktree=files.worktree, main_root=main_root, env=env):
+            log.info("%s: Claude Code config: %s", instance_id, change)
     write_private(files.prompt, prompt)
     write_private(files.mcp_config, json.dumps(mcp_config(instance_id, db_path), indent=2) + "\n")
     argv = profile.argv(
@@ -212,3 +219,61 @@ def write_launch_files(
     }
     write_private(files.launch_spec, json.dumps(spec, indent=2) + "\n")
     return [sys.executable, "-m", "codex_mcp.launch", str(files.launch_spec)]
+
+
+# ------------------------------------------------------------------------------- Claude Code dialogs
+# A freshly spawned Claude Code must not stop at a dialog nobody will answer. `--allowedTools
+# mcp__codex` (in the argv) covers the tool-permission prompt for our own tools. Folder trust and
+# the "use this API key?" question live in Claude's own config file; we make exactly these two
+# documented changes there, when needed, and nothing else.
+
+
+def claude_config_path(env: dict[str, str]) -> Path:
+    config_dir = env.get("CLAUDE_CONFIG_DIR")
+    if config_dir:
+        return Path(config_dir) / ".claude.json"
+    return Path(env.get("HOME") or Path.home()) / ".claude.json"
+
+
+def prepare_claude_config(*, worktree: Path, main_root: Path, env: dict[str, str]) -> list[str]:
+    """Trust ``worktree`` unless its repository is trusted already, and approve the API key Claude
+    would otherwise ask about; the list of changes made (empty when none was needed)."""
+    path = claude_config_path(env)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read Claude Code's config {path} ({exc}); fix or move it, then retry"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"Claude Code's config {path} is not a JSON object; fix or move it, then retry")
+    changes: list[str] = []
+    projects = data.setdefault("projects", {})
+    if isinstance(projects, dict):
+        repo_entry = projects.get(str(main_root))
+        trusted = isinstance(repo_entry, dict) and repo_entry.get("hasTrustDialogAccepted") is True
+        if not trusted:
+            entry = projects.setdefault(str(worktree), {})
+            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted") is not True:
+                entry["hasTrustDialogAccepted"] = True
+                changes.append(f"trusted folder {worktree}")
+    key = env.get("ANTHROPIC_API_KEY")
+    if key and not env.get("ANTHROPIC_AUTH_TOKEN"):
+        responses = data.setdefault("customApiKeyResponses", {})
+        if isinstance(responses, dict):
+            tail = key[-20:]
+            approved = responses.setdefault("approved", [])
+            rejected = responses.get("rejected") or []
+            # A key the user rejected stays rejected: that was their answer.
+            if isinstance(approved, list) and tail not in approved and tail not in rejected:
+                approved.append(tail)
+                changes.append("approved the ANTHROPIC_API_KEY in use")
+    if changes:
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.codex-mcp.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    return changes

@@ -678,14 +678,17 @@ def reconcile(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--keep", is_flag=True, help="Keep the throwaway repository for inspection.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def demo(ctx: click.Context, as_json: bool) -> None:
-    """Start the stdio server as Claude Code would, call its read tools, and show what was recorded."""
+def demo(keep: bool, as_json: bool) -> None:
+    """Show the review loop end to end on a throwaway repository (no Claude Code, no network).
+
+    A work agent asks for a review, a reviewer works on a snapshot of its work and sends feedback;
+    the agents are scripted stand-ins (real MCP clients) in real tmux sessions on a private socket.
+    """
     from codex_mcp.demo import print_demo, run_demo
 
-    settings = _settings(ctx)
-    result = _run(lambda: run_demo(settings))
+    result = _run(lambda: run_demo(keep=keep))
     if as_json:
         _print_json(result)
     else:

@@ -1,53 +1,152 @@
-"""``codex-mcp demo``: the main job end to end, on this repository's default database.
+"""``codex-mcp demo``: the review loop end to end, on a throwaway repository, in a few seconds.
 
-Starts ``codex-mcp serve`` as a real stdio subprocess (exactly what Claude Code does for an agent),
-connects the MCP SDK's client to it, calls the read tools, and prints what the server answered and
-what it recorded.
+It needs no Claude Code and no network: the agents are scripted stand-ins (real MCP clients, see
+``codex_mcp.standin``) started in real tmux sessions on a private socket, each talking to its own
+``codex-mcp serve`` through the MCP config it was given. The work agent edits a file (uncommitted)
+and asks for a review; the reviewer, working on a snapshot of that work, sends feedback and ends
+itself; the feedback lands in the work worktree and in the work agent's terminal. Then the demo
+prints the instances, their relationship tree and the recorded tool calls, and cleans everything up.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
-import click
+import anyio
 
+from codex_mcp.errors import StateError
 from codex_mcp.settings import Settings
 
+ISSUE_NUMBER = 1
+ISSUE_TITLE = "Greet the user"
+ISSUE_BODY = "The program should print a friendly greeting."
+FEEDBACK = "The greeting works. Please also end it with an exclamation mark, and add a test."
 
-def _server_command() -> list[str]:
-    exe = shutil.which("codex-mcp", path=os.path.dirname(sys.executable)) or shutil.which("codex-mcp")
-    return [exe, "serve"] if exe else [sys.executable, "-m", "codex_mcp", "serve"]
+SCRIPT: dict[str, list[dict[str, Any]]] = {
+    "work": [
+        {"write": {"path": "greeting.txt", "text": "Hello, world\n"}},
+        {"call": "spawn_review_instance", "args": {"reviewer_prompt": "Check the wording of the greeting."}},
+        {"wait_feedback": 60},
+    ],
+    "review": [
+        {
+            "call": "send_feedback",
+            "args": {"feedback": FEEDBACK, "feedback_type": "needs_work", "priority": "high"},
+        },
+        {"call": "terminate_instance"},
+    ],
+}
 
 
-async def run_demo(settings: Settings) -> dict[str, Any]:
-    from mcp import Client, StdioServerParameters
-
-    db_path = settings.require_db_path()
-    command = _server_command()
-    env = {k: v for k, v in os.environ.items() if k != "CODEX_MCP_INSTANCE"}
-    env["CODEX_MCP_DB"] = str(db_path)
-    env.setdefault("CODEX_MCP_LOG_LEVEL", "WARNING")  # the demo prints its own story
-    params = StdioServerParameters(command=command[0], args=command[1:], cwd=str(settings.cwd), env=env)
-    async with Client(params) as client:
-        tools = await client.list_tools()
-        listed = await client.call_tool("query_instances", {"status": "all", "limit": 10})
-        me = str((listed.structured_content or {}).get("caller_instance_id"))
-        detail = await client.call_tool("get_instance", {"instance_id": me})
-        missing = await client.call_tool("get_instance", {"instance_id": "work-999999-a1"})
-        recent = await client.call_tool("list_events", {"instance_id": me, "since": "1h", "limit": 5})
-    return {
-        "command": command,
-        "database": str(db_path),
-        "tools": [t.name for t in tools.tools],
-        "caller": me,
-        "instances": (listed.structured_content or {}).get("instances", []),
-        "instance": (detail.structured_content or {}).get("instance", {}),
-        "error_example": missing.content[0].text if missing.content else "",  # type: ignore[union-attr]
-        "events": (recent.structured_content or {}).get("events", []),
+def _git(cwd: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "codex-mcp demo",
+        "GIT_AUTHOR_EMAIL": "demo@localhost",
+        "GIT_COMMITTER_NAME": "codex-mcp demo",
+        "GIT_COMMITTER_EMAIL": "demo@localhost",
     }
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def _make_repo(folder: Path) -> Path:
+    repo = folder / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "hello.py").write_text('print("hello")\n', encoding="utf-8")
+    _git(repo, "add", "hello.py")
+    _git(repo, "commit", "-q", "-m", "A program that says hello")
+    return repo
+
+
+async def run_demo(*, keep: bool = False, timeout: float = 60.0) -> dict[str, Any]:
+    from codex_mcp.app import open_app
+    from codex_mcp.store import events as events_store
+    from codex_mcp.store import instances as instances_store
+    from codex_mcp.store import issues as issues_store
+    from codex_mcp.store import relationships as relationships_store
+    from codex_mcp.store.issues import Issue
+
+    if shutil.which("tmux") is None:
+        raise StateError("the demo runs agents in tmux, which is not installed; install tmux and retry")
+    folder = Path(tempfile.mkdtemp(prefix="codex-mcp-demo-"))
+    socket = f"codex-demo-{os.getpid()}-{os.urandom(3).hex()}"
+    script = folder / "script.json"
+    script.write_text(json.dumps(SCRIPT), encoding="utf-8")
+    try:
+        repo = _make_repo(folder)
+        agent = shlex.join([sys.executable, "-m", "codex_mcp.standin"]) + (
+            f" --mcp-config {{mcp_config}} --instance {{instance_id}} --script {shlex.quote(str(script))}"
+        )
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_MCP_")}
+        environ.update(
+            {
+                "CODEX_MCP_TMUX_SOCKET": socket,
+                "CODEX_MCP_AGENT_COMMAND": agent,
+                "CODEX_MCP_SECRET_KEY_FILE": str(folder / "secret.key"),
+            }
+        )
+        settings = Settings.load(environ, cwd=repo)
+        started = time.monotonic()
+        async with open_app(settings) as app:
+            async with app.db.write() as tx:
+                await issues_store.upsert_many(
+                    tx,
+                    [Issue(number=ISSUE_NUMBER, title=ISSUE_TITLE, body=ISSUE_BODY, state="open",
+                           repo_owner="demo", repo_name="repo")],
+                )  # fmt: skip
+            lifecycle = app.lifecycle
+            work = await lifecycle.commit(
+                await lifecycle.prepare_work(
+                    issue_number=ISSUE_NUMBER, base=None, prompt="Say hello to the user."
+                )
+            )
+            feedback_dir = Path(work.worktree_path) / ".codex" / "feedback"
+            review_id = f"review-{ISSUE_NUMBER}-a1"
+            with anyio.fail_after(timeout):
+                while True:
+                    review = await instances_store.get(app.db, review_id)
+                    if (
+                        review is not None
+                        and review.status == "terminated"
+                        and any(feedback_dir.glob("*.md"))
+                    ):
+                        break
+                    await anyio.sleep(0.05)
+            root, edges = await relationships_store.tree_of(app.db, work.id)
+            instances = await instances_store.list_dashboard(app.db, status=None)
+            recorded = await events_store.list_recent(app.db, limit=50)
+            feedback_file = sorted(feedback_dir.glob("*.md"))[0]
+            review_worktree = Path(review.worktree_path) if review else None
+            result = {
+                "repository": str(repo),
+                "database": str(app.db.path),
+                "tmux_socket": socket,
+                "seconds": round(time.monotonic() - started, 2),
+                "instances": [i.model_dump(mode="json", exclude={"prompt"}) for i in instances],
+                "tree": {"root": root, "edges": [e.model_dump(mode="json") for e in edges]},
+                "events": [e.model_dump(mode="json") for e in reversed(recorded)],
+                "feedback_file": str(feedback_file.relative_to(work.worktree_path)),
+                "feedback": feedback_file.read_text(encoding="utf-8"),
+                "review_saw_uncommitted_work": bool(
+                    review_worktree and (review_worktree / "greeting.txt").exists()
+                ),
+                "kept": str(folder) if keep else None,
+            }
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return result
 
 
 def print_demo(result: dict[str, Any]) -> None:
@@ -55,30 +154,47 @@ def print_demo(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]codex-mcp[/bold] started [cyan]{' '.join(result['command'])}[/cyan] over stdio")
-    console.print(f"database: {result['database']}")
-    console.print(f"tools: {', '.join(result['tools'])}")
+    console.print("[bold]codex-mcp demo[/bold]: the review loop on a throwaway repository")
+    console.print(f"repository {result['repository']}, database {result['database']}")
     console.print(
-        f"this folder is served as instance [bold]{result['caller']}[/bold] "
-        f"(branch {result['instance'].get('branch_name')})"
+        f"1. `start --issue {ISSUE_NUMBER}` made work-{ISSUE_NUMBER}-a1 (worktree, branch, tmux session, agent)\n"
+        "2. its agent edited greeting.txt (uncommitted) and called spawn_review_instance\n"
+        f"3. review-{ISSUE_NUMBER}-a1 started on a snapshot of that work "
+        f"(saw greeting.txt: {'yes' if result['review_saw_uncommitted_work'] else 'no'}), called send_feedback, "
+        "then terminate_instance\n"
+        f"4. the feedback landed in {result['feedback_file']} and as a notice in the work agent's terminal\n"
+        f"   (all in {result['seconds']} s)"
     )
-    table = Table(title="query_instances(status='all')", header_style="bold")
-    for column in ("id", "type", "status", "branch", "worktree"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="instances", header_style="bold")
+    for column in ("id", "type", "status", "issue", "branch", "tmux session"):
+        table.add_column(column)
     for row in result["instances"]:
-        table.add_row(row["id"], row["type"], row["status"], row["branch_name"], row["worktree_path"])
+        issue = (
+            f"#{row['issue_number']} {row.get('issue_title') or ''}".strip() if row["issue_number"] else ""
+        )
+        table.add_row(row["id"], row["type"], row["status"], issue, row["branch_name"], row["tmux_session"])
     console.print(table)
-    console.print(f"an unknown id gives an actionable error: [yellow]{result['error_example']}[/yellow]")
-    events = Table(title=f"recorded calls of {result['caller']} (list_events)", header_style="bold")
-    for column in ("time (UTC)", "tool", "ok", "ms"):
+    console.print("[bold]relationship tree[/bold]")
+    console.print(f"  {result['tree']['root']}")
+    for edge in result["tree"]["edges"]:
+        console.print(f"  └─ {edge['child_instance']} ({edge['relationship_type']}, {edge['child_status']})")
+    events = Table(title="recorded tool calls (mcp_events)", header_style="bold")
+    for column in ("time (UTC)", "instance", "tool", "ok", "ms"):
         events.add_column(column)
     for e in result["events"]:
         events.add_row(
-            e["timestamp"],
-            e["tool_name"],
-            "yes" if e["success"] else "no",
+            e["timestamp"], e["instance_id"], e["tool_name"], "yes" if e["success"] else "no",
             str((e.get("metadata") or {}).get("duration_ms", "")),
-        )
+        )  # fmt: skip
     console.print(events)
-    exe = result["command"][0] if result["command"][0].endswith("codex-mcp") else "codex-mcp"
-    click.echo(f"\nRegister it with Claude Code:  claude mcp add codex -- {exe} serve")
+    console.print("[bold]the feedback file[/bold]")
+    console.print(result["feedback"].rstrip(), markup=False)
+    if result.get("kept"):
+        console.print(
+            f"\nkept for inspection: {result['kept']} (tmux socket {result['tmux_socket']} was stopped)"
+        )
+    console.print(
+        "\nReal use, in your repository: `codex-mcp start --issue N` starts Claude Code in a worktree; "
+        "`codex-mcp attach ID` to watch it; `codex-mcp ls`, `show ID`, `events`; register the server with "
+        "`claude mcp add codex -- codex-mcp serve` (see the README)."
+    )

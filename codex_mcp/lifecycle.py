@@ -230,6 +230,7 @@ class Lifecycle:
                 session_id=session_id,
                 db_path=self.db.path,
                 settings=self.settings,
+                main_root=main,
             )
             tmux = self.tmux
             pid = await tmux.new_session(instance_id, worktree, launcher)
@@ -534,6 +535,7 @@ class Lifecycle:
             session_id=session_id,
             db_path=self.db.path,
             settings=self.settings,
+            main_root=self.main_root,
             resume=target.agent_session_id is not None,
         )
         pid = await tmux.new_session(target.tmux_session, worktree, launcher)

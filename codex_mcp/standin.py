@@ -9,7 +9,8 @@ The demo and the tests use it to drive the real path tmux -> agent -> MCP config
 without Claude Code or a network.
 
 Script: ``{"work": [step, ...], "review": [...], "adhoc": [...]}`` with steps
-``{"call": TOOL, "args": {...}}``, ``{"wait_feedback": SECONDS}``, ``{"sleep": SECONDS}``, ``{"exit": CODE}``.
+``{"call": TOOL, "args": {...}}``, ``{"write": {"path": P, "text": T}}``, ``{"wait_feedback": SECONDS}``,
+``{"sleep": SECONDS}``, ``{"exit": CODE}``.
 After the last step it stays alive (like an agent waiting for input) unless told to exit.
 """
 
@@ -84,6 +85,12 @@ async def run(config_path: Path, instance_id: str, script: dict[str, list[dict[s
                         break
                     await anyio.sleep(0.05)
                 log.write(event="feedback", files=found)
+            elif "write" in step:
+                # Edit the worktree like an agent would (left uncommitted).
+                target = Path.cwd() / str(step["write"]["path"])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(str(step["write"]["text"]), encoding="utf-8")
+                log.write(event="write", path=str(step["write"]["path"]))
             elif "sleep" in step:
                 await anyio.sleep(float(step["sleep"]))
             elif "exit" in step:

@@ -650,33 +650,3 @@ def test_errors_in_a_real_process_are_one_line(repo: Path, cli_env: dict[str, st
     assert done.stderr.splitlines() == [
         "codex-mcp: error: CODEX_MCP_PORT='abc' is not a TCP port; use a number from 0 to 65535"
     ]
-
-
-def test_demo_subprocess(repo: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    done = run_cli("demo", "--json", cwd=repo, env=cli_env)
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    result = json.loads(done.stdout)
-    assert {"query_instances", "get_instance", "list_events"} <= set(result["tools"])
-    assert result["database"] == str(db_file(repo))
-    me = result["caller"]
-    assert me.startswith("adhoc-a")
-    assert result["instance"]["id"] == me
-    assert result["instance"]["worktree_path"] == str(repo)
-    assert [i["id"] for i in result["instances"]] == [me]
-    assert "not found" in result["error_example"]
-    # the events list_events returned are the calls the demo made before it (list_events is recorded
-    # once it has answered)
-    called = [e["tool_name"] for e in result["events"]]
-    assert "query_instances" in called and "get_instance" in called
-    assert all(e["instance_id"] == me for e in result["events"])
-    failed = [e for e in result["events"] if not e["success"]]
-    assert [e["tool_name"] for e in failed] == ["get_instance"]
-    assert "work-999999-a1" in failed[0]["error_message"]
-
-    # the same database, read back by the command in-process: list_events was recorded too
-    monkeypatch.chdir(repo)
-    monkeypatch.setenv("COLUMNS", "250")
-    recorded = ok_json("events", "--json")
-    assert {"query_instances", "get_instance", "list_events"} <= {r["tool_name"] for r in recorded}  # type: ignore[union-attr]
-    assert [r["id"] for r in ok_json("ls", "--json")] == [me]
