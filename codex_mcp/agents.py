@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_mcp import SERVER_NAME
-from codex_mcp.errors import ConfigError, StateError
+from codex_mcp.errors import ConfigError, InputError, StateError
 from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,9 @@ class AgentProfile:
             "prompt_file": str(files.prompt),
             "worktree": str(files.worktree),
         }
-        out = []
-        for word in self.template:
-            for key, value in values.items():
-                word = word.replace("{" + key + "}", value)
-            out.append(word)
-        return out
+        # One pass per word: a substituted value (a path holding "{worktree}") is never expanded again.
+        pattern = re.compile("|".join(re.escape("{" + key + "}") for key in values))
+        return [pattern.sub(lambda m: values[m.group(0)[1:-1]], word) for word in self.template]
 
 
 def profile_from(template: tuple[str, ...] | None) -> AgentProfile:
@@ -201,6 +199,9 @@ def write_launch_files(
             f"the prompt is {len(prompt.encode('utf-8'))} bytes; agents accept at most {MAX_PROMPT_BYTES} "
             "(one command-line argument); shorten it or put the details in a file the agent can read"
         )
+    if "\x00" in prompt:
+        # No argument can carry a NUL: the agent would never start while the row says running.
+        raise InputError("the prompt contains a NUL byte, which cannot be passed to an agent; remove it")
     env = agent_environment(instance_id, db_path, settings)
     if profile.template is None:
         for change in prepare_claude_config(worktree=files.worktree, main_root=main_root, env=env):

@@ -95,7 +95,7 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
 
     Every MCP tool call is recorded in a SQLite file shared by all worktrees of the repository.
     """
-    from codex_mcp.server import configure_logging
+    from codex_mcp.logs import configure_logging
 
     # Validates every variable once, up front: a bad value is a clear error before anything runs.
     settings = Settings.load(db=db, log_level=log_level)
@@ -129,7 +129,8 @@ def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
     stdout carries only the MCP protocol; logs go to stderr.
     """
     settings = _settings(ctx, instance=instance, transport=transport)
-    from codex_mcp.server import configure_logging, serve_stdio
+    from codex_mcp.logs import configure_logging
+    from codex_mcp.server import serve_stdio
 
     configure_logging(settings.log_level)
     _run(lambda: serve_stdio(settings))
@@ -591,7 +592,10 @@ def attach(ctx: click.Context, instance_id: str) -> None:
     if instance.status != "running":
         raise StateError(f"{instance.id} is terminated; `codex-mcp resume {instance.id}` restarts its agent")
     argv = Tmux(instance.tmux_socket).argv("attach-session", "-t", f"={instance.tmux_session}")
-    os.execvp(argv[0], argv)  # noqa: S606 - argv, no shell
+    # Run from inside tmux, `tmux attach` refuses ("sessions should be nested with care, unset $TMUX
+    # to force"): attaching is what was asked for, so attach as a nested client.
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    os.execvpe(argv[0], argv, env)  # noqa: S606 - argv, no shell
 
 
 @cli.command()

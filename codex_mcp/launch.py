@@ -12,6 +12,7 @@ import os
 import sqlite3
 import sys
 import time
+from urllib.parse import quote
 
 ROW_WAIT_SECONDS = 30.0
 
@@ -20,7 +21,7 @@ def _row_committed(db: str, instance_id: str) -> bool:
     # A plain read through the standard library: the store's async machinery is not worth
     # starting here, and a read cannot disturb the spawner's write transaction (WAL).
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(f"file:{quote(db)}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error:
         return False
     try:

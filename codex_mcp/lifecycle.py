@@ -200,14 +200,20 @@ class Lifecycle:
                 suffix = f"-{issue_number}" if issue_number is not None else ""
                 instance_id = f"{type}{suffix}-a{number}"
                 branch = f"codex/{instance_id}"
-                if await git.create_branch(main, branch, start_sha):
+                # Each step that creates something is shielded up to the registration of its undo:
+                # a cancellation arriving while git or tmux is at work would otherwise leave the
+                # branch, worktree or session behind with nothing to remove it.
+                with anyio.CancelScope(shield=True):
+                    created = await git.create_branch(main, branch, start_sha)
+                    if created:
+                        undos.append(partial(git.delete_branch, main, branch, start_sha))
+                if created:
                     break
                 number += 1
             else:
                 raise StateError(
                     f"no free agent number for {type} instances of issue {issue_number}; run reconcile"
                 )
-            undos.append(partial(git.delete_branch, main, branch, start_sha))
 
             worktree = (root / instance_id).resolve()
             if not worktree.is_relative_to(root):
@@ -217,8 +223,9 @@ class Lifecycle:
                     f"{worktree} already exists but no instance owns it; move it away (codex-mcp reconcile lists "
                     "orphans) and retry"
                 )
-            await git.worktree_add(main, worktree, branch)
-            undos.append(partial(git.worktree_remove, main, worktree, force=True))
+            with anyio.CancelScope(shield=True):
+                await git.worktree_add(main, worktree, branch)
+                undos.append(partial(git.worktree_remove, main, worktree, force=True))
 
             prompt = await make_prompt(instance_id, worktree, branch)
             session_id = new_session_id()
@@ -233,8 +240,9 @@ class Lifecycle:
                 main_root=main,
             )
             tmux = self.tmux
-            pid = await tmux.new_session(instance_id, worktree, launcher)
-            undos.append(partial(_kill_quietly, tmux, instance_id))
+            with anyio.CancelScope(shield=True):
+                pid = await tmux.new_session(instance_id, worktree, launcher)
+                undos.append(partial(_kill_quietly, tmux, instance_id))
         except BaseException:
             await run_undos(undos)
             raise
@@ -285,7 +293,12 @@ class Lifecycle:
                 "review instances are spawned by a work instance (spawn_review_instance), not started"
             )
         main = self.main_root
-        base_name = base or await git.head_branch(self.settings.repo.toplevel if self.settings.repo else main)
+        # An explicit empty --base is an error (validated below), not "the current branch".
+        base_name = (
+            base
+            if base is not None
+            else await git.head_branch(self.settings.repo.toplevel if self.settings.repo else main)
+        )
         if base_name is None:
             raise InputError("the current checkout is on a detached HEAD; pass --base BRANCH")
         sha = await git.resolve_commit(main, base_name)
@@ -365,11 +378,10 @@ class Lifecycle:
         snapshot = await git.snapshot(Path(caller.worktree_path))
 
         async def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
-            intro = (
-                f"You are {instance_id}, a fork of {caller.id}: your worktree starts from its work as it was, "
-                "uncommitted changes included."
-            )
-            body = prompt or (caller.prompt or "")
+            intro = _fork_intro(instance_id, caller.id)
+            # The caller's own task, without what its prompt says about the caller itself (its id,
+            # worktree and branch): the fork must not be told it is its parent.
+            body = prompt or _task_of(caller)
             return "\n\n".join(
                 p for p in (intro, body, _work_footer(instance_id, worktree, branch, caller.base_branch)) if p
             )
@@ -455,6 +467,11 @@ class Lifecycle:
         if target.status != "running":
             raise StateError(f"{target.id} is already terminated (at {target.terminated_at} UTC)")
         policy = await self._cleanup_policy()
+        # Only worktrees we created (under the worktrees root) are ever cleaned up: an adhoc instance
+        # registered in the main checkout or in a person's own worktree keeps it, whatever the policy.
+        foreign = await self._foreign_worktree(target) if policy != "manual" else None
+        if foreign:
+            policy = "manual"
         tmux = Tmux(target.tmux_socket)
         if deferred:
             schedule = self._finisher(target, policy)
@@ -465,15 +482,18 @@ class Lifecycle:
                     status="terminated",
                     session="scheduled",
                     cleanup=CleanupOutcome(
-                        worktree="kept", branch="kept", kept_because=note or ["policy manual"]
+                        worktree="kept", branch="kept", kept_because=note or [foreign or "policy manual"]
                     ),
                 ),
                 schedule,
             )
         killed = await tmux.kill_session(target.tmux_session) if target.tmux_session else False
-        cleanup = await cleanup_worktree(
-            self.main_root, Path(target.worktree_path), target.branch_name, target.base_branch, policy
-        )
+        if foreign:
+            cleanup = CleanupOutcome(worktree="kept", branch="kept", kept_because=[foreign])
+        else:
+            cleanup = await cleanup_worktree(
+                self.main_root, Path(target.worktree_path), target.branch_name, target.base_branch, policy
+            )
         return (
             TerminateOutcome(
                 instance_id=target.id,
@@ -482,6 +502,17 @@ class Lifecycle:
                 cleanup=cleanup,
             ),
             None,
+        )
+
+    async def _foreign_worktree(self, target: Instance) -> str | None:
+        """Why ``target``'s worktree is not ours to remove (not under the worktrees root), or None."""
+        root = await self.worktrees_root()
+        path = Path(target.worktree_path).resolve()
+        if path != root and path.is_relative_to(root):
+            return None
+        return (
+            f"worktree {target.worktree_path} was not created by codex-mcp (it is not under the worktrees "
+            f"root {root}); it and branch {target.branch_name} are kept whatever the cleanup policy"
         )
 
     async def _cleanup_policy(self) -> CleanupPolicy:
@@ -520,12 +551,15 @@ class Lifecycle:
         if not worktree.is_dir():
             raise StateError(f"the worktree of {target.id} ({worktree}) is gone; it cannot be resumed")
         tmux = Tmux(self.settings.tmux_socket)
-        if await tmux.has_session(target.tmux_session):
+        current = (await tmux.list_sessions()).get(target.tmux_session)
+        if current is not None and not current.pane_dead:
             raise StateError(
                 f"{target.id} is still running in tmux session {target.tmux_session}; attach to it"
             )
         profile = self.profile
         profile.check_available()
+        if current is not None:  # only the dead agent's pane is left (remain-on-exit): make room
+            await tmux.kill_session(target.tmux_session)
         session_id = target.agent_session_id or new_session_id()
         launcher = write_launch_files(
             profile=profile,
@@ -538,7 +572,8 @@ class Lifecycle:
             main_root=self.main_root,
             resume=target.agent_session_id is not None,
         )
-        pid = await tmux.new_session(target.tmux_session, worktree, launcher)
+        with anyio.CancelScope(shield=True):  # cancelled later, the session is killed below
+            pid = await tmux.new_session(target.tmux_session, worktree, launcher)
         try:
             async with self.db.write() as tx:
                 await instances_store.mark_resumed(
@@ -617,6 +652,26 @@ async def _kill_quietly(tmux: Tmux, session: str) -> None:
         await tmux.kill_session(session)
     except TmuxError as exc:
         log.warning("could not kill tmux session %s: %s", session, exc)
+
+
+def _fork_intro(instance_id: str, parent_id: str) -> str:
+    return (
+        f"You are {instance_id}, a fork of {parent_id}: your worktree starts from its work as it was, "
+        "uncommitted changes included."
+    )
+
+
+def _task_of(instance: Instance) -> str:
+    """An instance's prompt without the fork intro and the footer we added about the instance itself."""
+    text = instance.prompt or ""
+    footer = _work_footer(
+        instance.id, Path(instance.worktree_path), instance.branch_name, instance.base_branch
+    )
+    if text.endswith(footer):
+        text = text[: -len(footer)]
+    if text.startswith(f"You are {instance.id}, a fork of "):
+        text = text.partition("\n\n")[2]
+    return text.strip()
 
 
 def _work_footer(instance_id: str, worktree: Path, branch: str, base: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,17 +42,6 @@ agent's terminal. Each side ends itself with terminate_instance when done.
 Every call you make is recorded (long text and prompts only as length and digest). Errors say what
 to do next: read them and follow them rather than retrying blindly.
 """
-
-
-def configure_logging(level: str) -> None:
-    """Logs go to stderr: in stdio mode stdout carries only the protocol."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("codex-mcp %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level)
 
 
 def build_server(app: App) -> MCPServer[App]:

@@ -48,7 +48,17 @@ class TmuxUnreachable(TmuxError):
     """tmux did not answer (missing binary, permissions, timeout): NOT the same as "no sessions"."""
 
 
-_NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
+_NO_SERVER = ("no server running", "server exited unexpectedly")
+
+
+def _no_server(err: str) -> bool:
+    """tmux said that no server listens on the socket (as opposed to: it could not reach one)."""
+    if any(marker in err for marker in _NO_SERVER):
+        return True
+    # A missing socket file reads "error connecting to PATH (No such file or directory)"; any other
+    # reason ("Permission denied", ...) is a server we cannot reach, whose sessions may well be alive.
+    # (tmux localizes only LC_CTYPE and LC_TIME, so strerror's text is always the C locale's.)
+    return "error connecting to" in err and "(No such file or directory)" in err
 
 
 @dataclass(frozen=True)
@@ -68,9 +78,12 @@ class Tmux:
     async def _run(self, *args: str, input: bytes | None = None, timeout: float = 15) -> tuple[int, str, str]:
         import anyio
 
+        # Without -L, tmux would follow $TMUX to whatever server this process sits in; instances
+        # record "default server" as no socket, so "default" must mean the same from everywhere.
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
         try:
             with anyio.fail_after(timeout):
-                done = await anyio.run_process(self.argv(*args), input=input, check=False)
+                done = await anyio.run_process(self.argv(*args), input=input, check=False, env=env)
         except TimeoutError as exc:
             raise TmuxUnreachable(f"tmux did not answer within {timeout:.0f} s ({args[0]})") from exc
         except FileNotFoundError as exc:
@@ -88,7 +101,7 @@ class Tmux:
             "#{session_name}\t#{pane_pid}\t#{pane_dead}\t#{window_index}.#{pane_index}",
         )
         if code != 0:
-            if any(marker in err for marker in _NO_SERVER):
+            if _no_server(err):
                 return {}
             raise TmuxUnreachable(f"tmux list-panes failed: {err.strip() or 'exit ' + str(code)}")
         sessions: dict[str, SessionInfo] = {}
@@ -123,12 +136,14 @@ class Tmux:
         code, _, err = await self._run("kill-session", "-t", f"={name}")
         if code == 0:
             return True
-        if "can't find session" in err or any(marker in err for marker in _NO_SERVER):
+        if "can't find session" in err or _no_server(err):
             return False
         raise TmuxError(f"tmux could not kill session {name}: {err.strip()}")
 
     async def paste(self, name: str, text: str, *, enter: bool = True) -> None:
-        """Paste ``text`` into the session's active pane byte for byte (a buffer, no key parsing)."""
+        """Paste ``text`` into the session's active pane through a buffer: no key names are parsed and
+        the bytes arrive as given, except that tmux turns each line feed into a carriage return (as a
+        terminal paste does). Only our own one-line notices are pasted."""
         buffer = f"codex-{os.getpid()}-{os.urandom(4).hex()}"
         code, _, err = await self._run("load-buffer", "-b", buffer, "-", input=text.encode("utf-8"))
         if code != 0:

@@ -35,6 +35,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
             monkeypatch.delenv(name, raising=False)
     data_home = tmp_path_factory.mktemp("xdg-data")
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    # Nothing may read or write the real home (~/.claude.json, ~/.gitconfig, ...).
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
 

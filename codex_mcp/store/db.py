@@ -95,7 +95,15 @@ class Database:
         """A ``BEGIN IMMEDIATE`` transaction: committed when the body returns, rolled back otherwise."""
         async with self._write_lock:
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await self._conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        raise DatabaseError(
+                            f"database {self.path} stayed locked by another process for "
+                            f"{BUSY_TIMEOUT_MS // 1000} s; nothing was changed, retry in a moment"
+                        ) from exc
+                    raise
                 yield Tx(self._conn)
             except BaseException:
                 # Even when BEGIN itself was cancelled: it may still be waiting for the lock in the
