@@ -139,6 +139,13 @@ def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
 # ------------------------------------------------------------------------------------------ instances
 
 
+def _pr_label(instance: Any) -> str:
+    if not instance.pr_number:
+        return ""
+    state = f" ({instance.pr_state})" if instance.pr_state else ""
+    return f"#{instance.pr_number}{state}"
+
+
 @cli.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
 @click.option("--issue", type=click.IntRange(min=1), default=None, help="Only instances of this issue.")
@@ -179,7 +186,7 @@ def ls_command(
         return
     _table(
         None,
-        ["id", "type", "status", "issue", "branch", "tmux session", "created (UTC)"],
+        ["id", "type", "status", "issue", "branch", "tmux session", "pull request", "created (UTC)"],
         [
             [
                 r.id,
@@ -188,6 +195,7 @@ def ls_command(
                 f"#{r.issue_number} {r.issue_title or ''}".strip() if r.issue_number else "",
                 r.branch_name,
                 r.tmux_session,
+                _pr_label(r),
                 r.created_at,
             ]
             for r in rows
@@ -263,7 +271,9 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
             f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none")
         )
     if inst.get("pr_number"):
-        click.echo(f"{'pull request':>14}: #{inst['pr_number']}")
+        state = f" ({inst['pr_state']})" if inst.get("pr_state") else ""
+        link = f" {inst['pr_url']}" if inst.get("pr_url") else ""
+        click.echo(f"{'pull request':>14}: #{inst['pr_number']}{state}{link}")
     if data["tree"]["edges"]:
         click.echo("relationship tree:")
         for line in _tree_lines(data["tree"]["root"], data["tree"]["edges"], instance_id):
@@ -501,6 +511,95 @@ def db_migrate(ctx: click.Context) -> None:
         click.echo(f"applied {', '.join(applied)}; {path} is at schema version {version}")
     else:
         click.echo(f"{path} is up to date (schema version {version})")
+
+
+# --------------------------------------------------------------------------------------------- issues
+
+
+@cli.group()
+def issues() -> None:
+    """The local cache of the repository's GitHub issues."""
+
+
+@issues.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def issues_sync(ctx: click.Context, as_json: bool) -> None:
+    """Fetch new and updated issues from GitHub (incremental; unchanged pages cost only 304s)."""
+    from codex_mcp.app import open_app
+    from codex_mcp.issue_cache import sync
+
+    async def main() -> Any:
+        async with open_app(_settings(ctx)) as app:
+            return await sync(app.settings, app.db)
+
+    result = _run(main)
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+        return
+    click.echo(
+        f"{result.repository}: {result.fetched} issue(s) received, {result.changed} new or changed, "
+        f"{result.unchanged} unchanged; {result.pages} page(s), {result.not_modified_pages} not modified"
+        + (
+            f"; {result.pull_requests_updated} pull request state(s) updated"
+            if result.pull_requests_updated
+            else ""
+        )
+    )
+
+
+@issues.command("ls")
+@click.option(
+    "--state",
+    type=click.Choice(["open", "closed", "all"]),
+    default="open",
+    show_default=True,
+    help="Which issues.",
+)
+@click.option("--label", default=None, help="Only issues with this label.")
+@click.option("--assignee", default=None, help="Only issues assigned to this login.")
+@click.option("--text", default=None, help="Only issues whose title or body contains this text.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most this many."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (objects keyed by column name).")
+@click.pass_context
+def issues_ls(
+    ctx: click.Context,
+    state: str,
+    label: str | None,
+    assignee: str | None,
+    text: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List cached issues, most recently updated first (run `codex-mcp issues sync` to refresh)."""
+    from codex_mcp.app import open_app
+    from codex_mcp.store import issues as store
+
+    async def main() -> list[Any]:
+        async with open_app(_settings(ctx)) as app:
+            return await store.search(
+                app.db,
+                state=None if state == "all" else state,
+                label=label,
+                assignee=assignee,
+                text=text,
+                limit=limit,
+            )
+
+    rows = _run(main)
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        click.echo("No cached issues match (run `codex-mcp issues sync` to fetch them).")
+        return
+    _table(
+        None,
+        ["#", "state", "title", "labels", "assignee", "updated (UTC)"],
+        [[r.number, r.state, r.title, ", ".join(r.labels), r.assignee, r.updated_at] for r in rows],
+    )
 
 
 # ------------------------------------------------------------------------------------------ lifecycle

@@ -302,9 +302,12 @@ class Lifecycle:
         if base_name is None:
             raise InputError("the current checkout is on a detached HEAD; pass --base BRANCH")
         sha = await git.resolve_commit(main, base_name)
-        issue = await issues_store.get(self.db, issue_number) if issue_number is not None else None
-        if issue_number is not None and issue is None:
-            log.warning("issue #%s is not in the cache: the prompt carries no issue text", issue_number)
+        issue = None
+        if issue_number is not None:
+            # From the cache, else fetched from GitHub; GitHub is optional, so a failure only warns.
+            from codex_mcp.issue_cache import fetch_issue
+
+            issue = await fetch_issue(self.settings, self.db, issue_number)
 
         async def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
             parts = []

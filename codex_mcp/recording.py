@@ -111,6 +111,13 @@ class ToolCall:
             Relationship(parent_instance=parent, child_instance=child, relationship_type=relationship_type)
         )
 
+    async def progress(self, done: float, total: float | None, message: str) -> None:
+        """A progress notification, when the client asked for them (increasing ``done``)."""
+        try:
+            await self.ctx.report_progress(done, total, message)
+        except Exception:  # progress is a courtesy: it never fails the call
+            log.debug("%s: progress notification failed", self.tool_name, exc_info=True)
+
     def after_commit(self, action: Undo) -> None:
         """Run ``action`` once the call's transaction has committed (e.g. start a delayed kill)."""
         self._after_commit.append(action)

@@ -34,6 +34,8 @@ agent's terminal. Each side ends itself with terminate_instance when done.
 - send_feedback (review instances): deliver your review to the work you review.
 - fork_instance: start another agent on the same issue from a snapshot of your work.
 - terminate_instance: end yourself (default) or an instance you spawned or forked.
+- create_pull_request: push your branch and open its pull request (safe to call again).
+- sync_issues, list_issues, get_issue: the repository's GitHub issues, from a local cache.
 - query_instances: who is working on what (running instances by default), with issue titles.
 - get_instance: one instance in full: prompt, the instance it came from, the reviews and forks it
   made, and its recent tool calls.

@@ -30,7 +30,7 @@ from codex_mcp.tmux import NOT_IN_TMUX
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 # Read at import: the autouse `clean_environment` fixture removes every CODEX_MCP_* variable.
 UPDATE_SNAPSHOTS = os.environ.get("CODEX_MCP_UPDATE_SNAPSHOTS") == "1"
-READ_TOOLS = {"query_instances", "get_instance", "list_events"}
+READ_TOOLS = {"query_instances", "get_instance", "list_events", "list_issues", "get_issue"}
 EXPECTED_TOOLS = {
     "query_instances",
     "get_instance",
@@ -39,6 +39,10 @@ EXPECTED_TOOLS = {
     "fork_instance",
     "send_feedback",
     "terminate_instance",
+    "create_pull_request",
+    "sync_issues",
+    "list_issues",
+    "get_issue",
 }
 
 
@@ -161,6 +165,8 @@ async def test_tools_list_is_complete_and_described(app: App) -> None:
             assert t.annotations.read_only_hint is False
             assert t.annotations.destructive_hint is (t.name == "terminate_instance")
         assert t.output_schema is not None and t.output_schema.get("properties"), t.name
+        # Only the GitHub tools reach beyond this machine.
+        assert t.annotations.open_world_hint is (t.name in ("create_pull_request", "sync_issues"))
         assert "call" not in t.input_schema.get("properties", {}) and "ctx" not in t.input_schema.get(
             "properties", {}
         )

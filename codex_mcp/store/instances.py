@@ -13,7 +13,8 @@ from codex_mcp.store.db import Database, Tx
 
 _COLUMNS = (
     "id, type, status, worktree_path, branch_name, base_branch, tmux_session, claude_pid, "
-    "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id"
+    "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id, "
+    "pr_url, pr_state"
 )
 
 
@@ -35,6 +36,8 @@ class InstanceSummary(BaseModel):
     agent_number: int | None = Field(default=None, description="n in the id's a<n>")
     tmux_socket: str | None = Field(default=None, description="tmux -L socket of the session (null: default)")
     agent_session_id: str | None = Field(default=None, description="Agent conversation id, for resume")
+    pr_url: str | None = Field(default=None, description="Link to the pull request")
+    pr_state: str | None = Field(default=None, description="open, closed or merged, as last seen")
     issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
 
 
@@ -264,5 +267,19 @@ async def mark_resumed(tx: Tx, instance_id: str, *, claude_pid: int, tmux_socket
     )
 
 
-async def set_pr_number(tx: Tx, instance_id: str, pr_number: int) -> None:
-    await tx.execute("UPDATE instances SET pr_number = ? WHERE id = ?", (pr_number, instance_id))
+async def set_pull_request(tx: Tx, instance_id: str, *, number: int, url: str, state: str) -> None:
+    await tx.execute(
+        "UPDATE instances SET pr_number = ?, pr_url = ?, pr_state = ? WHERE id = ?",
+        (number, url, state, instance_id),
+    )
+
+
+async def update_pr_states(tx: Tx, states: dict[int, str]) -> int:
+    """Refresh pr_state of instances whose pull request is in ``states``; how many rows changed."""
+    changed = 0
+    for number, state in states.items():
+        changed += await tx.execute(
+            "UPDATE instances SET pr_state = ? WHERE pr_number = ? AND (pr_state IS NOT ? )",
+            (state, number, state),
+        )
+    return changed

@@ -63,3 +63,58 @@ async def upsert_many(tx: Tx, issues: list[Issue]) -> None:
             for i in issues
         ],
     )
+
+
+async def newest_updated_at(db: Database) -> str | None:
+    row = await db.fetchone("SELECT MAX(updated_at) FROM github_issues")
+    return str(row[0]) if row and row[0] else None
+
+
+async def repositories(db: Database) -> list[tuple[str, str]]:
+    rows = await db.fetchall("SELECT DISTINCT repo_owner, repo_name FROM github_issues")
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+async def updated_at_of(db: Database, numbers: list[int]) -> dict[int, str | None]:
+    """updated_at of the cached issues among ``numbers`` (to tell changed from unchanged)."""
+    out: dict[int, str | None] = {}
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start : start + 500]
+        rows = await db.fetchall(
+            f"SELECT number, updated_at FROM github_issues WHERE number IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        out.update({int(r[0]): r[1] for r in rows})
+    return out
+
+
+async def search(
+    db: Database,
+    *,
+    state: str | None = None,
+    label: str | None = None,
+    assignee: str | None = None,
+    text: str | None = None,
+    limit: int = 100,
+) -> list[Issue]:
+    """Cached issues, most recently updated first, filtered (labels match whole names)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if state is not None:
+        where.append("state = ?")
+        params.append(state)
+    if assignee is not None:
+        where.append("assignee = ?")
+        params.append(assignee)
+    if label is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(github_issues.labels) WHERE json_each.value = ?)")
+        params.append(label)
+    if text is not None:
+        where.append("(instr(lower(title), lower(?)) > 0 OR instr(lower(coalesce(body, '')), lower(?)) > 0)")
+        params.extend([text, text])
+    sql = "SELECT * FROM github_issues"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY updated_at DESC, number DESC LIMIT ?"
+    params.append(limit)
+    return [_issue(r) for r in await db.fetchall(sql, params)]

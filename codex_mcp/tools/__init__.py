@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from codex_mcp.recording import ToolSpec, register
-from codex_mcp.tools import events, instances, lifecycle
+from codex_mcp.tools import events, github, instances, lifecycle
 
 
 def all_tools() -> list[ToolSpec]:
-    return [*instances.TOOLS, *events.TOOLS, *lifecycle.TOOLS]
+    return [*instances.TOOLS, *events.TOOLS, *lifecycle.TOOLS, *github.TOOLS]
 
 
 def register_all(server: Any) -> None:

@@ -1,0 +1,177 @@
+"""The local cache of the repository's GitHub issues: sync (incremental, conditional) and lookups.
+
+A sync asks for every issue, open and closed, 100 a page, following ``Link: rel="next"``, ``since``
+the newest ``updated_at`` already cached; each page is requested with the ETag it had last time, so an
+unchanged repository costs only 304s. Pull requests (items with a ``pull_request`` key) are not cached
+as issues, but their state refreshes the ``pr_state`` of instances that opened them. Everything is
+written in one transaction at the end: a failed sync changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, Field
+
+from codex_mcp.errors import CodexError, StateError
+from codex_mcp.github import GitHubClient, client_for
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database
+from codex_mcp.store import github_sync as sync_store
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store import issues as issues_store
+from codex_mcp.store.github_sync import SyncPage
+from codex_mcp.store.issues import Issue
+from codex_mcp.userconfig import UserConfig
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 100
+MAX_PAGES = 10_000
+Progress = Callable[[float, float | None, str], Awaitable[None]]
+
+
+class SyncResult(BaseModel):
+    repository: str = Field(description="owner/name synced")
+    fetched: int = Field(description="Issues received from GitHub (pull requests excluded)")
+    changed: int = Field(description="Issues new or updated in the cache")
+    unchanged: int = Field(description="Issues received that were already up to date")
+    pages: int = Field(description="Pages requested")
+    not_modified_pages: int = Field(description="Pages GitHub answered 304 Not Modified (nothing new)")
+    pull_requests_updated: int = Field(description="Instances whose pull request state changed")
+
+
+async def github_client(settings: Settings, db: Database) -> GitHubClient:
+    config = UserConfig(db, settings.secret_key_file)
+    token = settings.github_token or await config.get("github.token")
+    return await client_for(settings, token, await config.get("github.repo"))
+
+
+def _request_key(repo: str, query: dict[str, str]) -> str:
+    return f"{repo} issues?{urlencode(sorted(query.items()))}"
+
+
+def _to_issue(item: dict[str, Any], owner: str, name: str) -> Issue:
+    assignee = item.get("assignee") or {}
+    return Issue(
+        number=int(item["number"]),
+        title=str(item.get("title") or ""),
+        body=item.get("body"),
+        state=str(item.get("state") or "open"),
+        assignee=assignee.get("login") if isinstance(assignee, dict) else None,
+        labels=[
+            str(lbl.get("name")) if isinstance(lbl, dict) else str(lbl) for lbl in item.get("labels") or []
+        ],
+        created_at=item.get("created_at"),
+        updated_at=item.get("updated_at"),
+        repo_owner=owner,
+        repo_name=name,
+    )
+
+
+async def sync(settings: Settings, db: Database, *, progress: Progress | None = None) -> SyncResult:
+    client = await github_client(settings, db)
+    repo = client.repo
+    for owner, name in await issues_store.repositories(db):
+        if (owner.lower(), name.lower()) != (repo.owner.lower(), repo.name.lower()):
+            raise StateError(
+                f"this database caches the issues of {owner}/{name}, not {repo}: one database serves one "
+                "repository (issues are keyed by number); point CODEX_MCP_DB at another file for this one"
+            )
+    since = await issues_store.newest_updated_at(db)
+    query: dict[str, str] | None = {
+        "per_page": str(PER_PAGE),
+        "page": "1",
+        **({"since": since} if since else {}),
+    }
+    received: dict[int, Issue] = {}
+    pr_states: dict[int, str] = {}
+    pages: list[SyncPage] = []
+    not_modified = 0
+    count = 0
+    while query is not None and count < MAX_PAGES:
+        key = _request_key(str(repo), query)
+        known = await sync_store.get(db, key)
+        page = await client.list_issues_page(query, known.etag if known else None)
+        count += 1
+        if page.status == 304:
+            not_modified += 1
+            next_query = (
+                page.next_query
+                if page.next_query is not None
+                else (_parse_key(known.next_request) if known and known.next_request else None)
+            )
+        else:
+            next_query = page.next_query
+            for item in page.items:
+                if "pull_request" in item:
+                    merged = (item.get("pull_request") or {}).get("merged_at")
+                    pr_states[int(item["number"])] = "merged" if merged else str(item.get("state") or "open")
+                    continue
+                issue = _to_issue(item, repo.owner, repo.name)
+                received[issue.number] = issue
+        if page.etag:
+            pages.append(
+                SyncPage(
+                    request=key,
+                    etag=page.etag,
+                    next_request=urlencode(sorted(next_query.items())) if next_query else None,
+                )
+            )
+        if progress is not None:
+            await progress(float(count), None, f"page {count}: {len(received)} issues so far")
+        query = next_query
+    cached = await issues_store.updated_at_of(db, list(received))
+    changed = [
+        i for i in received.values() if cached.get(i.number, "\0") != i.updated_at or i.number not in cached
+    ]
+    try:
+        async with db.write() as tx:
+            await issues_store.upsert_many(tx, changed)
+            await sync_store.replace_all(tx, pages)
+            prs = await instances_store.update_pr_states(tx, pr_states)
+    except CodexError:
+        raise
+    return SyncResult(
+        repository=str(repo),
+        fetched=len(received),
+        changed=len(changed),
+        unchanged=len(received) - len(changed),
+        pages=count,
+        not_modified_pages=not_modified,
+        pull_requests_updated=prs,
+    )
+
+
+def _parse_key(query: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(query))
+
+
+async def fetch_issue(settings: Settings, db: Database, number: int) -> Issue | None:
+    """The issue from the cache, else from GitHub (then cached); None, with a warning, when unavailable."""
+    cached = await issues_store.get(db, number)
+    if cached is not None:
+        return cached
+    try:
+        client = await github_client(settings, db)
+        item = await client.get_issue(number)
+    except CodexError as exc:
+        log.warning(
+            "issue #%s is not cached and could not be fetched (%s); going ahead without its text", number, exc
+        )
+        return None
+    if item is None or "pull_request" in item:
+        log.warning("issue #%s does not exist in the repository; going ahead without issue text", number)
+        return None
+    issue = _to_issue(item, client.repo.owner, client.repo.name)
+    for owner, name in await issues_store.repositories(db):
+        if (owner, name) != (client.repo.owner, client.repo.name):
+            return issue  # another repository's cache: use it, do not mix it in
+    async with db.write() as tx:
+        await issues_store.upsert_many(tx, [issue])
+    return issue

@@ -1,0 +1,104 @@
+"""Opening the pull request for an instance's own branch: check, push, create (idempotently)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from codex_mcp import git
+from codex_mcp.errors import InputError, StateError
+from codex_mcp.github import push_branch
+from codex_mcp.issue_cache import github_client
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database, Tx
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store.instances import Instance
+
+Progress = Callable[[float, float | None, str], Awaitable[None]]
+STEPS = 4.0
+
+
+class PullRequestOutcome(BaseModel):
+    pr_number: int = Field(description="Pull request number")
+    pr_url: str = Field(description="Link to the pull request")
+    branch_name: str = Field(description="The branch it merges (yours)")
+    base_branch: str = Field(description="The branch it merges into")
+    already_existed: bool = Field(description="True when an open pull request for this branch was reused")
+
+
+async def _ahead(worktree: Path, branch: str, base: str) -> int:
+    for ref in (f"refs/remotes/origin/{base}", f"refs/heads/{base}"):
+        if (await git.run(worktree, "show-ref", "--verify", "--quiet", ref, check=False)).returncode == 0:
+            out = await git.run(worktree, "rev-list", "--count", f"{ref}..refs/heads/{branch}")
+            return int(out.stdout.strip() or "0")
+    raise InputError(
+        f"base branch {base!r} is neither a local branch nor origin/{base}; fetch it (git fetch origin {base}) "
+        "or pass another base_branch"
+    )
+
+
+async def open_pull_request(
+    settings: Settings,
+    db: Database,
+    caller: Instance,
+    *,
+    title: str,
+    description: str,
+    base_branch: str | None,
+    draft: bool,
+    progress: Progress | None = None,
+) -> tuple[PullRequestOutcome, Callable[[Tx], Awaitable[None]]]:
+    """Push the caller's branch and open (or find) its pull request; the outcome and the row update."""
+
+    async def step(n: float, message: str) -> None:
+        if progress is not None:
+            await progress(n, STEPS, message)
+
+    if not title.strip():
+        raise InputError("the pull request needs a title")
+    if caller.status != "running":
+        raise StateError(f"{caller.id} is terminated; a terminated instance cannot open a pull request")
+    worktree = Path(caller.worktree_path)
+    branch = caller.branch_name
+    if not worktree.is_dir():
+        raise StateError(f"the worktree of {caller.id} ({worktree}) is gone")
+    current = await git.head_branch(worktree)
+    if current != branch:
+        raise StateError(
+            f"the worktree of {caller.id} has {current or 'a detached HEAD'} checked out, not its branch {branch}; "
+            f"check it out again (git switch {branch})"
+        )
+    client = await github_client(settings, db)
+    base = base_branch or caller.base_branch or await client.default_branch()
+    await git.validate_branch_name(worktree, base, what="base_branch")
+    if base == branch:
+        raise InputError(f"base_branch {base!r} is the branch itself; give the branch to merge into")
+    await step(1, "checking commits")
+    if await _ahead(worktree, branch, base) == 0:
+        raise StateError(
+            f"{branch} has no commits ahead of {base}: nothing to propose yet; commit your work first "
+            "(git add -A && git commit -m '...'), then call create_pull_request again"
+        )
+    await step(2, "looking for an open pull request")
+    existing = await client.find_open_pull_request(branch, base)
+    await step(3, f"pushing {branch} to origin")
+    await push_branch(worktree, branch)
+    if existing is not None:
+        info, already = existing, True
+    else:
+        await step(4, "creating the pull request")
+        info, already = await client.create_pull_request(
+            title=title, body=description, head=branch, base=base, draft=draft
+        )
+    outcome = PullRequestOutcome(
+        pr_number=info.number, pr_url=info.url, branch_name=branch, base_branch=base, already_existed=already
+    )
+    write = partial(_record, caller.id, info.number, info.url, info.state)
+    return outcome, write
+
+
+async def _record(instance_id: str, number: int, url: str, state: str, tx: Tx) -> None:
+    await instances_store.set_pull_request(tx, instance_id, number=number, url=url, state=state)
