@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -300,7 +300,8 @@ class GitHubClient:
                 direction="asc",
                 per_page=int(query.get("per_page", "100")),
                 page=int(query.get("page", "1")),
-                since=datetime.fromisoformat(since.replace("Z", "+00:00")) if since else _unset(),
+                # GitHub documents since as YYYY-MM-DDTHH:MM:SSZ; githubkit would send its own datetime form.
+                since=cast(Any, since) if since else _unset(),
                 headers=headers,
             )
 
