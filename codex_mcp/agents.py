@@ -47,8 +47,23 @@ def server_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "codex_mcp"]
 
 
-def mcp_config(instance_id: str, db_path: Path, extra_env: dict[str, str] | None = None) -> dict[str, object]:
-    """The MCP config handed to an agent: our stdio server, serving this instance."""
+def mcp_config(
+    instance_id: str, db_path: Path, *, server_url: str | None = None, token: str | None = None
+) -> dict[str, object]:
+    """The MCP config handed to an agent: our stdio server serving this instance, or, when a shared
+    HTTP server is configured, its URL with the agent's own bearer token."""
+    if server_url:
+        if not token:
+            raise ValueError("an HTTP MCP config needs the agent's token")
+        return {
+            "mcpServers": {
+                SERVER_NAME: {
+                    "type": "http",
+                    "url": server_url,
+                    "headers": {"Authorization": f"Bearer {token}"},
+                }
+            }
+        }
     command = server_command()
     return {
         "mcpServers": {
@@ -56,7 +71,7 @@ def mcp_config(instance_id: str, db_path: Path, extra_env: dict[str, str] | None
                 "type": "stdio",
                 "command": command[0],
                 "args": [*command[1:], "serve", "--instance", instance_id],
-                "env": {"CODEX_MCP_INSTANCE": instance_id, "CODEX_MCP_DB": str(db_path), **(extra_env or {})},
+                "env": {"CODEX_MCP_INSTANCE": instance_id, "CODEX_MCP_DB": str(db_path)},
             }
         }
     }
@@ -191,6 +206,7 @@ def write_launch_files(
     db_path: Path,
     settings: Settings,
     main_root: Path,
+    token: str | None = None,
     resume: bool = False,
 ) -> list[str]:
     """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher)."""
@@ -207,7 +223,8 @@ def write_launch_files(
         for change in prepare_claude_config(worktree=files.worktree, main_root=main_root, env=env):
             log.info("%s: Claude Code config: %s", instance_id, change)
     write_private(files.prompt, prompt)
-    write_private(files.mcp_config, json.dumps(mcp_config(instance_id, db_path), indent=2) + "\n")
+    config = mcp_config(instance_id, db_path, server_url=settings.server_url, token=token)
+    write_private(files.mcp_config, json.dumps(config, indent=2) + "\n")
     argv = profile.argv(
         instance_id=instance_id, files=files, prompt=prompt, session_id=session_id, resume=resume
     )

@@ -21,6 +21,8 @@ class App:
     settings: Settings
     db: Database
     caller: Caller | None = None
+    # Serving many agents over HTTP: each request's caller comes from its bearer token.
+    http: bool = False
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -28,8 +30,18 @@ class App:
 
         return Lifecycle(self.settings, self.db)
 
-    def caller_for(self, ctx: Any) -> Caller:
-        """The instance a tool call acts for. stdio: the identity resolved at start."""
+    def caller_for(self, ctx: Any, *, read_only: bool = True) -> Caller:
+        """The instance a tool call acts for: from the request's token over HTTP, else the identity
+        resolved at start (stdio)."""
+        if self.http:
+            from codex_mcp.http import caller_from_request
+
+            caller = caller_from_request(ctx, read_only=read_only)
+            if caller is None:
+                raise PermissionDenied(
+                    "this request carries no agent token; send `Authorization: Bearer <token>`"
+                )
+            return caller
         if self.caller is None:
             raise PermissionDenied("this server has no caller identity; start it with --instance ID")
         return self.caller

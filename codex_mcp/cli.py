@@ -112,28 +112,62 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
     "--instance",
     default=None,
     metavar="ID",
-    help="Serve this instance (default: CODEX_MCP_INSTANCE, else the worktree you are in, "
+    help="stdio: serve this instance (default: CODEX_MCP_INSTANCE, else the worktree you are in, "
     "else an adhoc instance registered for this folder).",
 )
 @click.option(
     "--transport",
-    type=click.Choice(["stdio"]),
-    default="stdio",
-    show_default=True,
-    help="Transport: stdio (one server per agent).",
+    type=click.Choice(["stdio", "http", "sse"]),
+    default=None,
+    help="stdio (one server per agent, the default), http (streamable HTTP at /mcp) or sse (/sse): "
+    "one server for many agents, each with its own token.",
+)
+@click.option(
+    "--port", type=int, default=None, help="HTTP port (default: CODEX_MCP_PORT, else 3001; 0: any free)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (HTTP/SSE).")
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow a non-loopback --host (every request still needs a token)."
+)
+@click.option(
+    "--operator-token",
+    is_flag=True,
+    help="HTTP/SSE: print a read-only token for a person (MCP Inspector, conformance suite); off by default.",
 )
 @click.pass_context
-def serve(ctx: click.Context, instance: str | None, transport: str) -> None:
-    """Run the MCP server over stdio (what Claude Code starts for each agent).
+def serve(
+    ctx: click.Context,
+    instance: str | None,
+    transport: str | None,
+    port: int | None,
+    host: str,
+    allow_remote: bool,
+    operator_token: bool,
+) -> None:
+    """Run the MCP server: over stdio (what Claude Code starts for each agent) or HTTP/SSE.
 
-    stdout carries only the MCP protocol; logs go to stderr.
+    stdout carries only the MCP protocol in stdio mode; logs always go to stderr.
     """
-    settings = _settings(ctx, instance=instance, transport=transport)
+    settings = _settings(ctx, instance=instance, transport=transport, port=port)
     from codex_mcp.logs import configure_logging
-    from codex_mcp.server import serve_stdio
 
     configure_logging(settings.log_level)
-    _run(lambda: serve_stdio(settings))
+    if settings.transport == "stdio":
+        from codex_mcp.server import serve_stdio
+
+        _run(lambda: serve_stdio(settings))
+        return
+    from codex_mcp.http import serve_http
+
+    _run(
+        lambda: serve_http(
+            settings,
+            transport=settings.transport,
+            host=host,
+            allow_remote=allow_remote,
+            operator_token=operator_token,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ instances

@@ -41,6 +41,7 @@ from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
 from codex_mcp.store.instances import Instance, NewInstance
 from codex_mcp.tmux import Tmux, TmuxError, TmuxUnreachable
+from codex_mcp.tokens import new_token
 from codex_mcp.userconfig import UserConfig
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class Lifecycle:
 
             prompt = await make_prompt(instance_id, worktree, branch)
             session_id = new_session_id()
+            token, token_hash = new_token() if self.settings.server_url else (None, None)
             launcher = write_launch_files(
                 profile=profile,
                 instance_id=instance_id,
@@ -238,6 +240,7 @@ class Lifecycle:
                 db_path=self.db.path,
                 settings=self.settings,
                 main_root=main,
+                token=token,
             )
             tmux = self.tmux
             with anyio.CancelScope(shield=True):
@@ -260,6 +263,7 @@ class Lifecycle:
                 agent_number=number,
                 tmux_socket=self.settings.tmux_socket,
                 agent_session_id=session_id,
+                token_hash=token_hash,
             ),
             worktree=worktree,
             branch=branch,
@@ -564,6 +568,7 @@ class Lifecycle:
         if current is not None:  # only the dead agent's pane is left (remain-on-exit): make room
             await tmux.kill_session(target.tmux_session)
         session_id = target.agent_session_id or new_session_id()
+        token, token_hash = new_token() if self.settings.server_url else (None, None)
         launcher = write_launch_files(
             profile=profile,
             instance_id=target.id,
@@ -573,6 +578,7 @@ class Lifecycle:
             db_path=self.db.path,
             settings=self.settings,
             main_root=self.main_root,
+            token=token,
             resume=target.agent_session_id is not None,
         )
         with anyio.CancelScope(shield=True):  # cancelled later, the session is killed below
@@ -582,6 +588,8 @@ class Lifecycle:
                 await instances_store.mark_resumed(
                     tx, target.id, claude_pid=pid, tmux_socket=self.settings.tmux_socket
                 )
+                # A new token (the old one is not kept in clear anywhere); none for stdio configs.
+                await instances_store.set_token_hash(tx, target.id, token_hash)
         except BaseException:
             await run_undos([partial(_kill_quietly, tmux, target.tmux_session)])
             raise

@@ -237,9 +237,11 @@ def tool(
         signature, output_model = _check_tool(fn, title, annotations)
         name = fn.__name__
 
+        read_only = bool(annotations.read_only_hint)
+
         async def handler(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
             app: App = ctx.request_context.lifespan_context
-            return await run_recorded(app, ctx, name, fn, arguments, output_model)
+            return await run_recorded(app, ctx, name, fn, arguments, output_model, read_only=read_only)
 
         handler.__name__ = name
         handler.__qualname__ = fn.__qualname__
@@ -345,6 +347,8 @@ async def run_recorded(
     fn: Callable[..., Awaitable[BaseModel]],
     arguments: dict[str, Any],
     output_model: type[BaseModel],
+    *,
+    read_only: bool = False,
 ) -> BaseModel:
     started = time.perf_counter()
     if (reached := _REACHED.get()) is not None:
@@ -353,7 +357,7 @@ async def run_recorded(
     caller_id: str | None = None
     call: ToolCall | None = None
     try:
-        caller = app.caller_for(ctx)
+        caller = app.caller_for(ctx, read_only=read_only)
         caller_id = caller.id
         call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
         result = await fn(call, **arguments)

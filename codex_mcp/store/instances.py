@@ -60,6 +60,7 @@ class NewInstance(BaseModel):
     agent_number: int = 1
     tmux_socket: str | None = None
     agent_session_id: str | None = None
+    token_hash: str | None = None
 
 
 def _instance(row: sqlite3.Row) -> Instance:
@@ -154,8 +155,8 @@ async def next_agent_number(tx: Tx, type: InstanceType, issue_number: int | None
 async def insert(tx: Tx, new: NewInstance) -> None:
     await tx.execute(
         "INSERT INTO instances (id, type, status, worktree_path, branch_name, base_branch, tmux_session, "
-        "claude_pid, issue_number, prompt, agent_number, tmux_socket, agent_session_id) "
-        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "claude_pid, issue_number, prompt, agent_number, tmux_socket, agent_session_id, token_hash) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.id,
             new.type,
@@ -169,6 +170,7 @@ async def insert(tx: Tx, new: NewInstance) -> None:
             new.agent_number,
             new.tmux_socket,
             new.agent_session_id,
+            new.token_hash,
         ),
     )
 
@@ -283,3 +285,15 @@ async def update_pr_states(tx: Tx, states: dict[int, str]) -> int:
             (state, number, state),
         )
     return changed
+
+
+async def find_running_by_token_hash(db: Database, token_hash: str) -> Instance | None:
+    """The running instance a bearer token belongs to (a terminated instance's token stops working)."""
+    row = await db.fetchone(
+        f"SELECT {_COLUMNS} FROM instances WHERE token_hash = ? AND status = 'running'", (token_hash,)
+    )
+    return _instance(row) if row else None
+
+
+async def set_token_hash(tx: Tx, instance_id: str, token_hash: str | None) -> None:
+    await tx.execute("UPDATE instances SET token_hash = ? WHERE id = ?", (token_hash, instance_id))
