@@ -811,6 +811,33 @@ def reconcile(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {path}")
 
 
+# -------------------------------------------------------------------------------------------- install
+
+
+@cli.command()
+@click.option(
+    "--scope",
+    type=click.Choice(["project", "user"]),
+    default="project",
+    show_default=True,
+    help="project: this repository's .mcp.json; user: your Claude Code configuration.",
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "http"]),
+    default="stdio",
+    show_default=True,
+    help="stdio: Claude Code starts `codex-mcp serve`; http: use the shared server.",
+)
+@click.pass_context
+def install(ctx: click.Context, scope: str, transport: str) -> None:
+    """Register the codex MCP server with Claude Code (idempotent; prints what it changed)."""
+    from codex_mcp.install import install as do_install
+
+    for line in do_install(_settings(ctx), scope=scope, transport=transport):  # type: ignore[arg-type]
+        click.echo(line)
+
+
 # ----------------------------------------------------------------------------------------------- demo
 
 

@@ -196,3 +196,11 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
             if value:
                 return value
             await anyio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def npm_tools() -> Any:
+    """Node 22 + the MCP Inspector, the conformance suite and Claude Code (see npm_tools.py)."""
+    from npm_tools import install
+
+    return install()
