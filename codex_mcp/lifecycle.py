@@ -55,6 +55,8 @@ FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
 Priority = Literal["low", "medium", "high"]
 CleanupPolicy = Literal["manual", "remove_worktree", "remove_all"]
 Undo = Callable[[], Awaitable[None]]
+Progress = Callable[[float, float | None, str], Awaitable[None]]
+SPAWN_STEPS = 4.0
 
 
 @dataclass
@@ -188,6 +190,7 @@ class Lifecycle:
         start_sha: str,
         make_prompt: Callable[[str, Path, str], Awaitable[str]],
         review_cap: tuple[str, int] | None = None,
+        progress: Progress | None = None,
     ) -> Prepared:
         """Create branch, worktree, launch files and tmux session for a new instance (row not yet written)."""
         profile = self.profile
@@ -195,7 +198,13 @@ class Lifecycle:
         root = await self._prepare_places()
         main = self.main_root
         undos: list[Undo] = []
+
+        async def step(done: float, message: str) -> None:
+            if progress is not None:
+                await progress(done, SPAWN_STEPS, message)
+
         try:
+            await step(1, "reserving a branch")
             number = await self._next_number(type, issue_number)
             for _ in range(MAX_NUMBER_ATTEMPTS):
                 suffix = f"-{issue_number}" if issue_number is not None else ""
@@ -224,10 +233,12 @@ class Lifecycle:
                     f"{worktree} already exists but no instance owns it; move it away (codex-mcp reconcile lists "
                     "orphans) and retry"
                 )
+            await step(2, f"creating worktree {instance_id}")
             with anyio.CancelScope(shield=True):
                 await git.worktree_add(main, worktree, branch)
                 undos.append(partial(git.worktree_remove, main, worktree, force=True))
 
+            await step(3, "writing the agent's prompt and MCP config")
             prompt = await make_prompt(instance_id, worktree, branch)
             session_id = new_session_id()
             token, token_hash = new_token() if self.settings.server_url else (None, None)
@@ -243,6 +254,7 @@ class Lifecycle:
                 token=token,
             )
             tmux = self.tmux
+            await step(4, f"starting the agent in tmux session {instance_id}")
             with anyio.CancelScope(shield=True):
                 pid = await tmux.new_session(instance_id, worktree, launcher)
                 undos.append(partial(_kill_quietly, tmux, instance_id))
@@ -332,7 +344,9 @@ class Lifecycle:
             make_prompt=make_prompt,
         )
 
-    async def prepare_review(self, caller: Instance, reviewer_prompt: str | None) -> Prepared:
+    async def prepare_review(
+        self, caller: Instance, reviewer_prompt: str | None, progress: Progress | None = None
+    ) -> Prepared:
         if caller.type != "work":
             raise PermissionDenied(
                 f"only work instances spawn reviews of their own work; {caller.id} is a {caller.type} instance"
@@ -376,9 +390,12 @@ class Lifecycle:
             start_sha=snapshot,
             make_prompt=make_prompt,
             review_cap=(caller.id, cap),
+            progress=progress,
         )
 
-    async def prepare_fork(self, caller: Instance, prompt: str | None) -> Prepared:
+    async def prepare_fork(
+        self, caller: Instance, prompt: str | None, progress: Progress | None = None
+    ) -> Prepared:
         if caller.type == "review":
             raise PermissionDenied(f"review instances do not fork; {caller.id} can send_feedback instead")
         _require_running(caller)
@@ -399,6 +416,7 @@ class Lifecycle:
             base_branch=caller.base_branch,
             start_sha=snapshot,
             make_prompt=make_prompt,
+            progress=progress,
         )
 
     # ------------------------------------------------------------------------------------ feedback

@@ -64,10 +64,6 @@ async def create_pull_request(
     Returns the pull request's number and link.
     """
     caller = await instances_store.require(call.app.db, call.caller.id)
-
-    async def progress(done: float, total: float | None, message: str) -> None:
-        await call.progress(done, total, message)
-
     outcome, write = await open_pull_request(
         call.app.settings,
         call.app.db,
@@ -76,7 +72,7 @@ async def create_pull_request(
         description=description,
         base_branch=base_branch,
         draft=draft,
-        progress=progress,
+        progress=call.progress,
     )
     call.stage(write)
     call.notes["base_branch"] = outcome.base_branch
@@ -96,11 +92,7 @@ async def sync_issues(call: ToolCall) -> SyncResult:
     repository costs only 304 answers. Also refreshes the state (open, closed, merged) of pull
     requests opened by instances. Then use list_issues or get_issue.
     """
-
-    async def progress(done: float, total: float | None, message: str) -> None:
-        await call.progress(done, total, message)
-
-    return await sync(call.app.settings, call.app.db, progress=progress)
+    return await sync(call.app.settings, call.app.db, progress=call.progress)
 
 
 @tool(title="List cached issues", annotations=READ_ONLY)

@@ -71,7 +71,7 @@ async def spawn_review_instance(
     Returns the reviewer's instance id, tmux session, worktree and branch.
     """
     caller = await _caller(call)
-    prepared = await call.app.lifecycle.prepare_review(caller, reviewer_prompt)
+    prepared = await call.app.lifecycle.prepare_review(caller, reviewer_prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "spawned_review")
     return SpawnReviewResult(
@@ -97,7 +97,7 @@ async def fork_instance(
     can follow it with get_instance and end it with terminate_instance. Review instances cannot fork.
     """
     caller = await _caller(call)
-    prepared = await call.app.lifecycle.prepare_fork(caller, prompt)
+    prepared = await call.app.lifecycle.prepare_fork(caller, prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "created_fork")
     return ForkResult(
