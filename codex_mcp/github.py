@@ -81,7 +81,7 @@ def parse_remote_url(url: str, hosts: set[str]) -> RepoRef | None:
         m = _PATH.match(parts.path)
     else:
         m = _SCP.match(url)
-        if m is not None and m.group("host") not in hosts:
+        if m is not None and m.group("host").lower() not in hosts:  # host names ignore case
             return None
     return RepoRef(m.group("owner"), m.group("name")) if m else None
 
@@ -138,18 +138,20 @@ class GitHubClient:
         api_url: str,
         token: str,
         repo: RepoRef,
-        timeout: float = REQUEST_TIMEOUT,
-        max_wait: float = MAX_RATE_LIMIT_WAIT,
+        timeout: float | None = None,
+        max_wait: float | None = None,
     ) -> None:
         from githubkit import GitHub
 
         self.repo = repo
         self.api_url = api_url.rstrip("/")
-        self.max_wait = max_wait
+        # The module's constants are read here, at call time (not bound as defaults at import).
+        self.timeout = REQUEST_TIMEOUT if timeout is None else timeout
+        self.max_wait = MAX_RATE_LIMIT_WAIT if max_wait is None else max_wait
         self._gh: GitHub[Any] = GitHub(
             token,
             base_url=self.api_url + "/",
-            timeout=timeout,
+            timeout=self.timeout,
             auto_retry=False,  # rate limits are handled here, with a bounded wait
             http_cache=False,  # conditional requests are ours, with ETags kept in the database
             user_agent="codex-mcp",
@@ -161,7 +163,9 @@ class GitHubClient:
 
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
             try:
-                return await fn()
+                resp = await fn()
+                _validate(resp)  # inside the mapping: an answer not shaped like GitHub's is a clear error
+                return resp
             except RateLimitExceeded as exc:
                 wait = max(exc.retry_after.total_seconds(), 0.0)
                 if wait <= self.max_wait and attempt < MAX_RATE_LIMIT_RETRIES:
@@ -176,7 +180,7 @@ class GitHubClient:
     def explain(self, exc: Exception, what: str) -> UpstreamError:
         """An actionable error for a failed request (never containing the token)."""
         import httpx
-        from githubkit.exception import RateLimitExceeded, RequestFailed, RequestTimeout
+        from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
         repo = str(self.repo)
         if isinstance(exc, RateLimitExceeded):
@@ -217,11 +221,13 @@ class GitHubClient:
             return UpstreamError(f"GitHub answered {status} {message} while trying to {what}")
         if isinstance(exc, RequestTimeout | httpx.TimeoutException):
             return UpstreamError(
-                f"GitHub did not answer within {REQUEST_TIMEOUT:.0f} s while trying to {what}; retry"
+                f"GitHub did not answer within {self.timeout:g} s while trying to {what}; retry"
             )
-        if isinstance(exc, httpx.HTTPError):
+        # githubkit wraps transport failures (refused connection, DNS, TLS) in its RequestError.
+        cause = exc.exc if isinstance(exc, RequestError) else exc
+        if isinstance(cause, httpx.HTTPError):
             return UpstreamError(
-                f"cannot reach GitHub at {self.api_url} to {what} ({type(exc).__name__}); check the network and "
+                f"cannot reach GitHub at {self.api_url} to {what} ({type(cause).__name__}); check the network and "
                 "CODEX_MCP_GITHUB_API_URL"
             )
         if _is_validation_error(exc):
@@ -256,18 +262,29 @@ class GitHubClient:
         """Create it, or return the open one for the same head and base; (pull request, already existed)."""
         from githubkit.exception import RequestFailed
 
-        try:
-            resp = await self._gh.rest.pulls.async_create(
-                self.repo.owner, self.repo.name, title=title, head=head, base=base, body=body, draft=draft
-            )
-        except RequestFailed as exc:
-            if exc.response.status_code == 422 and "already exists" in " ".join(_error_body(exc.response)[1]):
-                existing = await self.find_open_pull_request(head, base)
-                if existing is not None:
-                    return existing, True
-            raise self.explain(exc, "create the pull request") from None
-        except Exception as exc:
-            raise self.explain(exc, "create the pull request") from None
+        already: list[RequestFailed] = []
+
+        async def post() -> Any:
+            try:
+                return await self._gh.rest.pulls.async_create(
+                    self.repo.owner, self.repo.name, title=title, head=head, base=base, body=body, draft=draft
+                )
+            except RequestFailed as exc:
+                if exc.response.status_code == 422 and "already exists" in " ".join(
+                    _error_body(exc.response)[1]
+                ):
+                    already.append(exc)
+                    return None
+                raise
+
+        # Through call(): short rate limits (secondary limits hit creations first) are waited out, and an
+        # answer not shaped like GitHub's is a clear error. Retrying is safe: a duplicate is a 422 below.
+        resp = await self.call("create the pull request", post)
+        if resp is None:
+            existing = await self.find_open_pull_request(head, base)
+            if existing is not None:
+                return existing, True
+            raise self.explain(already[-1], "create the pull request")
         pr = resp.parsed_data
         return PullRequestInfo(pr.number, pr.html_url, pr.state, pr.merged_at is not None), False
 
@@ -275,16 +292,16 @@ class GitHubClient:
     async def get_issue(self, number: int) -> dict[str, Any] | None:
         from githubkit.exception import RequestFailed
 
-        try:
-            resp = await self._gh.rest.issues.async_get(self.repo.owner, self.repo.name, number)
-        except RequestFailed as exc:
-            if exc.response.status_code == 404:
-                return None
-            raise self.explain(exc, f"read issue #{number}") from None
-        except Exception as exc:
-            raise self.explain(exc, f"read issue #{number}") from None
-        resp.parsed_data  # validates the shape  # noqa: B018
-        return dict(resp.json())
+        async def fetch() -> Any:
+            try:
+                return await self._gh.rest.issues.async_get(self.repo.owner, self.repo.name, number)
+            except RequestFailed as exc:
+                if exc.response.status_code == 404:
+                    return None
+                raise
+
+        resp = await self.call(f"read issue #{number}", fetch)  # validated there
+        return None if resp is None else dict(resp.json())
 
     async def list_issues_page(self, query: dict[str, str], etag: str | None) -> Page:
         """One page of the repository's issues (and pull requests); 304 when ``etag`` still matches."""
@@ -310,8 +327,14 @@ class GitHubClient:
         next_query = _next_query(resp.headers.get("link", ""))
         if resp.status_code == 304:
             return Page(304, new_etag, next_query, [])
-        resp.parsed_data  # validates every item against GitHub's schema  # noqa: B018
-        return Page(resp.status_code, new_etag, next_query, list(resp.json()))
+        return Page(resp.status_code, new_etag, next_query, list(resp.json()))  # validated by call()
+
+
+def _validate(resp: Any) -> None:
+    """Parse a response's body against githubkit's model now (it is parsed lazily otherwise)."""
+    if resp is None or getattr(resp, "status_code", None) in (204, 304):
+        return
+    resp.parsed_data  # noqa: B018
 
 
 def _unset() -> Any:

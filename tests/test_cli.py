@@ -268,10 +268,12 @@ def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
     rows = ok_json("ls", "--all", "--json")
     assert isinstance(rows, list)
     assert [r["id"] for r in rows] == ["review-7-a1", "work-7-a1"]  # newest first
-    columns = table_columns(db_file(here), "instances")
+    # Every column but the token hash, which is never printed or returned.
+    columns = [c for c in table_columns(db_file(here), "instances") if c != "token_hash"]
     assert {"id", "type", "status", "worktree_path", "branch_name", "tmux_session"} <= set(columns)
     for row in rows:
         assert set(columns) <= set(row), set(columns) - set(row)
+        assert "token_hash" not in row
     work = next(r for r in rows if r["id"] == "work-7-a1")
     assert work["type"] == "work"
     assert work["status"] == "running"
@@ -314,7 +316,8 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
     assert set(data) >= {"instance", "parents", "children", "events"}
     assert data["instance"]["id"] == "work-7-a1"
     assert data["instance"]["prompt"] == "fix it"
-    assert set(table_columns(db_file(here), "instances")) <= set(data["instance"])
+    assert set(table_columns(db_file(here), "instances")) - {"token_hash"} <= set(data["instance"])
+    assert "token_hash" not in data["instance"]
     assert data["parents"] == []
     assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [
         ("review-7-a1", "spawned_review")
