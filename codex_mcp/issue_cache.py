@@ -1,10 +1,12 @@
 """The local cache of the repository's GitHub issues: sync (incremental, conditional) and lookups.
 
 A sync asks for every issue, open and closed, 100 a page, following ``Link: rel="next"``, ``since``
-the newest ``updated_at`` already cached; each page is requested with the ETag it had last time, so an
-unchanged repository costs only 304s. Pull requests (items with a ``pull_request`` key) are not cached
-as issues, but their state refreshes the ``pr_state`` of instances that opened them. Everything is
-written in one transaction at the end: a failed sync changes nothing.
+the newest ``updated_at`` the last sync saw; each page is requested with the ETag it had last time, so
+an unchanged repository costs only 304s. When the newest ``updated_at`` moved, the listing is asked
+once more from it, to keep the ETags of exactly the listing the next sync will ask. Pull requests
+(items with a ``pull_request`` key) are not cached as issues, but their state refreshes the
+``pr_state`` of instances that opened them. Everything is written in one transaction at the end: a
+failed sync changes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 100
 MAX_PAGES = 10_000
+LISTINGS = 2  # the listing since the last watermark, then once more from the new one
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 
 
@@ -81,49 +84,60 @@ async def sync(settings: Settings, db: Database, *, progress: Progress | None = 
                 f"this database caches the issues of {owner}/{name}, not {repo}: one database serves one "
                 "repository (issues are keyed by number); point CODEX_MCP_DB at another file for this one"
             )
-    since = await issues_store.newest_updated_at(db)
-    query: dict[str, str] | None = {
-        "per_page": str(PER_PAGE),
-        "page": "1",
-        **({"since": since} if since else {}),
-    }
+    since = await _last_since(db, str(repo))
     received: dict[int, Issue] = {}
     pr_states: dict[int, str] = {}
     pages: list[SyncPage] = []
     not_modified = 0
     count = 0
-    while query is not None and count < MAX_PAGES:
-        key = _request_key(str(repo), query)
-        known = await sync_store.get(db, key)
-        page = await client.list_issues_page(query, known.etag if known else None)
-        count += 1
-        if page.status == 304:
-            not_modified += 1
-            next_query = (
-                page.next_query
-                if page.next_query is not None
-                else (_parse_key(known.next_request) if known and known.next_request else None)
-            )
-        else:
-            next_query = page.next_query
-            for item in page.items:
-                if "pull_request" in item:
-                    merged = (item.get("pull_request") or {}).get("merged_at")
-                    pr_states[int(item["number"])] = "merged" if merged else str(item.get("state") or "open")
-                    continue
-                issue = _to_issue(item, repo.owner, repo.name)
-                received[issue.number] = issue
-        if page.etag:
-            pages.append(
-                SyncPage(
-                    request=key,
-                    etag=page.etag,
-                    next_request=urlencode(sorted(next_query.items())) if next_query else None,
+    for _ in range(LISTINGS):
+        pages = []  # only the last listing's pages are kept: the next sync asks exactly that listing
+        query: dict[str, str] | None = {
+            "per_page": str(PER_PAGE),
+            "page": "1",
+            **({"since": since} if since else {}),
+        }
+        while query is not None and count < MAX_PAGES:
+            key = _request_key(str(repo), query)
+            known = await sync_store.get(db, key)
+            page = await client.list_issues_page(query, known.etag if known else None)
+            count += 1
+            if page.status == 304:
+                not_modified += 1
+                next_query = (
+                    page.next_query
+                    if page.next_query is not None
+                    else (_parse_key(known.next_request) if known and known.next_request else None)
                 )
-            )
-        if progress is not None:
-            await progress(float(count), None, f"page {count}: {len(received)} issues so far")
-        query = next_query
+            else:
+                next_query = page.next_query
+                for item in page.items:
+                    if "pull_request" in item:
+                        merged = (item.get("pull_request") or {}).get("merged_at")
+                        pr_states[int(item["number"])] = (
+                            "merged" if merged else str(item.get("state") or "open")
+                        )
+                        continue
+                    issue = _to_issue(item, repo.owner, repo.name)
+                    received[issue.number] = issue
+            if page.etag:
+                pages.append(
+                    SyncPage(
+                        request=key,
+                        etag=page.etag,
+                        next_request=urlencode(sorted(next_query.items())) if next_query else None,
+                    )
+                )
+            if progress is not None:
+                await progress(float(count), None, f"page {count}: {len(received)} issues so far")
+            query = next_query
+        newest = max((i.updated_at for i in received.values() if i.updated_at), default=None)
+        if newest is None or (since is not None and newest <= since):
+            break
+        # The watermark moved: list once more from it (GitHub's since is inclusive, so this costs a
+        # page or so) only to keep that listing's ETags; the next sync asks exactly that listing, and
+        # an unchanged repository then costs only 304s.
+        since = newest
     cached = await issues_store.updated_at_of(db, list(received))
     changed = [
         i for i in received.values() if cached.get(i.number, "\0") != i.updated_at or i.number not in cached
@@ -144,6 +158,19 @@ async def sync(settings: Settings, db: Database, *, progress: Progress | None = 
         not_modified_pages=not_modified,
         pull_requests_updated=prs,
     )
+
+
+async def _last_since(db: Database, repo: str) -> str | None:
+    """The ``since`` of the last sync's listing (the newest ``updated_at`` that listing saw); None: none yet.
+
+    Taken from the stored pages, not from the newest cached issue: an issue cached alone (fetch_issue)
+    must not move the watermark past issues that no sync has fetched yet.
+    """
+    prefix = f"{repo} issues?"
+    for request in await sync_store.requests(db):
+        if request.startswith(prefix):
+            return _parse_key(request[len(prefix) :]).get("since")
+    return None
 
 
 def _parse_key(query: str) -> dict[str, str]:

@@ -20,6 +20,12 @@ async def get(db: Database, request: str) -> SyncPage | None:
     return SyncPage.model_validate(dict(row)) if row else None
 
 
+async def requests(db: Database) -> list[str]:
+    """The requests of the latest sync's listing (their query holds the ``since`` it used)."""
+    rows = await db.fetchall("SELECT request FROM github_sync_pages ORDER BY request")
+    return [str(r[0]) for r in rows]
+
+
 async def replace_all(tx: Tx, pages: list[SyncPage]) -> None:
     """Keep exactly the pages of the latest sync (older queries will not be asked again)."""
     await tx.execute("DELETE FROM github_sync_pages")
