@@ -20,6 +20,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
 from typing import Any
 
 from codex_mcp.errors import ConfigError
@@ -126,10 +127,14 @@ class Guard:
 
 def caller_from_request(ctx: Any, *, read_only: bool) -> Caller | None:
     """The caller the Guard attached to this HTTP request (None outside HTTP)."""
-    try:
-        request = ctx.request_context.request
-    except Exception:
-        return None
+    # A tool's Context holds the request in its request_context; the ServerRequestContext that server
+    # middleware gets (record_rejected_calls) holds it directly.
+    request = getattr(ctx, "request", None)
+    if request is None:
+        try:
+            request = ctx.request_context.request
+        except Exception:
+            return None
     scope = getattr(request, "scope", None)
     if not isinstance(scope, MutableMapping) or CALLER_KEY not in scope:
         return None
@@ -182,6 +187,11 @@ async def serve_http(
 
     sock = bind(host, settings.port, allow_remote=allow_remote)
     port = sock.getsockname()[1]
+    path = "/sse" if transport == "sse" else "/mcp"
+    url = f"http://{host if ':' not in host else '[' + host.strip('[]') + ']'}:{port}{path}"
+    if not settings.server_url and transport == "http":
+        # Agents spawned through this server connect back to it (with their own tokens).
+        settings = replace(settings, server_url=url)
     async with open_app(settings) as app:
         app.http = True
         operator: tuple[str, Caller] | None = None
@@ -201,14 +211,11 @@ async def serve_http(
         )
         if transport == "sse":
             inner = server.sse_app(transport_security=security, host=host)
-            path = "/sse"
         else:
             inner = server.streamable_http_app(transport_security=security, host=host)
-            path = "/mcp"
         guarded = Guard(
             inner, hosts=hosts, origins=allowed_origins(host, port), resolve=resolve, operator=operator
         )
-        url = f"http://{host if ':' not in host else '[' + host.strip('[]') + ']'}:{port}{path}"
         config = uvicorn.Config(guarded, log_level="warning", lifespan="on", access_log=False)
         uv = uvicorn.Server(config)
         print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)

@@ -357,8 +357,10 @@ async def run_recorded(
     caller_id: str | None = None
     call: ToolCall | None = None
     try:
+        # Who calls is known even when the call is refused (the read-only operator token asking to
+        # act): the refusal is then recorded under that instance.
+        caller_id = app.caller_for(ctx).id
         caller = app.caller_for(ctx, read_only=read_only)
-        caller_id = caller.id
         call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
         result = await fn(call, **arguments)
         if not isinstance(result, output_model):

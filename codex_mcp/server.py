@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,7 +64,25 @@ def build_server(app: App) -> MCPServer[App]:
         middleware=[record_rejected_calls],
     )
     register_all(server)
+    _accept_log_levels(server, app)
     return server
+
+
+def _accept_log_levels(server: MCPServer[App], app: App) -> None:
+    """Answer ``logging/setLevel`` (clients and the conformance suite send it): it sets how much this
+    server logs on its stderr. The capability is deprecated in newer protocol versions but still used."""
+    from mcp_types import EmptyResult, SetLevelRequestParams
+
+    levels = {"debug": "DEBUG", "info": "INFO", "notice": "INFO", "warning": "WARNING", "error": "ERROR",
+              "critical": "CRITICAL", "alert": "CRITICAL", "emergency": "CRITICAL"}  # fmt: skip
+
+    async def set_level(ctx: object, params: SetLevelRequestParams) -> EmptyResult:
+        logging.getLogger("codex_mcp").setLevel(levels.get(str(params.level), "INFO"))
+        return EmptyResult()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
 
 
 async def serve_stdio(settings: Settings) -> None:

@@ -2,7 +2,8 @@
 
 ``python -m codex_mcp.standin --mcp-config FILE --instance ID --script FILE``
 
-It starts the MCP server named in the config it was given (exactly as Claude Code would), then runs
+It starts the MCP server named in the config it was given, or connects to the shared HTTP server
+that config names with the headers it gives (exactly as Claude Code would), then runs
 the steps listed in the script for its instance type, logging every result as a JSON line to
 ``<cwd>/.codex/standin.jsonl``; whatever is typed or pasted into its terminal is logged there too.
 The demo and the tests use it to drive the real path tmux -> agent -> MCP config -> server -> database
@@ -22,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +56,27 @@ async def run(config_path: Path, instance_id: str, script: dict[str, list[dict[s
     from mcp import Client, StdioServerParameters
 
     config = json.loads(config_path.read_text(encoding="utf-8"))["mcpServers"][SERVER_NAME]
-    params = StdioServerParameters(
-        command=config["command"],
-        args=config.get("args", []),
-        env={**os.environ, **config.get("env", {})},
-        cwd=os.getcwd(),
-    )
     kind = instance_id.split("-", 1)[0]
     steps = script.get(kind, [])
     log.write(event="start", instance=instance_id, steps=len(steps))
-    async with Client(params) as client:
+    async with AsyncExitStack() as stack:
+        if config.get("type") == "http":
+            # A shared server: its URL, with this agent's own token in the headers it was given.
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(headers=config.get("headers") or {}, timeout=httpx2.Timeout(30, read=300))
+            )
+            server: Any = streamable_http_client(config["url"], http_client=http)
+        else:
+            server = StdioServerParameters(
+                command=config["command"],
+                args=config.get("args", []),
+                env={**os.environ, **config.get("env", {})},
+                cwd=os.getcwd(),
+            )
+        client = await stack.enter_async_context(Client(server))
         for step in steps:
             if "call" in step:
                 result = await client.call_tool(step["call"], step.get("args") or {})
