@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,16 +184,37 @@ async def branch_sha(repo: Path, branch: str) -> str | None:
     return result.stdout.strip() or None
 
 
+@asynccontextmanager
+async def worktrees_lock(repo: Path) -> AsyncIterator[None]:
+    """Serialise worktree changes across processes: concurrent `git worktree add` calls read each
+    other's half-written administrative files ("failed to read .git/worktrees/<x>/commondir")."""
+    import fcntl
+
+    import anyio
+
+    common = (await run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")).stdout.strip()
+    folder = Path(common) / "codex-mcp"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "worktrees.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 async def worktree_add(repo: Path, path: Path, branch: str) -> None:
-    await run(repo, "worktree", "add", "--quiet", "--", str(path), branch)
+    async with worktrees_lock(repo):
+        await run(repo, "worktree", "add", "--quiet", "--", str(path), branch)
 
 
 async def worktree_remove(repo: Path, path: Path, *, force: bool = False) -> None:
     args = ["worktree", "remove"]
     if force:
         args.append("--force")
-    await run(repo, *args, "--", str(path))
-    await run(repo, "worktree", "prune", check=False)
+    async with worktrees_lock(repo):
+        await run(repo, *args, "--", str(path))
+        await run(repo, "worktree", "prune", check=False)
 
 
 async def is_dirty(worktree: Path) -> list[str]:
