@@ -18,7 +18,10 @@ import re
 import shlex
 import shutil
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,6 +260,45 @@ def prepare_claude_config(*, worktree: Path, main_root: Path, env: dict[str, str
     """Trust ``worktree`` unless its repository is trusted already, and approve the API key Claude
     would otherwise ask about; the list of changes made (empty when none was needed)."""
     path = claude_config_path(env)
+    with claude_config_lock(path):
+        return _prepare_locked(path, worktree=worktree, main_root=main_root, env=env)
+
+
+@contextmanager
+def claude_config_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
+    """Claude Code's own lock on its config file: a directory ``<config>.lock`` (proper-lockfile).
+
+    A running Claude Code rewrites the whole file from the copy it read; without taking its lock,
+    an entry we add can be overwritten a moment later (seen with a reviewer's trust entry).
+    """
+    lock = path.with_name(path.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.mkdir(lock)
+            break
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime > timeout:  # left behind by a crashed writer
+                    os.rmdir(lock)
+                    continue
+            except OSError:
+                continue
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"Claude Code's config {path} stayed locked ({lock} exists) for {timeout:.0f} s; if no "
+                    f"Claude Code is writing it, remove {lock} and retry"
+                ) from None
+            time.sleep(0.02)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            os.rmdir(lock)
+
+
+def _prepare_locked(path: Path, *, worktree: Path, main_root: Path, env: dict[str, str]) -> list[str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (OSError, ValueError) as exc:

@@ -59,6 +59,25 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     return Settings.load(db=root.params.get("db"), log_level=root.params.get("log_level"), **flags)
 
 
+def _with_instance(
+    ctx: click.Context, instance_id: str, act: Callable[[Any, Any], Awaitable[T]], *, reconcile: bool = True
+) -> T:
+    """Open the app, converge with tmux (unless told not to), load ``instance_id`` and ``act`` on it."""
+    from codex_mcp.app import open_app
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
+
+    validate_instance_id(instance_id)
+
+    async def main() -> T:
+        async with open_app(_settings(ctx)) as app:
+            if reconcile:
+                await app.lifecycle.reconcile_quietly()
+            return await act(app, await instances.require(app.db, instance_id))
+
+    return _run(main)
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False))
 
@@ -708,20 +727,13 @@ def start(
 @click.pass_context
 def attach(ctx: click.Context, instance_id: str) -> None:
     """Attach this terminal to an instance's tmux session (detach again with C-b d)."""
-    from codex_mcp.app import open_app
     from codex_mcp.errors import StateError
-    from codex_mcp.ids import validate_instance_id
-    from codex_mcp.store import instances
     from codex_mcp.tmux import Tmux
 
-    validate_instance_id(instance_id)
+    async def load(app: Any, instance: Any) -> Any:
+        return instance
 
-    async def main() -> Any:
-        async with open_app(_settings(ctx)) as app:
-            await app.lifecycle.reconcile_quietly()
-            return await instances.require(app.db, instance_id)
-
-    instance = _run(main)
+    instance = _with_instance(ctx, instance_id, load)
     if instance.status != "running":
         raise StateError(f"{instance.id} is terminated; `codex-mcp resume {instance.id}` restarts its agent")
     argv = Tmux(instance.tmux_socket).argv("attach-session", "-t", f"={instance.tmux_session}")
@@ -737,21 +749,15 @@ def attach(ctx: click.Context, instance_id: str) -> None:
 @click.pass_context
 def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Terminate an instance: kill its tmux session and apply the cleanup policy."""
-    from codex_mcp.app import open_app
-    from codex_mcp.ids import validate_instance_id
     from codex_mcp.store import instances
 
-    validate_instance_id(instance_id)
+    async def terminate(app: Any, target: Any) -> Any:
+        outcome, _ = await app.lifecycle.terminate(target)
+        async with app.db.write() as tx:
+            await instances.mark_terminated(tx, target.id)
+        return outcome
 
-    async def main() -> Any:
-        async with open_app(_settings(ctx)) as app:
-            target = await instances.require(app.db, instance_id)
-            outcome, _ = await app.lifecycle.terminate(target)
-            async with app.db.write() as tx:
-                await instances.mark_terminated(tx, target.id)
-            return outcome
-
-    outcome = _run(main)
+    outcome = _with_instance(ctx, instance_id, terminate, reconcile=False)
     if as_json:
         _print_json(outcome.model_dump(mode="json"))
         return
@@ -766,19 +772,11 @@ def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 @click.pass_context
 def resume(ctx: click.Context, instance_id: str) -> None:
     """Restart a dead instance's agent in its worktree, continuing its conversation."""
-    from codex_mcp.app import open_app
-    from codex_mcp.ids import validate_instance_id
-    from codex_mcp.store import instances
 
-    validate_instance_id(instance_id)
+    async def restart(app: Any, target: Any) -> Any:
+        return await app.lifecycle.resume(target)
 
-    async def main() -> Any:
-        async with open_app(_settings(ctx)) as app:
-            await app.lifecycle.reconcile_quietly()
-            target = await instances.require(app.db, instance_id)
-            return await app.lifecycle.resume(target)
-
-    instance = _run(main)
+    instance = _with_instance(ctx, instance_id, restart)
     click.echo("resumed " + _instance_summary(instance))
 
 

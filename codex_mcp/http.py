@@ -216,7 +216,10 @@ async def serve_http(
         guarded = Guard(
             inner, hosts=hosts, origins=allowed_origins(host, port), resolve=resolve, operator=operator
         )
-        config = uvicorn.Config(guarded, log_level="warning", lifespan="on", access_log=False)
+        # Agents keep streams open: do not wait for them forever when asked to stop.
+        config = uvicorn.Config(
+            guarded, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=3
+        )
         uv = uvicorn.Server(config)
         print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)
         if operator is not None:

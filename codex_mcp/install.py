@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codex_mcp import SERVER_NAME
-from codex_mcp.agents import claude_config_path, server_command
+from codex_mcp.agents import claude_config_lock, claude_config_path, server_command
 from codex_mcp.errors import ConfigError, UpstreamError
 from codex_mcp.settings import Settings
 
@@ -97,7 +97,8 @@ def install(settings: Settings, *, scope: Scope, transport: Transport, use_claud
             _claude(claude, "mcp", "add-json", "--scope", "user", SERVER_NAME, json.dumps(entry))
             lines.append(f"claude mcp add-json --scope user {SERVER_NAME}: registered ({entry['type']})")
         else:
-            lines.append(_set_entry(config, entry, 0o600))
+            with claude_config_lock(config):  # Claude Code may be rewriting it right now
+                lines.append(_set_entry(config, entry, 0o600))
     if transport == "http":
         lines.append(
             "the entry sends `Authorization: Bearer ${CODEX_MCP_TOKEN}`: export CODEX_MCP_TOKEN before starting "
