@@ -157,6 +157,15 @@ class GitHubClient:
             user_agent="codex-mcp",
         )
 
+    async def __aenter__(self) -> GitHubClient:
+        # One HTTP client (connections, TLS context) for every request until __aexit__; without it
+        # githubkit builds a new one per request, which dominates a many-page sync.
+        await self._gh.__aenter__()  # type: ignore[no-untyped-call]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._gh.__aexit__(*exc)
+
     async def call(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one request, waiting out short rate limits, mapping failures to actionable errors."""
         from githubkit.exception import RateLimitExceeded

@@ -77,6 +77,11 @@ def _to_issue(item: dict[str, Any], owner: str, name: str) -> Issue:
 
 async def sync(settings: Settings, db: Database, *, progress: Progress | None = None) -> SyncResult:
     client = await github_client(settings, db)
+    async with client:  # one HTTP connection for every page
+        return await _sync(client, db, progress)
+
+
+async def _sync(client: GitHubClient, db: Database, progress: Progress | None) -> SyncResult:
     repo = client.repo
     for owner, name in await issues_store.repositories(db):
         if (owner.lower(), name.lower()) != (repo.owner.lower(), repo.name.lower()):
