@@ -656,11 +656,30 @@ class Lifecycle:
         return report
 
     async def reconcile_quietly(self) -> None:
-        """The cheap reconcile run before reads; never makes a read fail."""
+        """The cheap reconcile run before reads; never makes a read fail.
+
+        While every launched agent's process is alive there is nothing to converge, and asking tmux
+        (a process start per read) is skipped; a dead or missing pid triggers the full reconcile.
+        """
         try:
+            launched = await instances_store.list_running_launched(self.db)
+            if all(_pid_alive(row.claude_pid) for row in launched):
+                return
             await self.reconcile()
         except Exception as exc:
             log.warning("reconcile before reading failed: %s", exc)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def _looks_like_ours(name: str) -> bool:

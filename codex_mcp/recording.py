@@ -390,13 +390,17 @@ async def run_recorded(
     metadata["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     event = NewEvent(instance_id=call.caller.id, tool_name=name, success=True, metadata=metadata)
     try:
-        with anyio.CancelScope(shield=bool(call._writes)):
-            async with app.db.write() as tx:
-                for write in call._writes:
-                    await write(tx)
-                for relationship in call._relationships:
-                    await relationships_store.add(tx, relationship)
-                await _insert_event(tx, event)
+        if not call._writes and not call._relationships:
+            # The event is the call's only write: one autocommit statement instead of a transaction.
+            await events_store.record_alone(app.db, event)
+        else:
+            with anyio.CancelScope(shield=True):
+                async with app.db.write() as tx:
+                    for write in call._writes:
+                        await write(tx)
+                    for relationship in call._relationships:
+                        await relationships_store.add(tx, relationship)
+                    await _insert_event(tx, event)
     except Exception as exc:
         if not call._writes and not call._relationships:
             # Only the event row was lost: the tool's own answer stands.
@@ -450,7 +454,6 @@ async def _fail(
             instance_id=caller_id, tool_name=name, success=False, error_message=message, metadata=metadata
         )
         try:
-            async with app.db.write() as tx:
-                await _insert_event(tx, event)
+            await events_store.record_alone(app.db, event)
         except Exception as exc:
             log.error("%s: could not record the failed call (%s)", name, exc)

@@ -90,6 +90,24 @@ class Database:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
+    async def insert_alone(self, sql: str, params: Params = ()) -> int:
+        """One INSERT as its own transaction (autocommit: a single round trip); the new rowid.
+
+        Only for a write that stands alone; several writes that belong together use ``write()``.
+        """
+        async with self._write_lock:  # never inside another task's open transaction on this connection
+            try:
+                row = await self._conn.execute_insert(sql, params)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise DatabaseError(
+                        f"database {self.path} stayed locked by another process for "
+                        f"{BUSY_TIMEOUT_MS // 1000} s; nothing was changed, retry in a moment"
+                    ) from exc
+                raise
+        assert row is not None
+        return int(row[0])
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A ``BEGIN IMMEDIATE`` transaction: committed when the body returns, rolled back otherwise."""

@@ -43,19 +43,28 @@ def _event(row: Any) -> Event:
     return Event.model_validate(data)
 
 
-async def record(tx: Tx, event: NewEvent) -> int:
-    return await tx.insert(
-        "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata) VALUES (?, ?, ?, ?, ?)",
-        (
-            event.instance_id,
-            event.tool_name,
-            1 if event.success else 0,
-            event.error_message,
-            json.dumps(event.metadata, separators=(",", ":"), sort_keys=True)
-            if event.metadata is not None
-            else None,
-        ),
+_INSERT = "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata) VALUES (?, ?, ?, ?, ?)"
+
+
+def _values(event: NewEvent) -> tuple[object, ...]:
+    metadata = event.metadata
+    return (
+        event.instance_id,
+        event.tool_name,
+        1 if event.success else 0,
+        event.error_message,
+        json.dumps(metadata, separators=(",", ":"), sort_keys=True) if metadata is not None else None,
     )
+
+
+async def record(tx: Tx, event: NewEvent) -> int:
+    """Record an event inside a transaction that also holds the tool's own changes."""
+    return await tx.insert(_INSERT, _values(event))
+
+
+async def record_alone(db: Database, event: NewEvent) -> int:
+    """Record an event that is the call's only write: one autocommit statement, one round trip."""
+    return await db.insert_alone(_INSERT, _values(event))
 
 
 async def list_recent(
