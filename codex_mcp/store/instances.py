@@ -102,6 +102,31 @@ async def list_dashboard(
     With no type given, ``type IN (all types)`` lets SQLite use ``idx_instances_type_status`` for a
     status filter (the index leads with ``type``) instead of scanning every row.
     """
+    sql, params = _dashboard_sql(status, type, issue_number, limit, with_prompt=True)
+    return [_instance(r) for r in await db.fetchall(sql, params)]
+
+
+async def list_dashboard_summaries(
+    db: Database,
+    *,
+    status: InstanceStatus | None = "running",
+    type: InstanceType | None = None,
+    issue_number: int | None = None,
+    limit: int | None = None,
+) -> list[InstanceSummary]:
+    """The dashboard query without prompts (long, and not read at all here): what listings return."""
+    sql, params = _dashboard_sql(status, type, issue_number, limit, with_prompt=False)
+    return [InstanceSummary.model_validate(dict(r)) for r in await db.fetchall(sql, params)]
+
+
+def _dashboard_sql(
+    status: InstanceStatus | None,
+    type: InstanceType | None,
+    issue_number: int | None,
+    limit: int | None,
+    *,
+    with_prompt: bool,
+) -> tuple[str, list[object]]:
     where: list[str] = []
     params: list[object] = []
     if issue_number is not None:
@@ -116,8 +141,11 @@ async def list_dashboard(
     if status is not None:
         where.append("i.status = ?")
         params.append(status)
+    columns = "i." + _COLUMNS.replace(", ", ", i.")
+    if not with_prompt:
+        columns = columns.replace(", i.prompt", "")
     sql = (
-        f"SELECT i.{_COLUMNS.replace(', ', ', i.')}, gi.title AS issue_title "
+        f"SELECT {columns}, gi.title AS issue_title "
         "FROM instances i LEFT JOIN github_issues gi ON i.issue_number = gi.number"
     )
     if where:
@@ -126,7 +154,7 @@ async def list_dashboard(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [_instance(r) for r in await db.fetchall(sql, params)]
+    return sql, params
 
 
 async def list_for_issue(db: Database, issue_number: int) -> list[Instance]:

@@ -70,7 +70,7 @@ async def query_instances(
     recent tool calls.
     """
     await call.app.lifecycle.reconcile_quietly()
-    rows = await instances_store.list_dashboard(
+    rows = await instances_store.list_dashboard_summaries(
         call.app.db,
         status=None if status == "all" else status,
         type=type,
@@ -78,7 +78,7 @@ async def query_instances(
         limit=limit + 1,
     )
     # Rows are listed without their prompts (get_instance has them): answers stay small.
-    shown = [InstanceSummary.model_validate(r.model_dump(exclude={"prompt"})) for r in rows[:limit]]
+    shown = rows[:limit]
     return QueryInstancesResult(
         instances=shown, count=len(shown), truncated=len(rows) > limit, caller_instance_id=call.caller.id
     )
