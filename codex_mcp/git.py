@@ -229,12 +229,19 @@ async def snapshot(worktree: Path) -> str:
     Built in a temporary index, so the worktree's own index and files are never touched; the
     commit's parent is HEAD, so ``git diff HEAD <snapshot>`` shows the uncommitted work.
     """
+    import shutil
     import tempfile
 
     head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
+    own_index = (await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="codex-snapshot-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        await run(worktree, "read-tree", head, env=env)
+        try:
+            # A copy of the worktree's own index carries valid stat data: `add --all` then only
+            # rehashes files that changed, instead of every file of a large tree.
+            shutil.copyfile(own_index, env["GIT_INDEX_FILE"])
+        except OSError:
+            await run(worktree, "read-tree", head, env=env)
         await run(worktree, "add", "--all", "--", ".", env=env)
         tree = (await run(worktree, "write-tree", env=env)).stdout.strip()
     head_tree = (await run(worktree, "rev-parse", f"{head}^{{tree}}")).stdout.strip()
