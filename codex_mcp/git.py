@@ -233,7 +233,9 @@ async def snapshot(worktree: Path) -> str:
     import tempfile
 
     head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
-    own_index = (await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")).stdout.strip()
+    own_index = (
+        await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
+    ).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="codex-snapshot-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         try:

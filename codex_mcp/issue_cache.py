@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, Field
-
 from codex_mcp.errors import CodexError, StateError
 from codex_mcp.github import GitHubClient, client_for
+from codex_mcp.outcomes import SyncResult
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store import github_sync as sync_store
@@ -35,16 +34,6 @@ PER_PAGE = 100
 MAX_PAGES = 10_000
 LISTINGS = 2  # the listing since the last watermark, then once more from the new one
 Progress = Callable[[float, float | None, str], Awaitable[None]]
-
-
-class SyncResult(BaseModel):
-    repository: str = Field(description="owner/name synced")
-    fetched: int = Field(description="Issues received from GitHub (pull requests excluded)")
-    changed: int = Field(description="Issues new or updated in the cache")
-    unchanged: int = Field(description="Issues received that were already up to date")
-    pages: int = Field(description="Pages requested")
-    not_modified_pages: int = Field(description="Pages GitHub answered 304 Not Modified (nothing new)")
-    pull_requests_updated: int = Field(description="Instances whose pull request state changed")
 
 
 async def github_client(settings: Settings, db: Database) -> GitHubClient:

@@ -34,6 +34,7 @@ from codex_mcp.agents import (
 )
 from codex_mcp.errors import ConfigError, InputError, PermissionDenied, StateError
 from codex_mcp.ids import InstanceType, parse_instance_id
+from codex_mcp.outcomes import CleanupOutcome, FeedbackType, Priority
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, Tx
 from codex_mcp.store import instances as instances_store
@@ -51,8 +52,6 @@ GRACE_SECONDS = 10.0
 # When an instance terminates itself, its session is killed this long after the tool answered.
 SELF_TERMINATE_DELAY = 1.5
 MAX_NUMBER_ATTEMPTS = 200
-FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
-Priority = Literal["low", "medium", "high"]
 CleanupPolicy = Literal["manual", "remove_worktree", "remove_all"]
 Undo = Callable[[], Awaitable[None]]
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -97,12 +96,6 @@ def _review_cap_message(parent: str, cap: int) -> str:
         "you have, then open the pull request, or ask a person to raise the limit with "
         "`codex-mcp config set reviews.max_iterations N`"
     )
-
-
-class CleanupOutcome(BaseModel):
-    worktree: Literal["kept", "removed", "gone"] = Field(description="What happened to the worktree")
-    branch: Literal["kept", "deleted", "gone"] = Field(description="What happened to the branch")
-    kept_because: list[str] = Field(default_factory=list, description="Why something was kept")
 
 
 class TerminateOutcome(BaseModel):

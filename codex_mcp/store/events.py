@@ -43,7 +43,9 @@ def _event(row: Any) -> Event:
     return Event.model_validate(data)
 
 
-_INSERT = "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata) VALUES (?, ?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _values(event: NewEvent) -> tuple[object, ...]:

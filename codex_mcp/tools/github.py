@@ -8,8 +8,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from codex_mcp.errors import NotFoundError
-from codex_mcp.issue_cache import SyncResult, sync
-from codex_mcp.pulls import open_pull_request
+from codex_mcp.outcomes import SyncResult
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
@@ -63,6 +62,8 @@ async def create_pull_request(
     already open, that one is returned with already_existed=true (and your new commits are pushed).
     Returns the pull request's number and link.
     """
+    from codex_mcp.pulls import open_pull_request  # the GitHub machinery loads when first used
+
     caller = await instances_store.require(call.app.db, call.caller.id)
     outcome, write = await open_pull_request(
         call.app.settings,
@@ -92,6 +93,8 @@ async def sync_issues(call: ToolCall) -> SyncResult:
     repository costs only 304 answers. Also refreshes the state (open, closed, merged) of pull
     requests opened by instances. Then use list_issues or get_issue.
     """
+    from codex_mcp.issue_cache import sync
+
     return await sync(call.app.settings, call.app.db, progress=call.progress)
 
 

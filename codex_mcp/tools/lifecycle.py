@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from codex_mcp.lifecycle import CleanupOutcome, FeedbackType, Prepared, Priority
+from codex_mcp.outcomes import CleanupOutcome, FeedbackType, Priority
 from codex_mcp.recording import ADDITIVE, DESTRUCTIVE, ToolCall, tool
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
+
+if TYPE_CHECKING:
+    from codex_mcp.lifecycle import Prepared
 
 
 class SpawnReviewResult(BaseModel):
