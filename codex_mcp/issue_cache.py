@@ -136,13 +136,10 @@ async def _sync(client: GitHubClient, db: Database, progress: Progress | None) -
     changed = [
         i for i in received.values() if cached.get(i.number, "\0") != i.updated_at or i.number not in cached
     ]
-    try:
-        async with db.write() as tx:
-            await issues_store.upsert_many(tx, changed)
-            await sync_store.replace_all(tx, pages)
-            prs = await instances_store.update_pr_states(tx, pr_states)
-    except CodexError:
-        raise
+    async with db.write() as tx:
+        await issues_store.upsert_many(tx, changed)
+        await sync_store.replace_all(tx, pages)
+        prs = await instances_store.update_pr_states(tx, pr_states)
     return SyncResult(
         repository=str(repo),
         fetched=len(received),

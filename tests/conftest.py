@@ -204,3 +204,56 @@ def npm_tools() -> Any:
     from npm_tools import install
 
     return install()
+
+
+# ------------------------------------------------------------------------------- MCP results, logging
+
+# Every tool the server publishes (the snapshot test pins their schemas).
+EXPECTED_TOOLS = {
+    "query_instances",
+    "get_instance",
+    "list_events",
+    "spawn_review_instance",
+    "fork_instance",
+    "send_feedback",
+    "terminate_instance",
+    "create_pull_request",
+    "sync_issues",
+    "list_issues",
+    "get_issue",
+}
+
+
+def text_of(result: Any) -> str:
+    """The text content of a tool result."""
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def ok(result: Any) -> dict[str, Any]:
+    """The structured content of a successful tool result (fails the test with the error text otherwise)."""
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+def failed(result: Any) -> str:
+    """The error text of a failed tool result."""
+    assert result.is_error, result.structured_content
+    return text_of(result)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """CLI commands and servers configure the root logger (a handler on a stream): undo it afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)

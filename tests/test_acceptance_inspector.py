@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import EXPECTED_TOOLS
 from http_server import RunningServer, serve
 
 from codex_mcp import tokens
@@ -24,19 +25,6 @@ from codex_mcp.store.instances import NewInstance
 
 pytestmark = pytest.mark.slow
 
-EXPECTED_TOOLS = {
-    "query_instances",
-    "get_instance",
-    "list_events",
-    "spawn_review_instance",
-    "fork_instance",
-    "send_feedback",
-    "terminate_instance",
-    "create_pull_request",
-    "sync_issues",
-    "list_issues",
-    "get_issue",
-}
 EXIT_TOOL_ERROR = 5
 EXIT_AUTH_REQUIRED = 3
 

@@ -7,7 +7,6 @@ database file; a handful run the real command as a subprocess end to end.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,21 +30,6 @@ MIGRATION_NAMES = [m.name for m in load_migrations()]
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The command configures the root logger (a handler on the runner's stderr): undo it afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import anyio
 import pytest
 from click.testing import CliRunner, Result
+from conftest import failed, ok
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
 
@@ -127,42 +128,12 @@ async def mark_synced_at(db: Database, value: str = SENTINEL) -> None:
         await tx.execute("UPDATE github_issues SET synced_at = ?", (value,))
 
 
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-def failed(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return text_of(result)
-
-
 async def call(app: App, name: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     async with Client(build_server(app)) as client:
         return await client.call_tool(name, arguments or {}, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the root logger (a handler on the runner's stderr): undo it afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import GIT_ENV
+from conftest import GIT_ENV, failed, ok, text_of
 from github_standin import GitHubStandIn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -66,21 +66,6 @@ def commit(worktree: Path, name: str = "feature.txt", text: str = "work\n", mess
     git(worktree, "add", name)
     git(worktree, "commit", "-q", "-m", message)
     return git(worktree, "rev-parse", "HEAD")
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-def failed(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return text_of(result)
 
 
 def origin_has(origin: Path, ref: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from conftest import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from conftest import ok, read_standin_log, run_cli, standin_command, text_of, tmux_sessions, wait_for
 from http_server import RunningServer, free_port, serve
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -41,16 +41,6 @@ MAX_BODY = 4 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 @asynccontextmanager

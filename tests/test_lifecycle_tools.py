@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GIT_ENV, read_standin_log, tmux_sessions, wait_for
+from conftest import GIT_ENV, ok, read_standin_log, text_of, tmux_sessions, wait_for
 from mcp import Client
 
 from codex_mcp.app import App
@@ -61,16 +61,6 @@ def branch_exists(repo: Path, branch: str) -> bool:
         ["git", "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False
     )
     return done.returncode == 0
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def call_as(

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
+from conftest import text_of
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -70,10 +71,6 @@ async def events(app: App) -> list[dict[str, Any]]:
         data["metadata"] = json.loads(data["metadata"]) if data["metadata"] else None
         out.append(data)
     return out
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
 
 
 def digest(text: str) -> dict[str, Any]:

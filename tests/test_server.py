@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import EXPECTED_TOOLS, ok, text_of
 from mcp import Client, StdioServerParameters
 
 from codex_mcp.app import App
@@ -31,19 +32,6 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 # Read at import: the autouse `clean_environment` fixture removes every CODEX_MCP_* variable.
 UPDATE_SNAPSHOTS = os.environ.get("CODEX_MCP_UPDATE_SNAPSHOTS") == "1"
 READ_TOOLS = {"query_instances", "get_instance", "list_events", "list_issues", "get_issue"}
-EXPECTED_TOOLS = {
-    "query_instances",
-    "get_instance",
-    "list_events",
-    "spawn_review_instance",
-    "fork_instance",
-    "send_feedback",
-    "terminate_instance",
-    "create_pull_request",
-    "sync_issues",
-    "list_issues",
-    "get_issue",
-}
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -52,16 +40,6 @@ EXPECTED_TOOLS = {
 def git(cwd: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
     return done.stdout.strip()
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 def new_instance(instance_id: str, worktree: Path, **extra: Any) -> NewInstance:
