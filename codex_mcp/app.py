@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from codex_mcp.errors import PermissionDenied
-from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.identity import Caller, CallerResolver
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
 
@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 class App:
     settings: Settings
     db: Database
+    # The identity resolved at start (a stdio server, a test); None when the server serves many agents.
     caller: Caller | None = None
-    # Serving many agents over HTTP: each request's caller comes from its bearer token.
-    http: bool = False
+    # How each tool call's caller is found, injected by the composition root (codex_mcp/serve.py) for
+    # its transport. None: every call acts for ``caller``.
+    resolve: CallerResolver | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -31,27 +33,18 @@ class App:
         return Lifecycle(self.settings, self.db)
 
     def caller_for(self, ctx: Any, *, read_only: bool = True) -> Caller:
-        """The instance a tool call acts for: from the request's token over HTTP, else the identity
-        resolved at start (stdio)."""
-        if self.http:
-            from codex_mcp.http import caller_from_request
-
-            caller = caller_from_request(ctx, read_only=read_only)
-            if caller is None:
-                raise PermissionDenied(
-                    "this request carries no agent token; send `Authorization: Bearer <token>`"
-                )
-            return caller
+        """The instance a tool call acts for (``ctx``: the SDK's request context of that call)."""
+        if self.resolve is not None:
+            return self.resolve(ctx, read_only=read_only)
         if self.caller is None:
             raise PermissionDenied("this server has no caller identity; start it with --instance ID")
         return self.caller
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, identify: bool = False) -> AsyncIterator[App]:
+async def open_app(settings: Settings) -> AsyncIterator[App]:
     db = await open_database(settings.require_db_path())
     try:
-        caller = await resolve_caller(settings, db) if identify else None
-        yield App(settings=settings, db=db, caller=caller)
+        yield App(settings=settings, db=db)
     finally:
         await db.close()

@@ -172,11 +172,11 @@ def serve(
 
     configure_logging(settings.log_level)
     if settings.transport == "stdio":
-        from codex_mcp.server import serve_stdio
+        from codex_mcp.serve import serve_stdio
 
         _run(lambda: serve_stdio(settings))
         return
-    from codex_mcp.http import serve_http
+    from codex_mcp.serve import serve_http
 
     _run(
         lambda: serve_http(

@@ -2,13 +2,17 @@
 
 - Binds 127.0.0.1 unless told otherwise; a non-loopback address is refused unless forced.
 - Host and Origin are checked before anything else (a foreign Host gets 421, a foreign Origin 403):
-  a web page cannot reach the server through DNS rebinding.
+  a web page cannot reach the server through DNS rebinding. :class:`HostCheck` is that rule, in one
+  place, for every route served on the address (the SDK's own copy of the check is turned off).
 - Every request carries a bearer token. An agent's token (issued at spawn, stored as a hash) makes
   the request act for that instance; a terminated instance's token stops working. Without a valid
   token: 401, and no tool runs.
 - Off by default, ``--operator-token`` prints a read-only token for a person (the MCP Inspector, the
   conformance suite): it may call read tools only, acting as the adhoc instance of the folder where
   the server was started.
+
+This module holds what is HTTP's own (the checks, reading the caller from a request, binding);
+``codex_mcp/serve.py`` puts the app, the MCP server and these together.
 """
 
 from __future__ import annotations
@@ -18,14 +22,13 @@ import json
 import logging
 import secrets
 import socket
-import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
-from codex_mcp.errors import ConfigError
-from codex_mcp.identity import Caller, resolve_caller
-from codex_mcp.settings import Settings
+from codex_mcp.errors import ConfigError, PermissionDenied
+from codex_mcp.identity import Caller
+from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.tokens import hash_token
 
@@ -59,6 +62,42 @@ def allowed_origins(host: str, port: int) -> set[str]:
     return {f"http://{h}" for h in allowed_hosts(host, port)}
 
 
+@dataclass(frozen=True)
+class HostCheck:
+    """The DNS-rebinding defence for one listening address: which Host and Origin headers it answers.
+
+    The one place Host and Origin are checked, for the MCP endpoint (through :class:`Guard`) and any
+    other route served on the same address.
+    """
+
+    hosts: frozenset[str]
+    origins: frozenset[str]
+
+    @classmethod
+    def serving(cls, host: str, port: int) -> HostCheck:
+        """Our own names for ``host:port`` (all loopback spellings when ``host`` is loopback)."""
+        return cls(frozenset(allowed_hosts(host, port)), frozenset(allowed_origins(host, port)))
+
+    def refusal(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
+        """``(status, message)`` when a request must be refused, else None. ``headers``: lower-case names.
+
+        A foreign Host is 421 (the request reached the wrong server); a foreign Origin is 403 (a web page
+        of another site). A request without Origin (not from a browser) is fine.
+        """
+        host = headers.get("host", "")
+        if host not in self.hosts:
+            return 421, f"Host {host!r} is not served here (DNS rebinding protection)"
+        origin = headers.get("origin")
+        if origin is not None and origin not in self.origins:
+            return 403, f"Origin {origin!r} may not use this server"
+        return None
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """An ASGI request's headers by lower-case name."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
 async def _respond(
     send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
@@ -81,14 +120,12 @@ class Guard:
         self,
         app: ASGIApp,
         *,
-        hosts: set[str],
-        origins: set[str],
+        check: HostCheck,
         resolve: Callable[[str], Awaitable[Caller | None]],
         operator: tuple[str, Caller] | None,
     ) -> None:
         self.app = app
-        self.hosts = hosts
-        self.origins = origins
+        self.check = check
         self.resolve = resolve
         self.operator = operator
 
@@ -96,14 +133,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        host = headers.get("host", "")
-        if host not in self.hosts:
-            await _respond(send, 421, f"Host {host!r} is not served here (DNS rebinding protection)")
-            return
-        origin = headers.get("origin")
-        if origin is not None and origin not in self.origins:
-            await _respond(send, 403, f"Origin {origin!r} may not use this server")
+        headers = request_headers(scope)
+        if (refused := self.check.refusal(headers)) is not None:
+            await _respond(send, *refused)
             return
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -125,8 +157,37 @@ class Guard:
         await self.app(scope, receive, send)
 
 
-def caller_from_request(ctx: Any, *, read_only: bool) -> Caller | None:
-    """The caller the Guard attached to this HTTP request (None outside HTTP)."""
+def token_resolver(db: Database) -> Callable[[str], Awaitable[Caller | None]]:
+    """The running instance an agent's bearer token was issued to (None: unknown or revoked)."""
+
+    async def resolve(token: str) -> Caller | None:
+        row = await instances_store.find_running_by_token_hash(db, hash_token(token))
+        return Caller(row, "explicit") if row else None
+
+    return resolve
+
+
+OPERATOR_READ_ONLY = (
+    "the operator token is read-only: it may call query_instances, get_instance, list_events, "
+    "list_issues and get_issue; act through an instance's own token to change anything"
+)
+
+
+def request_caller(ctx: Any, *, read_only: bool) -> Caller:
+    """The caller the Guard attached to this tool call's HTTP request (a :class:`CallerResolver`).
+
+    The operator's caller may only read: asked to act (``read_only=False``), it is refused.
+    """
+    scope = _scope_of(ctx)
+    caller = scope.get(CALLER_KEY) if scope is not None else None
+    if scope is None or not isinstance(caller, Caller):
+        raise PermissionDenied("this request carries no agent token; send `Authorization: Bearer <token>`")
+    if scope.get(OPERATOR_KEY) and not read_only:
+        raise PermissionDenied(OPERATOR_READ_ONLY)
+    return caller
+
+
+def _scope_of(ctx: Any) -> Scope | None:
     # A tool's Context holds the request in its request_context; the ServerRequestContext that server
     # middleware gets (record_rejected_calls) holds it directly.
     request = getattr(ctx, "request", None)
@@ -136,17 +197,7 @@ def caller_from_request(ctx: Any, *, read_only: bool) -> Caller | None:
         except Exception:
             return None
     scope = getattr(request, "scope", None)
-    if not isinstance(scope, MutableMapping) or CALLER_KEY not in scope:
-        return None
-    if scope.get(OPERATOR_KEY) and not read_only:
-        from codex_mcp.errors import PermissionDenied
-
-        raise PermissionDenied(
-            "the operator token is read-only: it may call query_instances, get_instance, list_events, "
-            "list_issues and get_issue; act through an instance's own token to change anything"
-        )
-    caller = scope[CALLER_KEY]
-    return caller if isinstance(caller, Caller) else None
+    return scope if isinstance(scope, MutableMapping) else None
 
 
 def bind(host: str, port: int, *, allow_remote: bool) -> socket.socket:
@@ -168,66 +219,3 @@ def bind(host: str, port: int, *, allow_remote: bool) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
-
-
-async def serve_http(
-    settings: Settings,
-    *,
-    transport: str,
-    host: str = "127.0.0.1",
-    allow_remote: bool = False,
-    operator_token: bool = False,
-    ready: Callable[[str], None] | None = None,
-) -> None:
-    import uvicorn
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    from codex_mcp.app import open_app
-    from codex_mcp.server import build_server
-
-    sock = bind(host, settings.port, allow_remote=allow_remote)
-    port = sock.getsockname()[1]
-    path = "/sse" if transport == "sse" else "/mcp"
-    url = f"http://{host if ':' not in host else '[' + host.strip('[]') + ']'}:{port}{path}"
-    if not settings.server_url and transport == "http":
-        # Agents spawned through this server connect back to it (with their own tokens).
-        settings = replace(settings, server_url=url)
-    async with open_app(settings) as app:
-        app.http = True
-        operator: tuple[str, Caller] | None = None
-        if operator_token:
-            operator = (secrets.token_urlsafe(24), await resolve_caller(settings, app.db))
-
-        async def resolve(token: str) -> Caller | None:
-            row = await instances_store.find_running_by_token_hash(app.db, hash_token(token))
-            return Caller(row, "explicit") if row else None
-
-        server = build_server(app)
-        hosts = allowed_hosts(host, port)
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=sorted(hosts),
-            allowed_origins=sorted(allowed_origins(host, port)),
-        )
-        if transport == "sse":
-            inner = server.sse_app(transport_security=security, host=host)
-        else:
-            inner = server.streamable_http_app(transport_security=security, host=host)
-        guarded = Guard(
-            inner, hosts=hosts, origins=allowed_origins(host, port), resolve=resolve, operator=operator
-        )
-        # Agents keep streams open: do not wait for them forever when asked to stop.
-        config = uvicorn.Config(
-            guarded, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=3
-        )
-        uv = uvicorn.Server(config)
-        print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)
-        if operator is not None:
-            print(
-                f"codex-mcp: read-only operator token (this run only): {operator[0]}",
-                file=sys.stderr,
-                flush=True,
-            )
-        if ready is not None:
-            ready(url)
-        await uv.serve(sockets=[sock])

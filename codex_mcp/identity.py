@@ -1,15 +1,19 @@
-"""Who is calling: the instance a stdio server serves, resolved once at start.
+"""Who is calling: the instance a stdio server serves, resolved once at start, and the shape of the
+per-transport rule that finds each tool call's caller.
 
-Order: ``--instance``, then ``CODEX_MCP_INSTANCE`` (both arrive as ``settings.instance``), then the
-running instance whose worktree contains the working directory, then an adhoc instance registered
-for the working directory's checkout.
+Order of the stdio resolution: ``--instance``, then ``CODEX_MCP_INSTANCE`` (both arrive as
+``settings.instance``), then the running instance whose worktree contains the working directory, then
+an adhoc instance registered for the working directory's checkout.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
 
 from codex_mcp import git, tmux
 from codex_mcp.errors import ConfigError
@@ -33,6 +37,17 @@ class Caller:
         return self.instance.id
 
 
+class CallerResolver(Protocol):
+    """Finds the caller of one tool call from the SDK's request context (``ctx``).
+
+    The composition root picks one per transport (an HTTP request carries its own caller). With
+    ``read_only=False`` the call means to change something: a caller that may only read is refused
+    with :class:`~codex_mcp.errors.PermissionDenied`.
+    """
+
+    def __call__(self, ctx: Any, *, read_only: bool) -> Caller: ...
+
+
 async def resolve_caller(settings: Settings, db: Database) -> Caller:
     if settings.instance is not None:
         found = await instances_store.get(db, settings.instance)
@@ -50,9 +65,15 @@ async def resolve_caller(settings: Settings, db: Database) -> Caller:
         return Caller(inside, "worktree")
 
     root = settings.repo.toplevel if settings.repo is not None else settings.cwd
-    branch = (git.current_branch(root) or "HEAD") if settings.repo is not None else "(no git)"
-    session = tmux.current_session() or tmux.NOT_IN_TMUX
+    # Both ask a subprocess (git, tmux): off the event loop.
+    branch, session = await anyio.to_thread.run_sync(_where, root, settings.repo is not None)
     instance, created = await instances_store.register_adhoc(
         db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
     )
     return Caller(instance, "registered" if created else "reused")
+
+
+def _where(root: Path, in_git: bool) -> tuple[str, str]:
+    """The branch checked out in ``root`` and the tmux session this process runs in."""
+    branch = (git.current_branch(root) or "HEAD") if in_git else "(no git)"
+    return branch, tmux.current_session() or tmux.NOT_IN_TMUX

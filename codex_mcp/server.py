@@ -1,4 +1,7 @@
-"""The MCP server for one caller identity, and its transports."""
+"""The MCP server for an app: its instructions, its tools, the recording middleware, setLevel.
+
+Which transport runs it, and how each call's caller is found, is the composition root's business
+(``codex_mcp/serve.py``)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,9 @@ from contextlib import asynccontextmanager
 from mcp.server.mcpserver import MCPServer
 
 from codex_mcp import SERVER_NAME, __version__
-from codex_mcp.app import App, open_app
+from codex_mcp.app import App
 from codex_mcp.recording import record_rejected_calls
-from codex_mcp.settings import Settings
 from codex_mcp.tools import register_all
-
-log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 codex-mcp coordinates several coding agents working on one git repository at once.
@@ -48,7 +48,7 @@ to do next: read them and follow them rather than retrying blindly.
 
 
 def build_server(app: App) -> MCPServer[App]:
-    """An MCP server whose tools act for ``app.caller`` and use ``app.db``."""
+    """An MCP server whose tools use ``app.db`` and act for ``app.caller_for(<the call>)``."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
@@ -83,10 +83,3 @@ def _accept_log_levels(server: MCPServer[App], app: App) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
-
-
-async def serve_stdio(settings: Settings) -> None:
-    async with open_app(settings, identify=True) as app:
-        assert app.caller is not None
-        log.info("serving %s (%s) over stdio; database %s", app.caller.id, app.caller.source, app.db.path)
-        await build_server(app).run_stdio_async()

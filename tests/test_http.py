@@ -26,6 +26,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from codex_mcp import tokens
 from codex_mcp.app import open_app
+from codex_mcp.errors import PermissionDenied
+from codex_mcp.http import HostCheck, request_caller
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
@@ -370,6 +372,31 @@ async def test_foreign_host_and_origin_are_refused_before_anything_else(
             response = await raw.post(initialize_request(), headers=raw.headers(Host=f"localhost:{port}"))
             assert response.status_code == 200, response.text
     assert await event_rows(db) == []
+
+
+def test_host_check_answers_the_servers_own_names_only() -> None:
+    # The one Host/Origin rule (the Guard's, reusable by any route on the address), on its own.
+    local = HostCheck.serving("127.0.0.1", 8123)
+    for host in ("127.0.0.1:8123", "localhost:8123", "[::1]:8123"):
+        assert local.refusal({"host": host}) is None, host
+        assert local.refusal({"host": host, "origin": f"http://{host}"}) is None, host
+    for host in ("", "evil.example.com:8123", "127.0.0.1", "127.0.0.1:8124"):
+        refused = local.refusal({"host": host})
+        assert refused is not None and refused[0] == 421, host
+    for origin in ("null", "https://127.0.0.1:8123", "http://evil.example.com"):
+        refused = local.refusal({"host": "127.0.0.1:8123", "origin": origin})
+        assert refused is not None and refused[0] == 403 and origin in refused[1], origin
+    remote = HostCheck.serving("10.0.0.5", 80)
+    assert remote.refusal({"host": "10.0.0.5"}) is None
+    assert remote.refusal({"host": "10.0.0.5:80", "origin": "http://10.0.0.5:80"}) is None
+    refused = remote.refusal({"host": "localhost:80"})
+    assert refused is not None and refused[0] == 421
+
+
+def test_a_call_without_the_guards_caller_is_refused() -> None:
+    # Outside an HTTP request the Guard has put a caller in, the HTTP rule finds nobody to act for.
+    with pytest.raises(PermissionDenied, match="Authorization: Bearer"):
+        request_caller(object(), read_only=True)
 
 
 async def test_bad_requests_execute_nothing_and_record_no_success(

@@ -1,0 +1,96 @@
+"""The composition root of ``codex-mcp serve``: the app, its MCP server and a transport, put together.
+
+Only here is it known which transport runs, and so how a tool call's caller is found:
+
+- stdio: one agent per server; its identity is resolved once at start (``identity.resolve_caller``)
+  and every call acts for it.
+- HTTP / SSE: many agents; the Guard (``codex_mcp/http.py``) checks Host, Origin and the bearer
+  token of each request and puts its caller in the request; ``http.request_caller`` reads it back,
+  refusing the read-only operator token any call that would change something.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+
+from codex_mcp.app import open_app
+from codex_mcp.http import Guard, HostCheck, bind, request_caller, token_resolver
+from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.server import build_server
+from codex_mcp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a stop waits for open streams: agents keep them open, so not forever.
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
+async def serve_stdio(settings: Settings) -> None:
+    """Serve the one agent this process was started for, over stdin/stdout."""
+    async with open_app(settings) as opened:
+        caller = await resolve_caller(settings, opened.db)
+        app = replace(opened, caller=caller)
+        log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
+        await build_server(app).run_stdio_async()
+
+
+async def serve_http(
+    settings: Settings,
+    *,
+    transport: str,
+    host: str = "127.0.0.1",
+    allow_remote: bool = False,
+    operator_token: bool = False,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve many agents over streamable HTTP (``/mcp``) or SSE (``/sse``) until stopped."""
+    import uvicorn
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    sock = bind(host, settings.port, allow_remote=allow_remote)
+    port = sock.getsockname()[1]
+    path = "/sse" if transport == "sse" else "/mcp"
+    url = f"http://{host if ':' not in host else '[' + host.strip('[]') + ']'}:{port}{path}"
+    if not settings.server_url and transport == "http":
+        # Agents spawned through this server connect back to it (with their own tokens).
+        settings = replace(settings, server_url=url)
+    async with open_app(settings) as opened:
+        app = replace(opened, resolve=request_caller)
+        operator: tuple[str, Caller] | None = None
+        if operator_token:
+            operator = (secrets.token_urlsafe(24), await resolve_caller(settings, app.db))
+        server = build_server(app)
+        # Host and Origin are checked once, by the Guard in front of everything (its refusals say what
+        # was wrong, and other routes on this address reuse the same HostCheck). The SDK's copy of the
+        # check is turned off so the rule cannot drift in two places; the SDK still checks the body's
+        # Content-Type and size.
+        sdk_check_off = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        if transport == "sse":
+            inner = server.sse_app(transport_security=sdk_check_off, host=host)
+        else:
+            inner = server.streamable_http_app(transport_security=sdk_check_off, host=host)
+        guarded = Guard(
+            inner, check=HostCheck.serving(host, port), resolve=token_resolver(app.db), operator=operator
+        )
+        config = uvicorn.Config(
+            guarded,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        uv = uvicorn.Server(config)
+        print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)
+        if operator is not None:
+            print(
+                f"codex-mcp: read-only operator token (this run only): {operator[0]}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if ready is not None:
+            ready(url)
+        await uv.serve(sockets=[sock])
