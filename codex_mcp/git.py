@@ -70,7 +70,7 @@ def _unavailable(exc: OSError, cwd: Path) -> GitUnavailable:
 
 def _timed_out(cwd: Path, args: tuple[str, ...], timeout: float) -> GitUnavailable:
     return GitUnavailable(
-        f"git {args[0]} in {cwd} did not answer within {timeout:.0f} s; retry, and if it persists look "
+        f"git {args[0]} in {cwd} did not answer within {timeout:g} s; retry, and if it persists look "
         "for another git process holding a lock in that repository"
     )
 
