@@ -39,9 +39,9 @@ class GitUnavailable(UpstreamError):
 
 
 class GitError(UpstreamError):
-    """git ran and said no; ``stderr`` and ``returncode`` are git's own."""
+    """git ran and said no; ``stderr`` and ``returncode`` are git's own (None: a refusal read from output)."""
 
-    def __init__(self, message: str, *, returncode: int, stderr: str) -> None:
+    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
         super().__init__(message)
         self.returncode = returncode
         self.stderr = stderr
