@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_mcp.errors import InputError, UpstreamError
+from codex_mcp.errors import ConfigError, InputError, StateError, UpstreamError
 
 
 @dataclass(frozen=True)
@@ -26,58 +26,25 @@ class RepoLocation:
     common_dir: Path
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    """Run ``git <args>`` in ``cwd``; the stripped stdout, or None when git says no."""
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise UpstreamError("git is not installed or not on PATH; install git and try again") from exc
-    except (NotADirectoryError, PermissionError) as exc:
-        raise UpstreamError(f"cannot run git in {cwd}: {exc.strerror}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise UpstreamError(f"git {' '.join(args)} in {cwd} did not answer within 30 s") from exc
-    if done.returncode != 0:
-        return None
-    return done.stdout.strip()
+# ------------------------------------------------------------------------------------------ the runner
+# Every git call goes through `run` (async) or `run_sync` (start-up only: `locate`, `current_branch`).
+# Both build the command the same way and share one failure behaviour:
+#   git missing, cwd unusable, no answer in time -> GitUnavailable (an UpstreamError saying what to do)
+#   non-zero exit                                -> GitError carrying git's stderr, or, with
+#                                                   check=False, the GitResult for the caller to read.
 
 
-def locate(cwd: Path) -> RepoLocation | None:
-    """The repository ``cwd`` lies in, or None outside any git repository.
-
-    One git call answers both questions. ``--git-common-dir`` is the main repository's ``.git`` for
-    every linked worktree, which is why the default database lives there: all worktrees share it.
-    """
-    out = _git(cwd, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir")
-    if not out:
-        return None
-    lines = out.splitlines()
-    if len(lines) != 2:  # a bare repository has no toplevel
-        return None
-    return RepoLocation(toplevel=Path(lines[0]), common_dir=Path(lines[1]))
-
-
-def current_branch(cwd: Path) -> str | None:
-    """The branch checked out in ``cwd``, or None on a detached HEAD."""
-    out = _git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD")
-    return out or None
-
-
-# ------------------------------------------------------------------------------------ async operations
-# Every call is an argv list (no shell); refs built from input are validated first and come after
-# `--end-of-options` or `--` wherever git accepts it.
-
-ZERO_SHA = "0" * 40
+class GitUnavailable(UpstreamError):
+    """git could not be run in that folder, or did not answer in time: nothing is known about the repo."""
 
 
 class GitError(UpstreamError):
-    pass
+    """git ran and said no; ``stderr`` and ``returncode`` are git's own (None: a refusal read from output)."""
+
+    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)
@@ -87,31 +54,36 @@ class GitResult:
     stderr: str
 
 
-async def run(
-    cwd: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    timeout: float = 120,
-) -> GitResult:
-    import anyio
+def _command(args: tuple[str, ...], env: dict[str, str] | None) -> tuple[list[str], dict[str, str]]:
+    # No prompt may wait for a terminal nobody watches; messages in English, since some are matched.
+    return ["git", *args], {**os.environ, **(env or {}), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
-    full_env = {**os.environ, **(env or {}), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    try:
-        with anyio.fail_after(timeout):
-            done = await anyio.run_process(["git", *args], cwd=cwd, env=full_env, check=False)
-    except TimeoutError as exc:
-        raise GitError(f"git {args[0]} in {cwd} did not finish within {timeout:.0f} s") from exc
-    except FileNotFoundError as exc:
-        raise GitError(
-            f"cannot run git in {cwd}: {exc.strerror}; is git installed and the folder there?"
-        ) from exc
-    result = GitResult(
-        done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+def _unavailable(exc: OSError, cwd: Path) -> GitUnavailable:
+    # subprocess names the missing program in `filename`, or the working directory it could not enter.
+    if isinstance(exc, FileNotFoundError) and exc.filename == "git":
+        return GitUnavailable("git is not installed or not on PATH; install git and try again")
+    return GitUnavailable(
+        f"cannot run git in {cwd}: {exc.strerror}; check that the folder exists and is readable"
     )
+
+
+def _timed_out(cwd: Path, args: tuple[str, ...], timeout: float) -> GitUnavailable:
+    return GitUnavailable(
+        f"git {args[0]} in {cwd} did not answer within {timeout:g} s; retry, and if it persists look "
+        "for another git process holding a lock in that repository"
+    )
+
+
+def _result(
+    cwd: Path, args: tuple[str, ...], returncode: int, stdout: bytes, stderr: bytes, check: bool
+) -> GitResult:
+    result = GitResult(returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
         raise GitError(
-            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr) or 'exit ' + str(result.returncode)}"
+            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr) or 'exit ' + str(result.returncode)}",
+            returncode=result.returncode,
+            stderr=result.stderr,
         )
     return result
 
@@ -120,6 +92,85 @@ def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
     return (fatal or lines or [""])[0]
+
+
+async def run(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> GitResult:
+    """``git <args>`` in ``cwd``: a child process awaited, so the event loop keeps serving meanwhile."""
+    import anyio
+
+    argv, full_env = _command(args, env)
+    try:
+        with anyio.fail_after(timeout):
+            # stdin is not inherited: under `serve` it is the MCP client's pipe.
+            done = await anyio.run_process(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, check=False)
+    except TimeoutError as exc:
+        raise _timed_out(cwd, args, timeout) from exc
+    except OSError as exc:
+        raise _unavailable(exc, cwd) from exc
+    return _result(cwd, args, done.returncode, done.stdout, done.stderr, check)
+
+
+def run_sync(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 30,
+) -> GitResult:
+    """`run` for the few calls made before any event loop exists (settings, identity at start-up)."""
+    argv, full_env = _command(args, env)
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise _timed_out(cwd, args, timeout) from exc
+    except OSError as exc:
+        raise _unavailable(exc, cwd) from exc
+    return _result(cwd, args, done.returncode, done.stdout, done.stderr, check)
+
+
+# ------------------------------------------------------------------------------------ sync operations
+
+
+def locate(cwd: Path) -> RepoLocation | None:
+    """The repository ``cwd`` lies in, or None outside any git repository.
+
+    One git call answers both questions. ``--git-common-dir`` is the main repository's ``.git`` for
+    every linked worktree, which is why the default database lives there: all worktrees share it.
+    """
+    result = run_sync(
+        cwd, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", check=False
+    )
+    lines = result.stdout.strip().splitlines() if result.returncode == 0 else []
+    if len(lines) != 2:  # a bare repository has no toplevel
+        return None
+    return RepoLocation(toplevel=Path(lines[0]), common_dir=Path(lines[1]))
+
+
+def current_branch(cwd: Path) -> str | None:
+    """The branch checked out in ``cwd``, or None on a detached HEAD."""
+    result = run_sync(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return result.stdout.strip() or None
+
+
+# ------------------------------------------------------------------------------------ async operations
+# Every call is an argv list (no shell); refs built from input are validated first and come after
+# `--end-of-options` or `--` wherever git accepts it.
+
+ZERO_SHA = "0" * 40
 
 
 async def validate_branch_name(repo: Path, name: str, *, what: str = "branch") -> str:
@@ -168,7 +219,11 @@ async def create_branch(repo: Path, branch: str, sha: str) -> bool:
     if exists.returncode == 0 or "cannot lock ref" in result.stderr:
         # Taken, or being taken this very moment by a concurrent spawn: either way not ours.
         return False
-    raise GitError(f"cannot create branch {branch}: {_first_line(result.stderr)}")
+    raise GitError(
+        f"cannot create branch {branch}: {_first_line(result.stderr)}",
+        returncode=result.returncode,
+        stderr=result.stderr,
+    )
 
 
 async def delete_branch(repo: Path, branch: str, expected_sha: str | None = None) -> None:
@@ -284,6 +339,59 @@ async def unsafe_to_delete(repo: Path, branch: str, base: str | None) -> str | N
     if count:
         return f"branch {branch} has {count} commit(s) that are neither pushed nor merged into {base or 'a remote'}"
     return None
+
+
+# --------------------------------------------------------------------------------- remotes and pushes
+
+
+async def remote_url(repo: Path, remote: str = "origin") -> str | None:
+    """The fetch URL of ``remote``, or None when the repository has no such remote."""
+    result = await run(repo, "remote", "get-url", "--", remote, check=False)
+    return result.stdout.strip() or None
+
+
+async def commits_ahead(repo: Path, branch: str, base: str) -> int | None:
+    """How many commits ``branch`` has that ``base`` lacks, against origin's copy of ``base`` when there
+    is one (what a pull request is compared with), else the local branch; None when neither exists."""
+    for ref in (f"refs/remotes/origin/{base}", f"refs/heads/{base}"):
+        if (await run(repo, "show-ref", "--verify", "--quiet", ref, check=False)).returncode == 0:
+            out = await run(repo, "rev-list", "--count", f"{ref}..refs/heads/{branch}")
+            return int(out.stdout.strip() or "0")
+    return None
+
+
+async def push_branch(worktree: Path, branch: str) -> None:
+    """``git push --set-upstream origin <branch>``, its failures explained."""
+    ref = f"refs/heads/{branch}"
+    result = await run(
+        worktree, "push", "--porcelain", "--set-upstream", "origin", f"{ref}:{ref}", check=False, timeout=300
+    )
+    if result.returncode == 0:
+        return
+    text = (result.stdout + "\n" + result.stderr).lower()
+    if "rejected" in text or "non-fast-forward" in text or "fetch first" in text:
+        raise StateError(
+            f"the push of {branch} was rejected: origin has commits on that branch that yours lacks "
+            f"(non-fast-forward); fetch and rebase or merge (git pull --rebase origin {branch}), then retry"
+        )
+    if "no such remote" in text or "does not appear to be a git repository" in text:
+        raise ConfigError(
+            "this repository has no usable 'origin' remote to push to; add one (git remote add origin URL)"
+        )
+    if (
+        "authentication" in text
+        or "permission denied" in text
+        or "could not read username" in text
+        or "403" in text
+    ):
+        raise UpstreamError(
+            f"git could not authenticate to push {branch} to origin; set up git credentials for origin "
+            "(a credential helper or an SSH key) and retry"
+        )
+    last = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    raise UpstreamError(
+        f"git push of {branch} to origin failed: {last[-1] if last else 'exit ' + str(result.returncode)}"
+    )
 
 
 def exclude_from_status(common_dir: Path, patterns: list[str]) -> None:

@@ -19,14 +19,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 
 from codex_mcp import git
-from codex_mcp.errors import ConfigError, StateError, UpstreamError
+from codex_mcp.errors import ConfigError, UpstreamError
 from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
 
 if TYPE_CHECKING:
@@ -92,8 +91,7 @@ async def resolve_repo(settings: Settings, configured: str | None) -> RepoRef:
         return RepoRef(owner, name)
     origin: str | None = None
     if settings.repo is not None:
-        result = await git.run(settings.repo.toplevel, "remote", "get-url", "origin", check=False)
-        origin = result.stdout.strip() or None
+        origin = await git.remote_url(settings.repo.toplevel)
         if origin:
             parsed = parse_remote_url(origin, _github_hosts(settings.github_api_url))
             if parsed is not None:
@@ -390,40 +388,3 @@ async def client_for(settings: Settings, token: str | None, configured_repo: str
         raise token_missing()
     repo = await resolve_repo(settings, configured_repo)
     return GitHubClient(api_url=settings.github_api_url or DEFAULT_GITHUB_API_URL, token=token, repo=repo)
-
-
-# ------------------------------------------------------------------------------------------- push
-
-
-async def push_branch(worktree: Path, branch: str) -> None:
-    """``git push --set-upstream origin <branch>``, its failures explained."""
-    ref = f"refs/heads/{branch}"
-    result = await git.run(
-        worktree, "push", "--porcelain", "--set-upstream", "origin", f"{ref}:{ref}", check=False, timeout=300
-    )
-    if result.returncode == 0:
-        return
-    text = (result.stdout + "\n" + result.stderr).lower()
-    if "rejected" in text or "non-fast-forward" in text or "fetch first" in text:
-        raise StateError(
-            f"the push of {branch} was rejected: origin has commits on that branch that yours lacks "
-            f"(non-fast-forward); fetch and rebase or merge (git pull --rebase origin {branch}), then retry"
-        )
-    if "no such remote" in text or "does not appear to be a git repository" in text:
-        raise ConfigError(
-            "this repository has no usable 'origin' remote to push to; add one (git remote add origin URL)"
-        )
-    if (
-        "authentication" in text
-        or "permission denied" in text
-        or "could not read username" in text
-        or "403" in text
-    ):
-        raise UpstreamError(
-            f"git could not authenticate to push {branch} to origin; set up git credentials for origin "
-            "(a credential helper or an SSH key) and retry"
-        )
-    last = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    raise UpstreamError(
-        f"git push of {branch} to origin failed: {last[-1] if last else 'exit ' + str(result.returncode)}"
-    )

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 
 from codex_mcp import git
 from codex_mcp.errors import InputError, StateError
-from codex_mcp.github import push_branch
 from codex_mcp.issue_cache import github_client
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, Tx
@@ -27,17 +26,6 @@ class PullRequestOutcome(BaseModel):
     branch_name: str = Field(description="The branch it merges (yours)")
     base_branch: str = Field(description="The branch it merges into")
     already_existed: bool = Field(description="True when an open pull request for this branch was reused")
-
-
-async def _ahead(worktree: Path, branch: str, base: str) -> int:
-    for ref in (f"refs/remotes/origin/{base}", f"refs/heads/{base}"):
-        if (await git.run(worktree, "show-ref", "--verify", "--quiet", ref, check=False)).returncode == 0:
-            out = await git.run(worktree, "rev-list", "--count", f"{ref}..refs/heads/{branch}")
-            return int(out.stdout.strip() or "0")
-    raise InputError(
-        f"base branch {base!r} is neither a local branch nor origin/{base}; fetch it (git fetch origin {base}) "
-        "or pass another base_branch"
-    )
 
 
 async def open_pull_request(
@@ -77,7 +65,13 @@ async def open_pull_request(
     if base == branch:
         raise InputError(f"base_branch {base!r} is the branch itself; give the branch to merge into")
     await step(1, "checking commits")
-    if await _ahead(worktree, branch, base) == 0:
+    ahead = await git.commits_ahead(worktree, branch, base)
+    if ahead is None:
+        raise InputError(
+            f"base branch {base!r} is neither a local branch nor origin/{base}; fetch it (git fetch origin {base}) "
+            "or pass another base_branch"
+        )
+    if ahead == 0:
         raise StateError(
             f"{branch} has no commits ahead of {base}: nothing to propose yet; commit your work first "
             "(git add -A && git commit -m '...'), then call create_pull_request again"
@@ -85,7 +79,7 @@ async def open_pull_request(
     await step(2, "looking for an open pull request")
     existing = await client.find_open_pull_request(branch, base)
     await step(3, f"pushing {branch} to origin")
-    await push_branch(worktree, branch)
+    await git.push_branch(worktree, branch)
     if existing is not None:
         info, already = existing, True
     else:
