@@ -67,7 +67,7 @@ class Column:
     value: Callable[[Any], object]
     kind: Literal["fixed", "clip", "wrap"] = "fixed"
     drop: int | None = None
-    # clip and wrap columns are not narrowed below this (fewer characters are no longer readable).
+    # What a clip or wrap column keeps before droppable columns give way (narrower is hard to read).
     min_width: int = 10
 
 
@@ -155,22 +155,18 @@ def _share(columns: Sequence[Column], natural: list[int], shown: list[int], widt
     left -= sum(least.values())
     for kind in ("clip", "wrap"):
         group = [i for i in flexible if columns[i].kind == kind]
-        left -= _fill(group, least, {i: natural[i] for i in group}, left, widths) - sum(
-            least[i] for i in group
-        )
+        left -= _fill(group, least, {i: natural[i] for i in group}, left, widths)
     return widths
 
 
 def _fill(
-    group: list[int], floor: dict[int, int], ceiling: dict[int, int], space: int, widths: dict[int, int]
+    group: list[int], floor: dict[int, int], ceiling: dict[int, int], extra: int, widths: dict[int, int]
 ) -> int:
-    """Give each of ``group`` its floor plus an even share of ``space``, up to its ceiling, the narrowest
-    first (what it does not need goes to the others); the width given in all."""
+    """Give each of ``group`` its floor plus an even share of ``extra``, up to its ceiling, the narrowest
+    first (what one does not need goes to the others); how much of ``extra`` was given."""
     given = 0
-    extra = space
     for position, index in enumerate(sorted(group, key=lambda i: ceiling[i])):
-        share = extra // (len(group) - position)
+        share = max(0, (extra - given) // (len(group) - position))
         widths[index] = min(ceiling[index], floor[index] + share)
-        extra -= widths[index] - floor[index]
-        given += widths[index]
+        given += widths[index] - floor[index]
     return given
