@@ -1,0 +1,215 @@
+"""What there is: ``ls`` (instances), ``show`` (one of them), ``events`` (recorded tool calls)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from codex_mcp.cli.output import Column, emit, emit_rows, output_options, print_table
+from codex_mcp.cli.running import in_app
+from codex_mcp.ids import InstanceType
+
+if TYPE_CHECKING:
+    from codex_mcp.app import App
+
+
+def _issue_label(instance: Any) -> str:
+    return f"#{instance.issue_number} {instance.issue_title or ''}".strip() if instance.issue_number else ""
+
+
+def _pr_label(instance: Any) -> str:
+    if not instance.pr_number:
+        return ""
+    state = f" ({instance.pr_state})" if instance.pr_state else ""
+    return f"#{instance.pr_number}{state}"
+
+
+# The id already says the type (work-, review-, adhoc-) and names the session (codex-<id>): in a narrow
+# terminal those columns go first, then the branch and the pull request, which `show` has too.
+INSTANCE_COLUMNS = [
+    Column("id", lambda r: r.id),
+    Column("type", lambda r: r.type, drop=2),
+    Column("status", lambda r: r.status, drop=5),
+    Column("issue", _issue_label, kind="clip"),
+    Column("branch", lambda r: r.branch_name, kind="clip", drop=3),
+    Column("tmux session", lambda r: r.tmux_session, drop=1),
+    Column("pull request", _pr_label, drop=4),
+    Column("created (UTC)", lambda r: r.created_at),
+]
+
+# Whole tool names (the longest is spawn_review_instance) when there is room; an error reads well at 16.
+# In a narrow terminal the ok column goes (the error says it), and before it the duration.
+_TOOL_NAME = 21
+EVENT_COLUMNS = [
+    Column("time (UTC)", lambda r: r.timestamp),
+    Column("instance", lambda r: r.instance_id),
+    Column("tool", lambda r: r.tool_name, kind="clip", min_width=_TOOL_NAME),
+    Column("ok", lambda r: "yes" if r.success else "no", drop=2),
+    Column("ms", lambda r: (r.metadata or {}).get("duration_ms"), drop=1),
+    Column("error", lambda r: r.error_message, kind="wrap", min_width=16),
+]
+
+# show --json carries events as dicts: the same table, read by key.
+INSTANCE_EVENT_COLUMNS = [
+    Column("time (UTC)", lambda e: e["timestamp"]),
+    Column("tool", lambda e: e["tool_name"], kind="clip", min_width=_TOOL_NAME),
+    Column("ok", lambda e: "yes" if e["success"] else "no"),
+    Column("error", lambda e: e["error_message"], kind="wrap", min_width=16),
+]
+
+
+@click.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
+@click.option("--issue", type=click.IntRange(min=1), default=None, help="Only instances of this issue.")
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(["work", "review", "adhoc"]),
+    default=None,
+    help="Only instances of this type.",
+)
+@output_options(json_help="Print JSON (objects keyed by column name).")
+@click.pass_context
+def ls_command(
+    ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, as_json: bool
+) -> None:
+    """List instances (running ones unless --all), newest first, with their issue titles."""
+    from codex_mcp.store import instances as store
+
+    rows = in_app(
+        ctx,
+        lambda app: store.list_dashboard(
+            app.db,
+            status=None if show_all else "running",
+            type=cast(InstanceType | None, type_),
+            issue_number=issue,
+        ),
+        reconcile=True,
+    )
+    emit_rows(
+        rows,
+        as_json,
+        INSTANCE_COLUMNS,
+        empty="No instances." if show_all else "No running instances (use --all to include terminated ones).",
+    )
+
+
+def _tree_lines(root: str, edges: list[dict[str, Any]], highlight: str) -> list[str]:
+    children: dict[str, list[dict[str, Any]]] = {}
+    for edge in edges:
+        children.setdefault(edge["parent_instance"], []).append(edge)
+    lines = [root + ("  <-" if root == highlight else "")]
+
+    def walk(node: str, indent: str) -> None:
+        kids = children.get(node, [])
+        for index, edge in enumerate(kids):
+            last = index == len(kids) - 1
+            child = edge["child_instance"]
+            mark = "  <-" if child == highlight else ""
+            label = f"{child} ({edge['relationship_type']}, {edge['child_status']}){mark}"
+            lines.append(indent + ("└─ " if last else "├─ ") + label)
+            walk(child, indent + ("   " if last else "│  "))
+
+    walk(root, "")
+    return lines
+
+
+async def _instance_view(app: App, instance_id: str) -> dict[str, Any]:
+    from codex_mcp.store import events, instances, relationships
+
+    inst = await instances.require(app.db, instance_id)
+    root, edges = await relationships.tree_of(app.db, instance_id)
+    return {
+        "tree": {"root": root, "edges": [e.model_dump(mode="json") for e in edges]},
+        "instance": inst.model_dump(mode="json"),
+        "parents": [p.model_dump(mode="json") for p in await relationships.parents_of(app.db, instance_id)],
+        "children": [c.model_dump(mode="json") for c in await relationships.children_of(app.db, instance_id)],
+        "events": [
+            e.model_dump(mode="json")
+            for e in await events.list_recent(app.db, instance_id=instance_id, limit=20)
+        ],
+    }
+
+
+def _print_instance_view(data: dict[str, Any]) -> None:
+    inst = data["instance"]
+    for key, value in inst.items():
+        if value is not None and key != "prompt":
+            click.echo(f"{key:>14}: {value}")
+    if inst.get("prompt"):
+        click.echo(f"{'prompt':>14}: {inst['prompt'][:500]}{'…' if len(inst['prompt']) > 500 else ''}")
+    for label, key in (("parents", "parents"), ("children", "children")):
+        links = data[key]
+        click.echo(
+            f"{label:>14}: " + (", ".join(f"{r['id']} ({r['relationship_type']})" for r in links) or "none")
+        )
+    if inst.get("pr_number"):
+        state = f" ({inst['pr_state']})" if inst.get("pr_state") else ""
+        link = f" {inst['pr_url']}" if inst.get("pr_url") else ""
+        click.echo(f"{'pull request':>14}: #{inst['pr_number']}{state}{link}")
+    if data["tree"]["edges"]:
+        click.echo("relationship tree:")
+        for line in _tree_lines(data["tree"]["root"], data["tree"]["edges"], inst["id"]):
+            click.echo("  " + line)
+    if data["events"]:
+        print_table(data["events"], INSTANCE_EVENT_COLUMNS, title="recent tool calls")
+
+
+@click.command()
+@click.argument("instance_id")
+@output_options()
+@click.pass_context
+def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
+    """Show one instance: its row, parents, children and recent tool calls."""
+    from codex_mcp.ids import validate_instance_id
+
+    validate_instance_id(instance_id)
+    data = in_app(ctx, lambda app: _instance_view(app, instance_id), reconcile=True)
+    emit(data, as_json, _print_instance_view)
+
+
+@click.command()
+@click.option(
+    "--since", default="1d", show_default=True, help="Duration back from now (30m, 2h, 1d, 1w) or ISO time."
+)
+@click.option("--instance", "instance_id", default=None, metavar="ID", help="Only calls by this instance.")
+@click.option("--tool", "tool_name", default=None, help="Only calls of this tool.")
+@click.option("--failed", is_flag=True, help="Only failed calls.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most this many."
+)
+@output_options()
+@click.pass_context
+def events(
+    ctx: click.Context,
+    since: str,
+    instance_id: str | None,
+    tool_name: str | None,
+    failed: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List recorded MCP tool calls, newest first."""
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import events as store
+    from codex_mcp.timeutil import parse_since
+
+    cutoff = parse_since(since)
+    if instance_id is not None:
+        validate_instance_id(instance_id)
+    rows = in_app(
+        ctx,
+        lambda app: store.list_recent(
+            app.db,
+            since=cutoff,
+            instance_id=instance_id,
+            tool_name=tool_name,
+            success=False if failed else None,
+            limit=limit,
+        ),
+    )
+    emit_rows(rows, as_json, EVENT_COLUMNS, empty=f"No tool calls since {cutoff} UTC.")
+
+
+COMMANDS: list[click.Command] = [ls_command, show, events]

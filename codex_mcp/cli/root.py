@@ -1,0 +1,76 @@
+"""The ``codex-mcp`` group: global options, logging, and errors as one line and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from codex_mcp import __version__
+from codex_mcp.cli import actions, config, instances, issues, serve
+from codex_mcp.cli import db as db_group
+from codex_mcp.errors import CodexError
+from codex_mcp.settings import Settings
+
+log = logging.getLogger("codex_mcp")
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
+    click.echo(f"codex-mcp: error: {' '.join(message.split())}", err=True)
+    ctx.exit(code)
+
+
+class Group(click.Group):
+    """Turns our errors into one clean line and an exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodexError as exc:
+            _fail(ctx, str(exc), exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log.debug("unexpected error", exc_info=True)
+            _fail(
+                ctx,
+                f"internal error: {type(exc).__name__}: {exc} (set CODEX_MCP_LOG_LEVEL=DEBUG for the traceback)",
+                70,
+            )
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codex-mcp")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file to use (default: CODEX_MCP_DB, else <git common dir>/codex-mcp/codex.db).",
+)
+@click.option(
+    "--log-level",
+    default=None,
+    metavar="LEVEL",
+    help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: CODEX_MCP_LOG_LEVEL, else INFO).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
+    """Coordinate several coding agents on one repository: worktrees, tmux sessions, MCP tools.
+
+    Every MCP tool call is recorded in a SQLite file shared by all worktrees of the repository.
+    """
+    from codex_mcp.logs import configure_logging
+
+    # Validates every variable once, up front: a bad value is a clear error before anything runs.
+    settings = Settings.load(db=db, log_level=log_level)
+    explicit = log_level is not None or bool(os.environ.get("CODEX_MCP_LOG_LEVEL", "").strip())
+    # Commands print their own results; only warnings are worth showing unless asked for more.
+    configure_logging(settings.log_level if explicit else "WARNING")
+
+
+for _group in (serve, instances, actions, issues, config, db_group):
+    for _command in _group.COMMANDS:
+        cli.add_command(_command)
