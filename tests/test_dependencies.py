@@ -104,7 +104,7 @@ def distributions(imports: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_the_scan_sees_lazy_and_top_level_imports() -> None:
     # Guards the scanner itself: uvicorn is imported inside a function, mcp at module level.
     imports = third_party_imports("codex_mcp", {"codex_mcp"})
-    assert "codex_mcp/http.py" in imports["uvicorn"]
+    assert "codex_mcp/serve.py" in imports["uvicorn"]
     assert "codex_mcp/server.py" in imports["mcp"]
     assert "os" not in imports and "codex_mcp" not in imports
 
