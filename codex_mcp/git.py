@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from codex_mcp.errors import InputError, StateError, UpstreamError
 
@@ -233,10 +233,18 @@ async def snapshot(worktree: Path) -> str:
     import shutil
     import tempfile
 
-    head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
-    own_index = (
-        await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
-    ).stdout.strip()
+    # One process for the index path, HEAD and its tree: every git start costs milliseconds.
+    own_index, head, head_tree = (
+        await run(
+            worktree,
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "index",
+            "HEAD^{commit}",
+            "HEAD^{tree}",
+        )
+    ).stdout.split()
     with tempfile.TemporaryDirectory(prefix="codex-snapshot-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         try:
@@ -247,7 +255,6 @@ async def snapshot(worktree: Path) -> str:
             await run(worktree, "read-tree", head, env=env)
         await run(worktree, "add", "--all", "--", ".", env=env)
         tree = (await run(worktree, "write-tree", env=env)).stdout.strip()
-    head_tree = (await run(worktree, "rev-parse", f"{head}^{{tree}}")).stdout.strip()
     if tree == head_tree:
         return head
     commit_env = {
@@ -578,25 +585,59 @@ async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000)
     The worktree's files, index, stash and refs are left as they were: the snapshot is built in a
     temporary index (see ``snapshot``). Raises InputError for a bad or unknown ``base_ref``.
     """
-    base_sha = await resolve_commit(worktree, base_ref, what="base")
-    head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
-    snap = await snapshot(worktree)
-    merge_base = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
-    if not merge_base:
-        raise StateError(
-            f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
-        )
     import anyio
 
-    files = await diff_files(worktree, merge_base, snap)
-    commits = await anyio.to_thread.run_sync(_commits_between_sync, worktree, merge_base, head, commits_limit)
-    dirty = await dirty_paths(worktree) if snap != head else []
+    await validate_branch_name(worktree, base_ref, what="base")
+    resolved = await run(
+        # Without --verify rev-parse would echo --end-of-options; the name was validated (no "-" start).
+        worktree,
+        "rev-parse",
+        f"{base_ref}^{{commit}}",
+        "HEAD^{commit}",
+        check=False,
+    )
+    if resolved.returncode != 0 or len(resolved.stdout.split()) != 2:
+        await resolve_commit(worktree, base_ref, what="base")  # says which one is missing
+        raise GitError(f"{worktree} has no commit checked out: {_first_line(resolved.stderr)}")
+    base_sha, head = resolved.stdout.split()
+    snap = await snapshot(worktree)
+    found: dict[str, Any] = {}
+
+    async def files_and_base() -> None:
+        merge_base = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
+        if not merge_base:
+            raise StateError(
+                f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
+            )
+        found["merge_base"] = merge_base
+        found["files"] = await diff_files(worktree, merge_base, snap)
+
+    async def commits() -> None:
+        # base..head is merge_base..head: what HEAD has and the base lacks.
+        found["commits"] = await anyio.to_thread.run_sync(
+            _commits_between_sync, worktree, base_sha, head, commits_limit
+        )
+
+    async def uncommitted() -> None:
+        # What the snapshot adds to HEAD: as `git status` would list it, without its untracked scan.
+        out = await run(worktree, "diff-tree", "-r", "-z", "--name-only", "--no-renames", head, snap)
+        found["dirty"] = [p for p in out.stdout.split("\0") if p]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(files_and_base)
+        tg.start_soon(commits)
+        if snap != head:
+            tg.start_soon(uncommitted)
+    files: list[FileDiff] = found["files"]
+    merge_base: str = found["merge_base"]
+    commits_found: list[CommitInfo] = found["commits"]
+    dirty: list[str] = found.get("dirty", [])
     return WorkDiff(
         base_ref=base_ref,
         merge_base=merge_base,
         head=head,
         snapshot=snap,
-        commits=commits,
+        commits=commits_found,
         files=files,
         dirty=dirty,
         stat=diff_stat(files),
@@ -736,9 +777,22 @@ async def merge_check(repo: Path, target_branch: str, source: str) -> MergeCheck
             f"target branch {target_branch!r} does not exist in {repo}; list branches with `git branch`"
         )
     source_sha = await resolve_commit(repo, source, what="source branch")
-    up_to_date = await _is_ancestor(repo, source_sha, target_sha)
-    fast_forward = not up_to_date and await _is_ancestor(repo, target_sha, source_sha)
-    clean, tree, conflicts, messages = await _merge_tree(repo, target_sha, source_sha)
+    import anyio
+
+    found: dict[str, Any] = {}
+
+    async def merge_base() -> None:
+        found["base"] = (await run(repo, "merge-base", target_sha, source_sha, check=False)).stdout.strip()
+
+    async def merge_tree() -> None:
+        found["tree"] = await _merge_tree(repo, target_sha, source_sha)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(merge_base)
+        tg.start_soon(merge_tree)
+    up_to_date = found["base"] == source_sha
+    fast_forward = not up_to_date and found["base"] == target_sha
+    clean, tree, conflicts, messages = found["tree"]
     return MergeCheck(
         target=target_branch,
         source=source,
@@ -884,10 +938,11 @@ async def apply_landing(repo: Path, plan: LandingPlan) -> Landing:
     """
     if not plan.changed:
         return Landing(plan, None)
-    if not await _is_ancestor(repo, plan.old_sha, plan.new_sha):
-        raise StateError(f"{plan.target} would not fast-forward to the landed commit; nothing changed")
     where = next((w for w in await worktrees(repo) if w.branch == plan.target), None)
     if where is None:
+        # `merge --ff-only` below refuses a non-fast-forward itself; a bare ref move must be checked.
+        if not await _is_ancestor(repo, plan.old_sha, plan.new_sha):
+            raise StateError(f"{plan.target} would not fast-forward to the landed commit; nothing changed")
         result = await run(
             repo,
             "update-ref",
