@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -393,6 +394,55 @@ class WorkDiff:
         return self.snapshot != self.head
 
 
+async def _together(*calls: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run independent git reads at once (each git start costs milliseconds); the first failure is
+    raised as itself, not wrapped in an exception group, so callers see a plain CodexError."""
+    import anyio
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for call in calls:
+                tg.start_soon(call)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
+
+
+async def _resolve_many(repo: Path, refs: list[tuple[str, str, bool]]) -> list[str]:
+    """The commits of several (name, what, is_branch) refs, validated like ``resolve_commit`` (a
+    branch is looked up as ``refs/heads/<name>`` only), with one rev-parse for all of them."""
+    found: dict[str, str] = {}
+
+    def spec(name: str, branch: bool) -> str:
+        return f"refs/heads/{name}^{{commit}}" if branch else f"{name}^{{commit}}"
+
+    async def validate(name: str, what: str) -> None:
+        if name != "HEAD":
+            await validate_branch_name(repo, name, what=what)
+
+    async def resolve() -> None:
+        specs = [spec(name, branch) for name, _, branch in refs]
+        # No --verify (one name only) and so no --end-of-options (it would be echoed): the names were
+        # checked not to start with "-" before this runs.
+        result = await run(repo, "rev-parse", *specs, check=False)
+        if result.returncode == 0:
+            found.update(zip(specs, result.stdout.split(), strict=False))
+
+    if any(name.startswith("-") for name, _, _ in refs):
+        await _together(*(partial(validate, name, what) for name, what, _ in refs))
+    await _together(resolve, *(partial(validate, name, what) for name, what, _ in refs))
+    shas: list[str] = []
+    for name, what, branch in refs:
+        sha = found.get(spec(name, branch), "")
+        if len(sha) != 40:
+            listing = "`git branch`" if branch else "`git branch -a`"
+            raise InputError(f"{what} {name!r} does not exist in {repo}; list branches with {listing}")
+        shas.append(sha)
+    return shas
+
+
 def _diff_tokens(out: str) -> tuple[list[tuple[str, str, str | None]], list[tuple[int, int, bool]], str]:
     """Split ``git diff -z --raw --numstat -p`` output into raw entries (status, path, old path),
     numstat entries (additions, deletions, binary) and the patch text that follows them."""
@@ -451,18 +501,28 @@ _DIFF_OPTIONS = (
 )
 
 
-async def diff_files(
-    repo: Path, base: str, head: str, *, env: dict[str, str] | None = None
-) -> list[FileDiff]:
+async def diff_files(repo: Path, base: str, head: str, *, merge_base: bool = False) -> list[FileDiff]:
     """The files changed from commit ``base`` to commit ``head`` (a plain two-point diff: pass a
-    merge base as ``base`` for "the work on head"), renames and copies detected.
+    merge base as ``base``, or ``merge_base=True``, for "the work on head"), renames and copies detected.
 
     One ``git diff -z --raw --numstat -p`` run parsed here: GitPython builds an object per file and
     reads every blob through Python, several times slower on a large tree than git's own diff.
     ``base`` and ``head`` must be commit ids or validated refs (see ``resolve_commit``).
     """
     out = (
-        await run(repo, "diff", "-z", "--raw", "--numstat", "-p", *_DIFF_OPTIONS, base, head, "--", env=env)
+        await run(
+            repo,
+            "diff",
+            "-z",
+            "--raw",
+            "--numstat",
+            "-p",
+            *_DIFF_OPTIONS,
+            *(["--merge-base"] if merge_base else []),
+            base,
+            head,
+            "--",
+        )
     ).stdout
     raw, numstat, patch = _diff_tokens(out)
     chunks = _split_patch(patch)
@@ -587,30 +647,18 @@ async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000)
     """
     import anyio
 
-    await validate_branch_name(worktree, base_ref, what="base")
-    resolved = await run(
-        # Without --verify rev-parse would echo --end-of-options; the name was validated (no "-" start).
-        worktree,
-        "rev-parse",
-        f"{base_ref}^{{commit}}",
-        "HEAD^{commit}",
-        check=False,
+    base_sha, head = await _resolve_many(
+        worktree, [(base_ref, "base", False), ("HEAD", "HEAD of the worktree", False)]
     )
-    if resolved.returncode != 0 or len(resolved.stdout.split()) != 2:
-        await resolve_commit(worktree, base_ref, what="base")  # says which one is missing
-        raise GitError(f"{worktree} has no commit checked out: {_first_line(resolved.stderr)}")
-    base_sha, head = resolved.stdout.split()
     snap = await snapshot(worktree)
     found: dict[str, Any] = {}
 
-    async def files_and_base() -> None:
-        merge_base = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
-        if not merge_base:
-            raise StateError(
-                f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
-            )
-        found["merge_base"] = merge_base
-        found["files"] = await diff_files(worktree, merge_base, snap)
+    async def merge_base() -> None:
+        found["merge_base"] = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
+
+    async def files() -> None:
+        # `--merge-base`: git finds the base itself, so the diff need not wait for merge_base().
+        found["files"] = await diff_files(worktree, base_sha, snap, merge_base=True)
 
     async def commits() -> None:
         # base..head is merge_base..head: what HEAD has and the base lacks.
@@ -623,24 +671,26 @@ async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000)
         out = await run(worktree, "diff-tree", "-r", "-z", "--name-only", "--no-renames", head, snap)
         found["dirty"] = [p for p in out.stdout.split("\0") if p]
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(files_and_base)
-        tg.start_soon(commits)
-        if snap != head:
-            tg.start_soon(uncommitted)
-    files: list[FileDiff] = found["files"]
-    merge_base: str = found["merge_base"]
+    try:
+        await _together(merge_base, files, commits, *([uncommitted] if snap != head else []))
+    except GitError:
+        if not (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip():
+            raise StateError(
+                f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
+            ) from None
+        raise
+    files_found: list[FileDiff] = found["files"]
     commits_found: list[CommitInfo] = found["commits"]
     dirty: list[str] = found.get("dirty", [])
     return WorkDiff(
         base_ref=base_ref,
-        merge_base=merge_base,
+        merge_base=found["merge_base"],
         head=head,
         snapshot=snap,
         commits=commits_found,
-        files=files,
+        files=files_found,
         dirty=dirty,
-        stat=diff_stat(files),
+        stat=diff_stat(files_found),
     )
 
 
@@ -770,15 +820,10 @@ async def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[bool, str, li
 async def merge_check(repo: Path, target_branch: str, source: str) -> MergeCheck:
     """Would ``source`` (a branch) merge into ``target_branch`` without conflicts? Nothing changes:
     ``git merge-tree --write-tree`` only writes objects. InputError for a bad or unknown ref."""
-    await validate_branch_name(repo, target_branch, what="target branch")
-    target_sha = await branch_sha(repo, target_branch)  # the branch itself, never a tag of that name
-    if target_sha is None:
-        raise InputError(
-            f"target branch {target_branch!r} does not exist in {repo}; list branches with `git branch`"
-        )
-    source_sha = await resolve_commit(repo, source, what="source branch")
-    import anyio
-
+    # The target is the branch itself (refs/heads/...), never a tag of that name.
+    target_sha, source_sha = await _resolve_many(
+        repo, [(target_branch, "target branch", True), (source, "source branch", False)]
+    )
     found: dict[str, Any] = {}
 
     async def merge_base() -> None:
@@ -787,9 +832,7 @@ async def merge_check(repo: Path, target_branch: str, source: str) -> MergeCheck
     async def merge_tree() -> None:
         found["tree"] = await _merge_tree(repo, target_sha, source_sha)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(merge_base)
-        tg.start_soon(merge_tree)
+    await _together(merge_base, merge_tree)
     up_to_date = found["base"] == source_sha
     fast_forward = not up_to_date and found["base"] == target_sha
     clean, tree, conflicts, messages = found["tree"]
@@ -867,20 +910,35 @@ async def plan_landing(
         raise _conflict_error(check)
     import anyio
 
-    commits = await anyio.to_thread.run_sync(_commits_between_sync, repo, old, check.source_sha, 1000)
-    if strategy == "merge" and check.fast_forward:
-        new = check.source_sha
-    elif strategy == "merge":
-        text = message or f"Merge branch '{source}' into {target_branch}"
-        new = await _commit_tree(repo, check.tree, [old, check.source_sha], text)
-    elif strategy == "squash":
-        listed = "\n".join(f"* {c.sha[:12]} {c.subject}" for c in commits)
+    tree = check.tree
+    found: dict[str, Any] = {}
+
+    async def commits() -> None:
+        found["commits"] = await anyio.to_thread.run_sync(
+            _commits_between_sync, repo, old, check.source_sha, 1000
+        )
+
+    async def merged() -> None:
+        if check.fast_forward:
+            found["new"] = check.source_sha
+        else:
+            text = message or f"Merge branch '{source}' into {target_branch}"
+            found["new"] = await _commit_tree(repo, tree, [old, check.source_sha], text)
+
+    async def rebased() -> None:
+        found["new"] = await _rebase(repo, check)
+
+    if strategy == "squash":  # its message lists the commits: read them first
+        await commits()
+        listed = "\n".join(f"* {c.sha[:12]} {c.subject}" for c in found["commits"])
         text = message or f"Squashed branch '{source}' into {target_branch}\n\n{listed}\n"
-        new = await _commit_tree(repo, check.tree, [old], text)
+        found["new"] = await _commit_tree(repo, tree, [old], text)
     else:
-        new = await _rebase(repo, check)
+        await _together(commits, merged if strategy == "merge" else rebased)
+    new: str = found["new"]
+    commits_found: list[CommitInfo] = found["commits"]
     return LandingPlan(
-        strategy, target_branch, source, old, new, strategy == "merge" and check.fast_forward, commits
+        strategy, target_branch, source, old, new, strategy == "merge" and check.fast_forward, commits_found
     )
 
 

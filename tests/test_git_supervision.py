@@ -210,6 +210,10 @@ async def test_work_diff_of_a_clean_worktree_is_its_commits(two_sides: Path, tmp
     assert [f.path for f in diff.files] == ["feature.txt"]
     with pytest.raises(InputError):
         await g.work_diff(wt, "nope")
+    git(two_sides, "checkout", "-q", "--orphan", "unrelated")
+    git(two_sides, "commit", "-q", "-m", "no shared history")
+    with pytest.raises(StateError, match="shares no history"):
+        await g.work_diff(two_sides, "feature")
 
 
 async def test_checked_out_in_and_dirty_paths(two_sides: Path, tmp_path: Path) -> None:
