@@ -429,6 +429,10 @@ async def _resolve_many(repo: Path, refs: list[tuple[str, str, bool]]) -> list[s
         result = await run(repo, "rev-parse", *specs, check=False)
         if result.returncode == 0:
             found.update(zip(specs, result.stdout.split(), strict=False))
+            return
+        for one in specs:  # which one is missing: rare, so one call each
+            single = await run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", one, check=False)
+            found[one] = single.stdout.strip()
 
     if any(name.startswith("-") for name, _, _ in refs):
         await _together(*(partial(validate, name, what) for name, what, _ in refs))

@@ -275,6 +275,10 @@ async def test_bad_refs_are_refused_before_git_runs(two_sides: Path) -> None:
     for target, source in [("--force", "feature"), ("main", "-x"), ("main", "a..b"), ("nope", "feature")]:
         with pytest.raises(InputError):
             await g.land(two_sides, target, source, "merge")
+    with pytest.raises(InputError, match="source branch 'gone' does not exist"):
+        await g.merge_check(two_sides, "main", "gone")
+    with pytest.raises(InputError, match="target branch 'gone' does not exist"):
+        await g.merge_check(two_sides, "gone", "feature")
     with pytest.raises(InputError, match="strategy"):
         await g.land(two_sides, "main", "feature", "octopus")  # type: ignore[arg-type]
     git(two_sides, "tag", "feature-tag", "feature")
