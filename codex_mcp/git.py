@@ -954,7 +954,10 @@ async def _commit_tree(repo: Path, tree: str, parents: list[str], message: str) 
 
 
 async def _rebase(repo: Path, check: MergeCheck) -> str:
-    """The source's commits replayed onto the target, in a detached worktree made for it alone."""
+    """The source's commits replayed onto the target, in a detached worktree made for it alone.
+
+    ``--no-update-refs``: with ``rebase.updateRefs`` set, git would also move the source branch and
+    any other branch pointing into the replayed commits."""
     import tempfile
 
     common = Path((await run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")).stdout.strip())
@@ -965,7 +968,9 @@ async def _rebase(repo: Path, check: MergeCheck) -> str:
     async with worktrees_lock(repo):
         await run(repo, "worktree", "add", "--quiet", "--detach", "--", str(scratch), check.source_sha)
     try:
-        result = await run(scratch, "rebase", "--quiet", "--no-autostash", check.target_sha, check=False)
+        result = await run(
+            scratch, "rebase", "--quiet", "--no-autostash", "--no-update-refs", check.target_sha, check=False
+        )
         if result.returncode != 0:
             conflicted = (
                 await run(scratch, "diff", "--name-only", "--diff-filter=U", "-z", check=False)

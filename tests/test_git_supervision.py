@@ -400,9 +400,12 @@ async def test_squash_is_one_commit_listing_the_squashed_ones(two_sides: Path) -
 
 async def test_rebase_replays_commits_onto_the_target_in_a_scratch_worktree(two_sides: Path) -> None:
     git(two_sides, "checkout", "-q", "feature")
+    git(two_sides, "branch", "midway")  # another branch pointing into the replayed commits
     commit_file(two_sides, "feature2.txt", "second\n", "feature: second commit")
     git(two_sides, "checkout", "-q", "main")
+    git(two_sides, "config", "rebase.updateRefs", "true")
     old = git(two_sides, "rev-parse", "main")
+    midway = git(two_sides, "rev-parse", "midway")
 
     def worktree_paths() -> list[str]:
         return [
@@ -424,6 +427,7 @@ async def test_rebase_replays_commits_onto_the_target_in_a_scratch_worktree(two_
     scratch = two_sides / ".git" / "codex-mcp" / "landing"
     assert list(scratch.iterdir()) == []
     assert git(two_sides, "rev-parse", "feature") != git(two_sides, "rev-parse", "main")  # source untouched
+    assert git(two_sides, "rev-parse", "midway") == midway
 
 
 async def test_rebase_stopping_on_a_commit_conflict_is_refused_and_cleaned_up(two_sides: Path) -> None:
