@@ -589,17 +589,20 @@ def diff_stat(files: list[FileDiff], *, width: int = 80) -> DiffStat:
 def _commits_between_sync(repo: Path, base: str, head: str, limit: int) -> list[CommitInfo]:
     import git as gitpython  # GitPython: heavy to import, so only here, in a worker thread
 
-    with gitpython.Repo(repo) as r:
-        return [
-            CommitInfo(
-                sha=c.hexsha,
-                subject=c.summary if isinstance(c.summary, str) else c.summary.decode("utf-8", "replace"),
-                author=c.author.name or "",
-                email=c.author.email or "",
-                date=c.authored_datetime.isoformat(),
-            )
-            for c in r.iter_commits(f"{base}..{head}", max_count=limit)
-        ]
+    try:
+        with gitpython.Repo(repo) as r:
+            return [
+                CommitInfo(
+                    sha=c.hexsha,
+                    subject=c.summary if isinstance(c.summary, str) else c.summary.decode("utf-8", "replace"),
+                    author=c.author.name or "",
+                    email=c.author.email or "",
+                    date=c.authored_datetime.isoformat(),
+                )
+                for c in r.iter_commits(f"{base}..{head}", max_count=limit)
+            ]
+    except (gitpython.exc.GitError, ValueError) as exc:
+        raise GitError(f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {exc}") from exc
 
 
 async def commits_between(repo: Path, base: str, head: str, *, limit: int = 1000) -> list[CommitInfo]:
