@@ -523,6 +523,7 @@ async def diff_files(repo: Path, base: str, head: str, *, merge_base: bool = Fal
             "-p",
             *_DIFF_OPTIONS,
             *(["--merge-base"] if merge_base else []),
+            "--end-of-options",
             base,
             head,
             "--",

@@ -141,6 +141,9 @@ async def test_diff_files_reports_each_kind_of_change_like_git(repo: Path) -> No
 
 async def test_diff_of_identical_commits_is_empty(repo: Path) -> None:
     assert await g.diff_files(repo, "HEAD", "HEAD") == []
+    with pytest.raises(g.GitError):  # never read as an option
+        await g.diff_files(repo, f"--output={repo.parent / 'out'}", "HEAD")
+    assert not (repo.parent / "out").exists()
     assert g.diff_stat([]).text == ""
 
 
