@@ -102,7 +102,12 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
             "git diff --merge-base main",
             a,
             b,
-            {"files": files, "reps": reps, "changed_files": len(sample.files), "commits": len(sample.commits)},
+            {
+                "files": files,
+                "reps": reps,
+                "changed_files": len(sample.files),
+                "commits": len(sample.commits),
+            },
         )
     ]
 
