@@ -1,19 +1,21 @@
 """The git adapter: the only module that runs git.
 
-git is run as a binary with an argv list, never through a shell. We call it directly rather than
-through GitPython's wrapper (which runs the same binary) for three reasons: exact control of the
-environment (a snapshot is built in a temporary index via GIT_INDEX_FILE), hard timeouts on every
-call, and start-up cost (Claude Code starts one server per agent).
+git is run as a binary with an argv list, never through a shell, for exact control of the environment
+(a snapshot is built in a temporary index via GIT_INDEX_FILE), hard timeouts on every call, and
+start-up cost (Claude Code starts one server per agent). GitPython reads commit history for the
+supervision views (``commits_between``); it is imported lazily, inside a worker thread, never at start.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, Literal
 
 from codex_mcp.errors import ConfigError, InputError, StateError, UpstreamError
 
@@ -287,10 +289,18 @@ async def snapshot(worktree: Path) -> str:
     import shutil
     import tempfile
 
-    head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
-    own_index = (
-        await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
-    ).stdout.strip()
+    # One process for the index path, HEAD and its tree: every git start costs milliseconds.
+    own_index, head, head_tree = (
+        await run(
+            worktree,
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "index",
+            "HEAD^{commit}",
+            "HEAD^{tree}",
+        )
+    ).stdout.split()
     with tempfile.TemporaryDirectory(prefix="codex-snapshot-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         try:
@@ -301,7 +311,6 @@ async def snapshot(worktree: Path) -> str:
             await run(worktree, "read-tree", head, env=env)
         await run(worktree, "add", "--all", "--", ".", env=env)
         tree = (await run(worktree, "write-tree", env=env)).stdout.strip()
-    head_tree = (await run(worktree, "rev-parse", f"{head}^{{tree}}")).stdout.strip()
     if tree == head_tree:
         return head
     commit_env = {
@@ -330,12 +339,12 @@ async def unsafe_to_delete(repo: Path, branch: str, base: str | None) -> str | N
     if sha is None:
         return None
     # Commits on the branch that no remote-tracking branch and no base branch contains.
-    args = ["rev-list", "--count", sha, "--not", "--remotes"]
+    excluded = ["--remotes"]
     if base:
         base_sha = await branch_sha(repo, base)
         if base_sha:
-            args.append(base_sha)
-    count = int((await run(repo, *args)).stdout.strip() or "0")
+            excluded.append(base_sha)
+    count = await _count_not_in(repo, sha, *excluded)
     if count:
         return f"branch {branch} has {count} commit(s) that are neither pushed nor merged into {base or 'a remote'}"
     return None
@@ -409,3 +418,757 @@ def exclude_from_status(common_dir: Path, patterns: list[str]) -> None:
     )
     with exclude.open("a", encoding="utf-8") as fh:
         fh.write(addition)
+
+
+# ------------------------------------------------------------------------------------ supervision engine
+# What `diff`, `merge` and `clean` (DESIGN.md, "Supervision") need from git, with no CLI or records:
+#
+#   reading   diff_files, work_diff, commits_between (GitPython), ahead_behind, checked_out_in,
+#             dirty_paths, branch_is_merged, branch_is_pushed
+#   landing   merge_check -> plan_landing -> apply_landing  (or land() for all three)
+#
+# Nothing here writes to a working tree or an index except the single, final `merge --ff-only` of
+# apply_landing in a target worktree proven clean just before. New objects (snapshot and landing
+# commits) are written to the object store, where unreferenced ones are harmless and collected later.
+
+ChangeType = Literal["added", "modified", "deleted", "renamed", "copied", "type_changed"]
+Strategy = Literal["merge", "squash", "rebase"]
+
+_CHANGE_TYPES: dict[str, ChangeType] = {
+    "A": "added",
+    "M": "modified",
+    "D": "deleted",
+    "R": "renamed",
+    "C": "copied",
+    "T": "type_changed",
+}
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One changed file. ``old_path`` is set for renames and copies; ``patch`` is the unified diff
+    (its ``diff --git`` header included), empty for binary files."""
+
+    path: str
+    old_path: str | None
+    change_type: ChangeType
+    additions: int
+    deletions: int
+    binary: bool
+    patch: str
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    """Totals of a diff, and the text ``git diff --stat`` would print for it."""
+
+    files: int
+    additions: int
+    deletions: int
+    text: str
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as a person reads it in a list: ``date`` is the author date, ISO 8601 with offset."""
+
+    sha: str
+    subject: str
+    author: str
+    email: str
+    date: str
+
+
+@dataclass(frozen=True)
+class WorkDiff:
+    """An instance's work against its base: everything from ``merge_base`` to ``snapshot``.
+
+    ``head`` is the worktree's HEAD; ``snapshot`` a commit holding the worktree as it is (equal to
+    ``head`` when nothing is uncommitted). ``commits`` are the committed ones (merge_base..head);
+    ``dirty`` lists uncommitted and untracked paths. ``dataclasses.asdict`` makes it JSON-ready.
+    """
+
+    base_ref: str
+    merge_base: str
+    head: str
+    snapshot: str
+    commits: list[CommitInfo]
+    files: list[FileDiff]
+    dirty: list[str]
+    stat: DiffStat
+
+    @property
+    def uncommitted(self) -> bool:
+        return self.snapshot != self.head
+
+
+async def _together(*calls: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run independent git reads at once (each git start costs milliseconds); the first failure is
+    raised as itself, not wrapped in an exception group, so callers see a plain CodexError."""
+    import anyio
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for call in calls:
+                tg.start_soon(call)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
+
+
+async def _resolve_many(repo: Path, refs: list[tuple[str, str, bool]]) -> list[str]:
+    """The commits of several (name, what, is_branch) refs, validated like ``resolve_commit`` (a
+    branch is looked up as ``refs/heads/<name>`` only), with one rev-parse for all of them."""
+    found: dict[str, str] = {}
+
+    def spec(name: str, branch: bool) -> str:
+        return f"refs/heads/{name}^{{commit}}" if branch else f"{name}^{{commit}}"
+
+    async def validate(name: str, what: str) -> None:
+        if name != "HEAD":
+            await validate_branch_name(repo, name, what=what)
+
+    async def resolve() -> None:
+        specs = [spec(name, branch) for name, _, branch in refs]
+        # No --verify (one name only) and so no --end-of-options (it would be echoed): the names were
+        # checked not to start with "-" before this runs.
+        result = await run(repo, "rev-parse", *specs, check=False)
+        if result.returncode == 0:
+            found.update(zip(specs, result.stdout.split(), strict=False))
+            return
+        for one in specs:  # which one is missing: rare, so one call each
+            single = await run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", one, check=False)
+            found[one] = single.stdout.strip()
+
+    if any(name.startswith("-") for name, _, _ in refs):
+        await _together(*(partial(validate, name, what) for name, what, _ in refs))
+    await _together(resolve, *(partial(validate, name, what) for name, what, _ in refs))
+    shas: list[str] = []
+    for name, what, branch in refs:
+        sha = found.get(spec(name, branch), "")
+        if len(sha) != 40:
+            listing = "`git branch`" if branch else "`git branch -a`"
+            raise InputError(f"{what} {name!r} does not exist in {repo}; list branches with {listing}")
+        shas.append(sha)
+    return shas
+
+
+def _diff_tokens(out: str) -> tuple[list[tuple[str, str, str | None]], list[tuple[int, int, bool]], str]:
+    """Split ``git diff -z --raw --numstat -p`` output into raw entries (status, path, old path),
+    numstat entries (additions, deletions, binary) and the patch text that follows them."""
+    pos = 0
+
+    def token() -> str:
+        nonlocal pos
+        end = out.find("\0", pos)
+        if end < 0:
+            raise GitError("git diff printed a truncated record; run `git diff --raw -z` to see it")
+        text, pos = out[pos:end], end + 1
+        return text
+
+    raw: list[tuple[str, str, str | None]] = []
+    while out.startswith(":", pos):
+        status = token().split()[-1]
+        first = token()
+        if status[0] in "RC":
+            raw.append((status, token(), first))
+        else:
+            raw.append((status, first, None))
+    numstat: list[tuple[int, int, bool]] = []
+    for _ in raw:
+        added, deleted, path = token().split("\t", 2)
+        if not path:  # a rename or copy: both paths follow as their own tokens
+            token()
+            token()
+        binary = added == "-"
+        numstat.append((0 if binary else int(added), 0 if binary else int(deleted), binary))
+    if out.startswith("\0", pos):
+        pos += 1
+    return raw, numstat, out[pos:]
+
+
+def _split_patch(patch: str) -> list[str]:
+    # Inside a file's patch every line starts with a header word, ' ', '+', '-', '@' or '\', so a
+    # line starting with "diff --git " always opens the next file.
+    if not patch:
+        return []
+    starts = [0] if patch.startswith("diff --git ") else []
+    at = patch.find("\ndiff --git ")
+    while at >= 0:
+        starts.append(at + 1)
+        at = patch.find("\ndiff --git ", at + 1)
+    return [patch[a:b] for a, b in zip(starts, [*starts[1:], len(patch)], strict=True)]
+
+
+_DIFF_OPTIONS = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--find-renames",
+    "--find-copies",
+)
+
+
+async def diff_files(repo: Path, base: str, head: str, *, merge_base: bool = False) -> list[FileDiff]:
+    """The files changed from commit ``base`` to commit ``head`` (a plain two-point diff: pass a
+    merge base as ``base``, or ``merge_base=True``, for "the work on head"), renames and copies detected.
+
+    One ``git diff -z --raw --numstat -p`` run parsed here: GitPython builds an object per file and
+    reads every blob through Python, several times slower on a large tree than git's own diff.
+    ``base`` and ``head`` must be commit ids or validated refs (see ``resolve_commit``).
+    """
+    out = (
+        await run(
+            repo,
+            "diff",
+            "-z",
+            "--raw",
+            "--numstat",
+            "-p",
+            *_DIFF_OPTIONS,
+            *(["--merge-base"] if merge_base else []),
+            "--end-of-options",
+            base,
+            head,
+            "--",
+        )
+    ).stdout
+    raw, numstat, patch = _diff_tokens(out)
+    chunks = _split_patch(patch)
+    expected = len(raw) + sum(1 for status, _, _ in raw if status == "T")  # a type change is 2 patches
+    if len(chunks) != expected:
+        raise GitError(
+            f"git diff {base[:12]} {head[:12]} printed {len(chunks)} patches for {len(raw)} files; "
+            "run it by hand to see why"
+        )
+    files: list[FileDiff] = []
+    index = 0
+    for (status, path, old_path), (added, deleted, binary) in zip(raw, numstat, strict=True):
+        take = 2 if status == "T" else 1
+        text = "".join(chunks[index : index + take])
+        index += take
+        files.append(
+            FileDiff(
+                path=path,
+                old_path=old_path,
+                change_type=_CHANGE_TYPES.get(status[0], "modified"),
+                additions=added,
+                deletions=deleted,
+                binary=binary,
+                patch="" if binary else text,
+            )
+        )
+    return files
+
+
+def diff_stat(files: list[FileDiff], *, width: int = 80) -> DiffStat:
+    """Totals and ``--stat``-like text for ``files`` (bars scaled to fit ``width`` columns)."""
+    additions = sum(f.additions for f in files)
+    deletions = sum(f.deletions for f in files)
+    names = [f"{f.old_path} => {f.path}" if f.old_path else f.path for f in files]
+    name_width = max((len(n) for n in names), default=0)
+    count_width = max((len(str(f.additions + f.deletions)) for f in files), default=1)
+    bar_room = max(10, width - name_width - count_width - 6)
+    biggest = max((f.additions + f.deletions for f in files), default=0)
+    scale = min(1.0, bar_room / biggest) if biggest else 1.0
+    lines = []
+    for f, name in zip(files, names, strict=True):
+        if f.binary:
+            lines.append(f" {name.ljust(name_width)} | {'Bin'.rjust(count_width)}")
+            continue
+        plus, minus = f.additions, f.deletions
+        if scale < 1.0:
+            plus = max(1, round(plus * scale)) if plus else 0
+            minus = max(1, round(minus * scale)) if minus else 0
+        total = str(f.additions + f.deletions).rjust(count_width)
+        lines.append(f" {name.ljust(name_width)} | {total} {'+' * plus}{'-' * minus}".rstrip())
+    summary = f" {len(files)} file{'s' if len(files) != 1 else ''} changed"
+    if additions or not deletions:
+        summary += f", {additions} insertion{'s' if additions != 1 else ''}(+)"
+    if deletions:
+        summary += f", {deletions} deletion{'s' if deletions != 1 else ''}(-)"
+    text = "\n".join([*lines, summary]) if files else ""
+    return DiffStat(files=len(files), additions=additions, deletions=deletions, text=text)
+
+
+def _commits_between_sync(repo: Path, base: str, head: str, limit: int) -> list[CommitInfo]:
+    import git as gitpython  # GitPython: heavy to import, so only here, in a worker thread
+
+    try:
+        with gitpython.Repo(repo) as r:
+            return [
+                CommitInfo(
+                    sha=c.hexsha,
+                    subject=c.summary if isinstance(c.summary, str) else c.summary.decode("utf-8", "replace"),
+                    author=c.author.name or "",
+                    email=c.author.email or "",
+                    date=c.authored_datetime.isoformat(),
+                )
+                for c in r.iter_commits(f"{base}..{head}", max_count=limit)
+            ]
+    except (gitpython.exc.GitError, ValueError) as exc:
+        raise GitError(f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {exc}") from exc
+
+
+async def commits_between(repo: Path, base: str, head: str, *, limit: int = 1000) -> list[CommitInfo]:
+    """The commits reachable from ``head`` but not from ``base``, newest first (at most ``limit``),
+    read through GitPython. ``base`` and ``head`` are refs or commit ids; refs are validated."""
+    import anyio
+
+    base_sha = await resolve_commit(repo, base, what="base")
+    head_sha = await resolve_commit(repo, head, what="head")
+    return await anyio.to_thread.run_sync(_commits_between_sync, repo, base_sha, head_sha, limit)
+
+
+async def ahead_behind(repo: Path, a: str, b: str) -> tuple[int, int]:
+    """(commits on ``a`` not on ``b``, commits on ``b`` not on ``a``); refs are validated."""
+    a_sha = await resolve_commit(repo, a, what="branch")
+    b_sha = await resolve_commit(repo, b, what="branch")
+    out = (await run(repo, "rev-list", "--left-right", "--count", f"{a_sha}...{b_sha}", "--")).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+async def dirty_paths(worktree: Path) -> list[str]:
+    """Uncommitted and untracked paths of ``worktree`` (ignored files excluded); both sides of a
+    staged rename are listed. Reads only: the index file is not even refreshed."""
+    # No optional locks: plain `git status` would rewrite the index to refresh its stat cache.
+    result = await run(
+        worktree, "status", "--porcelain=v1", "--untracked-files=all", "-z", env={"GIT_OPTIONAL_LOCKS": "0"}
+    )
+    paths: list[str] = []
+    entries = result.stdout.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # the source path follows as its own entry
+            paths.append(entries[i])
+            i += 1
+    return paths
+
+
+async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000) -> WorkDiff:
+    """The instance's work in ``worktree`` against ``base_ref``: from merge-base(base, snapshot) to a
+    snapshot of the worktree (its commits, uncommitted and untracked files; ignored files excluded).
+
+    The worktree's files, index, stash and refs are left as they were: the snapshot is built in a
+    temporary index (see ``snapshot``). Raises InputError for a bad or unknown ``base_ref``.
+    """
+    import anyio
+
+    base_sha, head = await _resolve_many(
+        worktree, [(base_ref, "base", False), ("HEAD", "HEAD of the worktree", False)]
+    )
+    snap = await snapshot(worktree)
+    found: dict[str, Any] = {}
+
+    async def merge_base() -> None:
+        found["merge_base"] = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
+
+    async def files() -> None:
+        # `--merge-base`: git finds the base itself, so the diff need not wait for merge_base().
+        found["files"] = await diff_files(worktree, base_sha, snap, merge_base=True)
+
+    async def commits() -> None:
+        # base..head is merge_base..head: what HEAD has and the base lacks.
+        found["commits"] = await anyio.to_thread.run_sync(
+            _commits_between_sync, worktree, base_sha, head, commits_limit
+        )
+
+    async def uncommitted() -> None:
+        # What the snapshot adds to HEAD: as `git status` would list it, without its untracked scan.
+        out = await run(worktree, "diff-tree", "-r", "-z", "--name-only", "--no-renames", head, snap)
+        found["dirty"] = [p for p in out.stdout.split("\0") if p]
+
+    try:
+        await _together(merge_base, files, commits, *([uncommitted] if snap != head else []))
+    except GitError:
+        if not (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip():
+            raise StateError(
+                f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
+            ) from None
+        raise
+    files_found: list[FileDiff] = found["files"]
+    commits_found: list[CommitInfo] = found["commits"]
+    dirty: list[str] = found.get("dirty", [])
+    return WorkDiff(
+        base_ref=base_ref,
+        merge_base=found["merge_base"],
+        head=head,
+        snapshot=snap,
+        commits=commits_found,
+        files=files_found,
+        dirty=dirty,
+        stat=diff_stat(files_found),
+    )
+
+
+@dataclass(frozen=True)
+class WorktreeInfo:
+    """One entry of ``git worktree list``: ``branch`` is the short name, None when detached or bare;
+    ``prunable`` when its folder is gone."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    bare: bool
+    prunable: bool
+
+
+async def worktrees(repo: Path) -> list[WorktreeInfo]:
+    """Every worktree of the repository, the main one first (``git worktree list --porcelain -z``)."""
+    out = (await run(repo, "worktree", "list", "--porcelain", "-z")).stdout
+    found: list[WorktreeInfo] = []
+    fields: dict[str, str] = {}
+    for line in [*out.split("\0"), ""]:
+        if line:
+            key, _, value = line.partition(" ")
+            fields[key] = value
+            continue
+        if "worktree" in fields:
+            branch = fields.get("branch")
+            found.append(
+                WorktreeInfo(
+                    path=Path(fields["worktree"]),
+                    head=fields.get("HEAD"),
+                    branch=branch.removeprefix("refs/heads/") if branch else None,
+                    bare="bare" in fields,
+                    prunable="prunable" in fields,
+                )
+            )
+        fields = {}
+    return found
+
+
+async def checked_out_in(repo: Path, branch: str) -> Path | None:
+    """The worktree where ``branch`` is checked out (the main one or a linked one), else None."""
+    await validate_branch_name(repo, branch)
+    for info in await worktrees(repo):
+        if info.branch == branch:
+            return info.path
+    return None
+
+
+async def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    result = await run(repo, "merge-base", "--is-ancestor", older, newer, check=False)
+    if result.returncode > 1:
+        raise GitError(f"git merge-base --is-ancestor failed in {repo}: {_first_line(result.stderr)}")
+    return result.returncode == 0
+
+
+async def branch_is_pushed(repo: Path, branch: str) -> bool:
+    """True when every commit of ``branch`` is on some remote-tracking branch (``git fetch`` first
+    for a current answer); False for a branch with commits nobody else has."""
+    sha = await resolve_commit(repo, branch, what="branch")
+    return await _count_not_in(repo, sha, "--remotes") == 0
+
+
+async def _count_not_in(repo: Path, sha: str, *excluded: str) -> int:
+    return int((await run(repo, "rev-list", "--count", sha, "--not", *excluded, "--")).stdout.strip() or "0")
+
+
+async def branch_is_merged(repo: Path, branch: str, into: str) -> bool:
+    """True when all the work of ``branch`` is in ``into``: it is an ancestor (a merge or
+    fast-forward landed it), or merging it into ``into`` would change nothing (a squash or rebase
+    landed it; its own commits then carry no change ``into`` lacks)."""
+    sha = await resolve_commit(repo, branch, what="branch")
+    into_sha = await resolve_commit(repo, into, what="target")
+    if await _is_ancestor(repo, sha, into_sha):
+        return True
+    check = await _merge_tree(repo, into_sha, sha)
+    into_tree = (await run(repo, "rev-parse", f"{into_sha}^{{tree}}")).stdout.strip()
+    return check[0] and check[1] == into_tree
+
+
+@dataclass(frozen=True)
+class MergeCheck:
+    """What merging ``source`` into ``target`` would do, found without touching any working tree.
+
+    ``clean`` with ``tree``: the merged tree. ``conflicts``: the conflicted paths (``messages``:
+    git's explanations, e.g. "CONFLICT (content): Merge conflict in a.txt"). ``up_to_date``: the
+    source is already in the target; ``fast_forward``: the target is an ancestor of the source.
+    """
+
+    target: str
+    source: str
+    target_sha: str
+    source_sha: str
+    clean: bool
+    conflicts: list[str]
+    tree: str | None
+    up_to_date: bool
+    fast_forward: bool
+    messages: list[str]
+
+
+async def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[bool, str, list[str], list[str]]:
+    """(clean, tree, conflicted paths, messages) of ``git merge-tree --write-tree`` on two commits."""
+    result = await run(
+        repo, "merge-tree", "--write-tree", "--name-only", "-z", "--messages", ours, theirs, check=False
+    )
+    if result.returncode not in (0, 1):
+        raise GitError(f"git merge-tree failed in {repo}: {_first_line(result.stderr) or result.returncode}")
+    tokens = result.stdout.split("\0")
+    tree = tokens[0]
+    conflicts: list[str] = []
+    i = 1
+    while i < len(tokens) and tokens[i]:
+        if tokens[i] not in conflicts:
+            conflicts.append(tokens[i])
+        i += 1
+    messages: list[str] = []
+    i += 1  # the empty token that ends the conflicted paths
+    while i < len(tokens) and tokens[i].isdigit():  # <n paths> <paths...> <type> <message>
+        i += 1 + int(tokens[i])
+        if i + 1 < len(tokens):
+            messages.append(tokens[i + 1].strip())
+        i += 2
+    return result.returncode == 0, tree, conflicts, messages
+
+
+async def merge_check(repo: Path, target_branch: str, source: str) -> MergeCheck:
+    """Would ``source`` (a branch) merge into ``target_branch`` without conflicts? Nothing changes:
+    ``git merge-tree --write-tree`` only writes objects. InputError for a bad or unknown ref."""
+    # The target is the branch itself (refs/heads/...), never a tag of that name.
+    target_sha, source_sha = await _resolve_many(
+        repo, [(target_branch, "target branch", True), (source, "source branch", False)]
+    )
+    found: dict[str, Any] = {}
+
+    async def merge_base() -> None:
+        found["base"] = (await run(repo, "merge-base", target_sha, source_sha, check=False)).stdout.strip()
+
+    async def merge_tree() -> None:
+        found["tree"] = await _merge_tree(repo, target_sha, source_sha)
+
+    await _together(merge_base, merge_tree)
+    up_to_date = found["base"] == source_sha
+    fast_forward = not up_to_date and found["base"] == target_sha
+    clean, tree, conflicts, messages = found["tree"]
+    return MergeCheck(
+        target=target_branch,
+        source=source,
+        target_sha=target_sha,
+        source_sha=source_sha,
+        clean=clean,
+        conflicts=conflicts,
+        tree=tree if clean else None,
+        up_to_date=up_to_date,
+        fast_forward=fast_forward,
+        messages=messages if not clean else [],
+    )
+
+
+@dataclass(frozen=True)
+class LandingPlan:
+    """The commit ``target`` would move to (``new_sha``, from ``old_sha``): computed, not applied.
+
+    ``commits``: the source's commits being landed, newest first. ``changed`` is False when the
+    source is already in the target (nothing to do).
+    """
+
+    strategy: Strategy
+    target: str
+    source: str
+    old_sha: str
+    new_sha: str
+    fast_forward: bool
+    commits: list[CommitInfo]
+
+    @property
+    def changed(self) -> bool:
+        return self.new_sha != self.old_sha
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A plan applied: the target branch now points at ``plan.new_sha``. ``worktree`` is where the
+    target is checked out and was updated; None when the ref alone was moved."""
+
+    plan: LandingPlan
+    worktree: Path | None
+
+
+def _conflict_error(check: MergeCheck) -> StateError:
+    listed = ", ".join(check.conflicts[:20]) + (" ..." if len(check.conflicts) > 20 else "")
+    return StateError(
+        f"{check.source} conflicts with {check.target} in {len(check.conflicts)} file(s): {listed}; "
+        f"merge {check.target} into {check.source} and resolve them there, then land again"
+    )
+
+
+async def plan_landing(
+    repo: Path, target_branch: str, source: str, strategy: Strategy, *, message: str | None = None
+) -> LandingPlan:
+    """Compute the commit ``target_branch`` would move to when landing ``source`` with ``strategy``,
+    without touching any working tree, index or ref.
+
+    merge: a fast-forward to the source when possible, else a merge commit of the merged tree with
+    parents (target, source). squash: one commit on top of the target with the merged tree, its
+    message listing the squashed commits. rebase: the source's commits replayed onto the target in a
+    temporary detached worktree under the git common dir (always removed). StateError on conflicts
+    (listed by file); InputError for bad refs or strategy. ``message`` overrides the commit message.
+    """
+    if strategy not in ("merge", "squash", "rebase"):
+        raise InputError(f"strategy {strategy!r} is not one of merge, squash, rebase")
+    check = await merge_check(repo, target_branch, source)
+    old = check.target_sha
+    if check.up_to_date:
+        return LandingPlan(strategy, target_branch, source, old, old, False, [])
+    if not check.clean or check.tree is None:
+        raise _conflict_error(check)
+    import anyio
+
+    tree = check.tree
+    found: dict[str, Any] = {}
+
+    async def commits() -> None:
+        found["commits"] = await anyio.to_thread.run_sync(
+            _commits_between_sync, repo, old, check.source_sha, 1000
+        )
+
+    async def merged() -> None:
+        if check.fast_forward:
+            found["new"] = check.source_sha
+        else:
+            text = message or f"Merge branch '{source}' into {target_branch}"
+            found["new"] = await _commit_tree(repo, tree, [old, check.source_sha], text)
+
+    async def rebased() -> None:
+        found["new"] = await _rebase(repo, check)
+
+    if strategy == "squash":  # its message lists the commits: read them first
+        await commits()
+        listed = "\n".join(f"* {c.sha[:12]} {c.subject}" for c in found["commits"])
+        text = message or f"Squashed branch '{source}' into {target_branch}\n\n{listed}\n"
+        found["new"] = await _commit_tree(repo, tree, [old], text)
+    else:
+        await _together(commits, merged if strategy == "merge" else rebased)
+    new: str = found["new"]
+    commits_found: list[CommitInfo] = found["commits"]
+    return LandingPlan(
+        strategy, target_branch, source, old, new, strategy == "merge" and check.fast_forward, commits_found
+    )
+
+
+async def _commit_tree(repo: Path, tree: str, parents: list[str], message: str) -> str:
+    args = ["commit-tree", tree]
+    for parent in parents:
+        args += ["-p", parent]
+    return (await run(repo, *args, "-m", message)).stdout.strip()
+
+
+async def _rebase(repo: Path, check: MergeCheck) -> str:
+    """The source's commits replayed onto the target, in a detached worktree made for it alone.
+
+    ``--no-update-refs``: with ``rebase.updateRefs`` set, git would also move the source branch and
+    any other branch pointing into the replayed commits."""
+    import tempfile
+
+    common = Path((await run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")).stdout.strip())
+    scratch_root = common / "codex-mcp" / "landing"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="rebase-", dir=scratch_root))
+    scratch.rmdir()  # `git worktree add` wants to create the folder itself
+    async with worktrees_lock(repo):
+        await run(repo, "worktree", "add", "--quiet", "--detach", "--", str(scratch), check.source_sha)
+    try:
+        result = await run(
+            scratch, "rebase", "--quiet", "--no-autostash", "--no-update-refs", check.target_sha, check=False
+        )
+        if result.returncode != 0:
+            conflicted = (
+                await run(scratch, "diff", "--name-only", "--diff-filter=U", "-z", check=False)
+            ).stdout
+            await run(scratch, "rebase", "--abort", check=False)
+            files = [p for p in conflicted.split("\0") if p]
+            if files:
+                raise StateError(
+                    f"rebasing {check.source} onto {check.target} stops on conflicts in {', '.join(files)} "
+                    f"(each commit is replayed alone); land it with --strategy merge or squash, or rebase "
+                    f"{check.source} by hand"
+                )
+            raise GitError(f"git rebase failed: {_first_line(result.stderr) or result.returncode}")
+        new = (await run(scratch, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
+    finally:
+        async with worktrees_lock(repo):
+            await run(repo, "worktree", "remove", "--force", "--", str(scratch), check=False)
+            await run(repo, "worktree", "prune", check=False)
+    if not await _is_ancestor(repo, check.target_sha, new):
+        raise GitError(
+            f"the rebase of {check.source} does not descend from {check.target}; nothing was landed"
+        )
+    return new
+
+
+async def apply_landing(repo: Path, plan: LandingPlan) -> Landing:
+    """Move ``plan.target`` from ``plan.old_sha`` to ``plan.new_sha``.
+
+    Checked out in a worktree (the main one or another): that worktree must be clean and is updated
+    with ``git merge --ff-only``. Checked out nowhere: ``git update-ref`` with the old value, so a
+    branch moved meanwhile is refused, not overwritten. Every refusal (StateError) changes nothing.
+    """
+    if not plan.changed:
+        return Landing(plan, None)
+    where = next((w for w in await worktrees(repo) if w.branch == plan.target), None)
+    if where is None:
+        # `merge --ff-only` below refuses a non-fast-forward itself; a bare ref move must be checked.
+        if not await _is_ancestor(repo, plan.old_sha, plan.new_sha):
+            raise StateError(f"{plan.target} would not fast-forward to the landed commit; nothing changed")
+        result = await run(
+            repo,
+            "update-ref",
+            "-m",
+            f"codex-mcp: land {plan.source} ({plan.strategy})",
+            f"refs/heads/{plan.target}",
+            plan.new_sha,
+            plan.old_sha,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StateError(
+                f"{plan.target} moved while {plan.source} was being landed "
+                f"({_first_line(result.stderr)}); nothing changed, land again"
+            )
+        return Landing(plan, None)
+    if where.prunable or not where.path.is_dir():
+        raise StateError(
+            f"{plan.target} is checked out in {where.path}, which no longer exists; "
+            "run `git worktree prune` and land again"
+        )
+    if where.head != plan.old_sha:
+        raise StateError(
+            f"{plan.target} moved while {plan.source} was being landed; nothing changed, land again"
+        )
+    dirty = await dirty_paths(where.path)
+    if dirty:
+        shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+        raise StateError(
+            f"{plan.target} is checked out in {where.path} with uncommitted changes ({shown}); "
+            "commit or stash them there, then land again"
+        )
+    result = await run(where.path, "merge", "--ff-only", "--quiet", "--no-stat", plan.new_sha, check=False)
+    if result.returncode != 0:
+        raise StateError(
+            f"could not fast-forward {plan.target} in {where.path}: "
+            f"{_first_line(result.stderr) or result.returncode}; check that worktree, then land again"
+        )
+    return Landing(plan, where.path)
+
+
+async def land(
+    repo: Path, target_branch: str, source: str, strategy: Strategy = "merge", *, message: str | None = None
+) -> Landing:
+    """Land ``source`` on ``target_branch``: ``plan_landing`` then ``apply_landing`` (see both).
+    The caller checks first that the source's own worktree has nothing uncommitted (``dirty_paths``):
+    only committed work is landed."""
+    return await apply_landing(
+        repo, await plan_landing(repo, target_branch, source, strategy, message=message)
+    )

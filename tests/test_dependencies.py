@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_NOT_IMPORTED = {
     # A pin of githubkit's own dependency (githubkit 0.16 breaks with hishel 2.x); githubkit imports it.
     "hishel",
-    # used by git.py's diff views (issue 12), merged separately
-    "gitpython",
 }
 TEST_NOT_IMPORTED = {
     # pytest plugins, loaded through their entry points: `asyncio_mode = "auto"` and `timeout = 300`
