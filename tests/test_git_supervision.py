@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import git
 
 from codex_mcp import git as g
 from codex_mcp.errors import InputError, StateError
-from tests.conftest import git
 
 
 def commit_file(repo: Path, name: str, text: str | bytes, message: str) -> str:
