@@ -25,6 +25,7 @@ from conftest import tmux_sessions, wait_for
 from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, MAX_PROMPT_BYTES, AgentFiles
 from codex_mcp.app import open_app
 from codex_mcp.errors import ConfigError, InputError
+from codex_mcp.lifecycle import spawn
 from codex_mcp.settings import Settings
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
@@ -271,12 +272,18 @@ async def test_the_largest_prompt_arrives_and_one_byte_more_is_refused_leaving_n
     sha = git_out(repo, "rev-parse", "HEAD").strip()
 
     async def spawn_exact(size: int) -> Instance:
-        async def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
+        def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
             return long_prompt(size)
 
         async with open_app(settings) as app:
-            prepared = await app.lifecycle.prepare(
-                type="adhoc", issue_number=None, base_branch="main", start_sha=sha, make_prompt=make_prompt
+            prepared = await spawn.prepare(
+                app.lifecycle.workspace,
+                type="adhoc",
+                issue_number=None,
+                base_branch="main",
+                start_sha=sha,
+                make_prompt=make_prompt,
+                task=None,
             )
             return await app.lifecycle.commit(prepared)
 
