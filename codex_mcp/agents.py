@@ -213,7 +213,11 @@ def write_launch_files(
     token: str | None = None,
     resume: bool = False,
 ) -> list[str]:
-    """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher)."""
+    """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher).
+
+    Blocking (file writes, and up to 10 s waiting for Claude Code's config lock): async callers run
+    it in a worker thread, never on the event loop.
+    """
     if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
         raise ConfigError(
             f"the prompt is {len(prompt.encode('utf-8'))} bytes; agents accept at most {MAX_PROMPT_BYTES} "
