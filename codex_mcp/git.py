@@ -232,6 +232,8 @@ async def snapshot(worktree: Path) -> str:
     import shutil
     import tempfile
 
+    import anyio
+
     head = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
     own_index = (
         await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")
@@ -241,7 +243,8 @@ async def snapshot(worktree: Path) -> str:
         try:
             # A copy of the worktree's own index carries valid stat data: `add --all` then only
             # rehashes files that changed, instead of every file of a large tree.
-            shutil.copyfile(own_index, env["GIT_INDEX_FILE"])
+            # Off the event loop: the index of a large tree is megabytes.
+            await anyio.to_thread.run_sync(shutil.copyfile, own_index, env["GIT_INDEX_FILE"])
         except OSError:
             await run(worktree, "read-tree", head, env=env)
         await run(worktree, "add", "--all", "--", ".", env=env)

@@ -30,6 +30,7 @@ from codex_mcp.lifecycle.workspace import (
     reserve_branch,
     worktree_path,
 )
+from codex_mcp.outcomes import ForkResult, SpawnReviewResult
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
@@ -68,6 +69,24 @@ class Prepared:
 
     async def compensate(self) -> None:
         await run_compensations(self.compensations)
+
+    def review_result(self) -> SpawnReviewResult:
+        """What spawn_review_instance publishes about this (review) spawn."""
+        return SpawnReviewResult(
+            review_instance_id=self.new.id,
+            session_name=self.session,
+            worktree_path=str(self.worktree),
+            branch_name=self.branch,
+        )
+
+    def fork_result(self) -> ForkResult:
+        """What fork_instance publishes about this (fork) spawn."""
+        return ForkResult(
+            instance_id=self.new.id,
+            session_name=self.session,
+            worktree_path=str(self.worktree),
+            branch_name=self.branch,
+        )
 
 
 async def run_compensations(compensations: list[Compensation]) -> None:

@@ -57,12 +57,7 @@ async def spawn_review_instance(
     prepared = await call.app.lifecycle.prepare_review(caller, reviewer_prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "spawned_review")
-    return SpawnReviewResult(
-        review_instance_id=prepared.new.id,
-        session_name=prepared.session,
-        worktree_path=str(prepared.worktree),
-        branch_name=prepared.branch,
-    )
+    return prepared.review_result()
 
 
 @tool(title="Fork this instance", annotations=ADDITIVE)
@@ -83,12 +78,7 @@ async def fork_instance(
     prepared = await call.app.lifecycle.prepare_fork(caller, prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "created_fork")
-    return ForkResult(
-        instance_id=prepared.new.id,
-        session_name=prepared.session,
-        worktree_path=str(prepared.worktree),
-        branch_name=prepared.branch,
-    )
+    return prepared.fork_result()
 
 
 @tool(title="Send review feedback", annotations=ADDITIVE)
