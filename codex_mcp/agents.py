@@ -27,6 +27,7 @@ from pathlib import Path
 
 from codex_mcp import SERVER_NAME
 from codex_mcp.errors import ConfigError, InputError, StateError
+from codex_mcp.launch import LaunchSpec
 from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,11 @@ def write_launch_files(
     token: str | None = None,
     resume: bool = False,
 ) -> list[str]:
-    """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher)."""
+    """Write prompt, MCP config and launch spec; the argv tmux runs (the launcher).
+
+    Blocking (file writes, and up to 10 s waiting for Claude Code's config lock): async callers run
+    it in a worker thread, never on the event loop.
+    """
     if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
         raise ConfigError(
             f"the prompt is {len(prompt.encode('utf-8'))} bytes; agents accept at most {MAX_PROMPT_BYTES} "
@@ -231,14 +236,8 @@ def write_launch_files(
     argv = profile.argv(
         instance_id=instance_id, files=files, prompt=prompt, session_id=session_id, resume=resume
     )
-    spec = {
-        "instance_id": instance_id,
-        "db": str(db_path),
-        "argv": argv,
-        "env": env,
-        "cwd": str(files.worktree),
-    }
-    write_private(files.launch_spec, json.dumps(spec, indent=2) + "\n")
+    spec = LaunchSpec(instance_id=instance_id, db=str(db_path), argv=argv, env=env, cwd=str(files.worktree))
+    write_private(files.launch_spec, spec.to_json())
     return [sys.executable, "-m", "codex_mcp.launch", str(files.launch_spec)]
 
 

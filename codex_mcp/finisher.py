@@ -9,34 +9,63 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import anyio
 
+CleanupPolicy = Literal["manual", "remove_worktree", "remove_all"]
+CLEANUP_POLICIES: tuple[CleanupPolicy, ...] = ("manual", "remove_worktree", "remove_all")
 
-async def finish(spec: dict[str, object]) -> None:
-    from codex_mcp.lifecycle import cleanup_worktree
+
+@dataclass(frozen=True)
+class FinishSpec:
+    """What the finisher does, written by ``lifecycle.terminate`` as its one argument."""
+
+    socket: str | None
+    session: str
+    delay: float
+    main_root: str
+    worktree: str
+    branch: str
+    base: str | None
+    policy: CleanupPolicy
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> FinishSpec:
+        data = json.loads(text)
+        policy = data.get("policy")
+        return cls(
+            socket=str(data["socket"]) if data.get("socket") else None,
+            session=str(data["session"]),
+            delay=float(data.get("delay") or 0),
+            main_root=str(data["main_root"]),
+            worktree=str(data["worktree"]),
+            branch=str(data["branch"]),
+            base=str(data["base"]) if data.get("base") else None,
+            policy=policy if policy in CLEANUP_POLICIES else "manual",
+        )
+
+
+async def finish(spec: FinishSpec) -> None:
+    from codex_mcp.lifecycle.terminate import cleanup_worktree
     from codex_mcp.tmux import Tmux
 
-    await anyio.sleep(float(spec.get("delay") or 0))  # type: ignore[arg-type]
-    session = str(spec["session"])
-    await Tmux(spec.get("socket") or None).kill_session(session)  # type: ignore[arg-type]
-    policy = str(spec.get("policy") or "manual")
-    if policy != "manual":
-        await cleanup_worktree(
-            Path(str(spec["main_root"])),
-            Path(str(spec["worktree"])),
-            str(spec["branch"]),
-            str(spec["base"]) if spec.get("base") else None,
-            policy,  # type: ignore[arg-type]
-        )
+    await anyio.sleep(spec.delay)
+    await Tmux(spec.socket).kill_session(spec.session)
+    if spec.policy != "manual":
+        await cleanup_worktree(Path(spec.main_root), Path(spec.worktree), spec.branch, spec.base, spec.policy)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m codex_mcp.finisher SPEC_JSON", file=sys.stderr)
         return 2
-    anyio.run(finish, json.loads(argv[0]))
+    anyio.run(finish, FinishSpec.from_json(argv[0]))
     return 0
 
 

@@ -287,6 +287,8 @@ async def snapshot(worktree: Path) -> str:
     commit's parent is HEAD, so ``git diff HEAD <snapshot>`` shows the uncommitted work.
     """
     import shutil
+
+    import anyio
     import tempfile
 
     # One process for the index path, HEAD and its tree: every git start costs milliseconds.
@@ -306,7 +308,8 @@ async def snapshot(worktree: Path) -> str:
         try:
             # A copy of the worktree's own index carries valid stat data: `add --all` then only
             # rehashes files that changed, instead of every file of a large tree.
-            shutil.copyfile(own_index, env["GIT_INDEX_FILE"])
+            # Off the event loop: the index of a large tree is megabytes.
+            await anyio.to_thread.run_sync(shutil.copyfile, own_index, env["GIT_INDEX_FILE"])
         except OSError:
             await run(worktree, "read-tree", head, env=env)
         await run(worktree, "add", "--all", "--", ".", env=env)

@@ -52,7 +52,7 @@ def _to_issue(item: dict[str, Any], owner: str, name: str) -> Issue:
         number=int(item["number"]),
         title=str(item.get("title") or ""),
         body=item.get("body"),
-        state=str(item.get("state") or "open"),
+        state="closed" if item.get("state") == "closed" else "open",
         assignee=assignee.get("login") if isinstance(assignee, dict) else None,
         labels=[
             str(lbl.get("name")) if isinstance(lbl, dict) else str(lbl) for lbl in item.get("labels") or []

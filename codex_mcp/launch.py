@@ -12,9 +12,35 @@ import os
 import sqlite3
 import sys
 import time
+from dataclasses import asdict, dataclass
 from urllib.parse import quote
 
 ROW_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the launcher needs, written by ``agents.write_launch_files`` into a 0600 JSON file."""
+
+    instance_id: str
+    db: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LaunchSpec:
+        data = json.loads(text)
+        return cls(
+            instance_id=str(data["instance_id"]),
+            db=str(data["db"]),
+            argv=[str(word) for word in data["argv"]],
+            env={str(k): str(v) for k, v in data["env"].items()},
+            cwd=str(data["cwd"]),
+        )
 
 
 def _row_committed(db: str, instance_id: str) -> bool:
@@ -38,21 +64,21 @@ def main(argv: list[str]) -> int:
         print("usage: python -m codex_mcp.launch SPEC", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as fh:
-        spec = json.load(fh)
+        spec = LaunchSpec.from_json(fh.read())
     deadline = time.monotonic() + ROW_WAIT_SECONDS
-    while not _row_committed(spec["db"], spec["instance_id"]):
+    while not _row_committed(spec.db, spec.instance_id):
         if time.monotonic() > deadline:
             print(
-                f"codex-mcp: instance {spec['instance_id']} was never recorded; not starting the agent",
+                f"codex-mcp: instance {spec.instance_id} was never recorded; not starting the agent",
                 file=sys.stderr,
             )
             return 1
         time.sleep(0.02)
-    os.chdir(spec["cwd"])
+    os.chdir(spec.cwd)
     try:
-        os.execvpe(spec["argv"][0], spec["argv"], spec["env"])  # noqa: S606 - argv, deliberately no shell
+        os.execvpe(spec.argv[0], spec.argv, spec.env)  # noqa: S606 - argv, deliberately no shell
     except OSError as exc:
-        print(f"codex-mcp: cannot start {spec['argv'][0]!r}: {exc.strerror}", file=sys.stderr)
+        print(f"codex-mcp: cannot start {spec.argv[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127
     return 0  # unreachable: exec replaced this process
 

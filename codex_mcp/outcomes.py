@@ -1,7 +1,10 @@
-"""Types the tools publish in their schemas, kept apart from the modules that do the work.
+"""Every model a tool publishes, in one place, apart from the modules that do the work.
 
-A server imports this at start to register its tools; the heavier modules (lifecycle, the GitHub
-adapter, the issue cache) are imported when a tool first runs.
+The work (lifecycle, the GitHub adapter, the issue cache) returns these models and the tools return
+them as they are: nothing is copied field by field. Enumerations are ``Literal`` types so that the
+published schemas list their values. A server imports this at start to register its tools; the
+heavier modules are imported when a tool first runs, so this stays cheap (pydantic and the store's
+row models only).
 """
 
 from __future__ import annotations
@@ -10,14 +13,106 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from codex_mcp.store.events import Event
+from codex_mcp.store.instances import Instance, InstanceSummary
+from codex_mcp.store.issues import Issue
+from codex_mcp.store.relationships import RelationshipType
+
 FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
 Priority = Literal["low", "medium", "high"]
+DeliveryStatus = Literal["delivered", "queued"]
+SessionOutcome = Literal["killed", "already_gone", "scheduled"]
+RECENT_EVENTS = 20
+
+
+# ---------------------------------------------------------------------------------------- lifecycle
+class SpawnReviewResult(BaseModel):
+    review_instance_id: str = Field(description="Id of the new review instance")
+    session_name: str = Field(description="tmux session the reviewer runs in")
+    worktree_path: str = Field(description="Worktree holding the snapshot of your work")
+    branch_name: str = Field(description="Branch of the review worktree")
+
+
+class ForkResult(BaseModel):
+    instance_id: str = Field(description="Id of the new work instance")
+    session_name: str = Field(description="tmux session it runs in")
+    worktree_path: str = Field(description="Its worktree, starting from a snapshot of yours")
+    branch_name: str = Field(description="Its branch")
+
+
+class SendFeedbackResult(BaseModel):
+    feedback_id: str = Field(description="Id of the feedback (also its file name)")
+    delivery_status: DeliveryStatus = Field(
+        description="delivered (announced in the work agent's terminal) or queued"
+    )
+    target_instance_id: str = Field(description="The work instance that received it")
 
 
 class CleanupOutcome(BaseModel):
     worktree: Literal["kept", "removed", "gone"] = Field(description="What happened to the worktree")
     branch: Literal["kept", "deleted", "gone"] = Field(description="What happened to the branch")
     kept_because: list[str] = Field(default_factory=list, description="Why something was kept")
+
+
+class TerminateResult(BaseModel):
+    instance_id: str = Field(description="The instance terminated")
+    status: Literal["terminated"] = Field(description="terminated")
+    session: SessionOutcome = Field(
+        description="killed, already_gone, or scheduled (your own session, ends shortly)"
+    )
+    cleanup: CleanupOutcome = Field(description="What happened to the worktree and branch, and why")
+
+
+class ReconcileReport(BaseModel):
+    """What `codex-mcp reconcile` found (printed by the CLI, not published by a tool)."""
+
+    terminated: list[str] = Field(
+        default_factory=list, description="Instances found dead and marked terminated"
+    )
+    unreachable_sockets: list[str] = Field(
+        default_factory=list, description="tmux servers that did not answer"
+    )
+    orphan_sessions: list[str] = Field(
+        default_factory=list, description="Sessions named like ours with no row"
+    )
+    orphan_worktrees: list[str] = Field(
+        default_factory=list, description="Folders under the root with no running row"
+    )
+
+
+# ---------------------------------------------------------------------------------------- instances
+class QueryInstancesResult(BaseModel):
+    instances: list[InstanceSummary] = Field(description="Matching instances, newest first")
+    count: int = Field(description="How many instances are listed")
+    truncated: bool = Field(description="True when more instances matched than `limit`")
+    caller_instance_id: str = Field(description="Your own instance id")
+
+
+class RelatedSummary(InstanceSummary):
+    relationship_type: RelationshipType = Field(description="spawned_review or created_fork")
+    relationship_created: str | None = Field(default=None, description="When the link was made, UTC")
+
+
+class GetInstanceResult(BaseModel):
+    instance: Instance = Field(description="The instance row, with its prompt")
+    parents: list[RelatedSummary] = Field(description="Instances that spawned or forked this one")
+    children: list[RelatedSummary] = Field(description="Instances this one spawned (reviews) or forked")
+    recent_events: list[Event] = Field(description=f"Its last {RECENT_EVENTS} tool calls, newest first")
+
+
+# ------------------------------------------------------------------------------------------- events
+class ListEventsResult(BaseModel):
+    events: list[Event] = Field(description="Matching tool calls, newest first")
+    count: int = Field(description="How many events are listed")
+    truncated: bool = Field(description="True when more events matched than `limit`")
+
+
+# ------------------------------------------------------------------------------------------- GitHub
+class CreatePullRequestResult(BaseModel):
+    pr_number: int = Field(description="Pull request number")
+    pr_url: str = Field(description="Link to the pull request")
+    branch_name: str = Field(description="Your branch, which it merges")
+    already_existed: bool = Field(description="True when an open pull request for your branch was returned")
 
 
 class SyncResult(BaseModel):
@@ -28,3 +123,9 @@ class SyncResult(BaseModel):
     pages: int = Field(description="Pages requested")
     not_modified_pages: int = Field(description="Pages GitHub answered 304 Not Modified (nothing new)")
     pull_requests_updated: int = Field(description="Instances whose pull request state changed")
+
+
+class ListIssuesResult(BaseModel):
+    issues: list[Issue] = Field(description="Cached issues, most recently updated first")
+    count: int = Field(description="How many are listed")
+    truncated: bool = Field(description="True when more matched than `limit`")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 from codex_mcp import git
 from codex_mcp.errors import InputError, StateError
 from codex_mcp.issue_cache import github_client
+from codex_mcp.outcomes import CreatePullRequestResult
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, Tx
 from codex_mcp.store import instances as instances_store
@@ -20,12 +20,13 @@ Progress = Callable[[float, float | None, str], Awaitable[None]]
 STEPS = 4.0
 
 
-class PullRequestOutcome(BaseModel):
-    pr_number: int = Field(description="Pull request number")
-    pr_url: str = Field(description="Link to the pull request")
-    branch_name: str = Field(description="The branch it merges (yours)")
-    base_branch: str = Field(description="The branch it merges into")
-    already_existed: bool = Field(description="True when an open pull request for this branch was reused")
+@dataclass(frozen=True)
+class PullRequestOpened:
+    """What create_pull_request publishes, the base it merges into (recorded), and the row update."""
+
+    result: CreatePullRequestResult
+    base_branch: str
+    record: Callable[[Tx], Awaitable[None]]
 
 
 async def open_pull_request(
@@ -38,7 +39,7 @@ async def open_pull_request(
     base_branch: str | None,
     draft: bool,
     progress: Progress | None = None,
-) -> tuple[PullRequestOutcome, Callable[[Tx], Awaitable[None]]]:
+) -> PullRequestOpened:
     """Push the caller's branch and open (or find) its pull request; the outcome and the row update."""
 
     async def step(n: float, message: str) -> None:
@@ -87,11 +88,12 @@ async def open_pull_request(
         info, already = await client.create_pull_request(
             title=title, body=description, head=branch, base=base, draft=draft
         )
-    outcome = PullRequestOutcome(
-        pr_number=info.number, pr_url=info.url, branch_name=branch, base_branch=base, already_existed=already
+    result = CreatePullRequestResult(
+        pr_number=info.number, pr_url=info.url, branch_name=branch, already_existed=already
     )
-    write = partial(_record, caller.id, info.number, info.url, info.state)
-    return outcome, write
+    return PullRequestOpened(
+        result=result, base_branch=base, record=partial(_record, caller.id, info.number, info.url, info.state)
+    )
 
 
 async def _record(instance_id: str, number: int, url: str, state: str, tx: Tx) -> None:

@@ -77,7 +77,10 @@ MAX_CLEAR_TEXT = 80
 ERROR_MESSAGE_LIMIT = 2000
 
 Write = Callable[[Tx], Awaitable[None]]
-Undo = Callable[[], Awaitable[None]]
+# Compensations undo a side effect outside SQLite when the call's transaction fails; after-commit
+# actions start something only once it has committed. Same shape, opposite moments.
+Compensation = Callable[[], Awaitable[None]]
+AfterCommit = Callable[[], Awaitable[None]]
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
 
@@ -90,20 +93,20 @@ class ToolCall:
     ctx: Context[Any, Any]
     tool_name: str
     _writes: list[Write] = field(default_factory=list)
-    _undo: list[Undo] = field(default_factory=list)
+    _compensations: list[Compensation] = field(default_factory=list)
     _relationships: list[Relationship] = field(default_factory=list)
-    _after_commit: list[Undo] = field(default_factory=list)
+    _after_commit: list[AfterCommit] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def stage(self, write: Write, *, undo: Undo | None = None) -> None:
-        """Apply ``write`` in the transaction that records this call; ``undo`` runs if that fails.
+    def stage(self, write: Write, *, compensation: Compensation | None = None) -> None:
+        """Apply ``write`` in the transaction that records this call; ``compensation`` runs if that fails.
 
-        ``undo`` compensates side effects outside SQLite (a session, a worktree) that the write
+        ``compensation`` undoes side effects outside SQLite (a session, a worktree) that the write
         describes, so nothing is left half-made when the row cannot be written.
         """
         self._writes.append(write)
-        if undo is not None:
-            self._undo.append(undo)
+        if compensation is not None:
+            self._compensations.append(compensation)
 
     def relate(self, parent: str, child: str, relationship_type: RelationshipType) -> None:
         """Record a relationship this call created (written with the event, in one transaction)."""
@@ -118,7 +121,7 @@ class ToolCall:
         except Exception:  # progress is a courtesy: it never fails the call
             log.debug("%s: progress notification failed", self.tool_name, exc_info=True)
 
-    def after_commit(self, action: Undo) -> None:
+    def after_commit(self, action: AfterCommit) -> None:
         """Run ``action`` once the call's transaction has committed (e.g. start a delayed kill)."""
         self._after_commit.append(action)
 
@@ -135,9 +138,9 @@ class ToolCall:
 
     async def compensate(self) -> None:
         with anyio.CancelScope(shield=True):
-            for undo in reversed(self._undo):
+            for compensation in reversed(self._compensations):
                 try:
-                    await undo()
+                    await compensation()
                 except Exception:
                     log.exception(
                         "%s: compensation step failed; something may be left behind", self.tool_name

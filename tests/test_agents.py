@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import tmux_sessions, wait_for
 
 from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, MAX_PROMPT_BYTES, AgentFiles
 from codex_mcp.app import open_app
 from codex_mcp.errors import ConfigError, InputError
+from codex_mcp.lifecycle import spawn
 from codex_mcp.settings import Settings
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
@@ -252,6 +254,51 @@ def long_prompt(size: int) -> str:
     return (cut + b"z" * (size - len(cut))).decode("utf-8")
 
 
+async def test_waiting_for_claude_codes_config_lock_leaves_the_event_loop_free(
+    claude_settings: Callable[..., Settings], fake_agents: FakeAgents, tmp_path: Path
+) -> None:
+    """A spawn waiting for ``~/.claude.json.lock`` (held by a running Claude Code) waits off the loop:
+    every other coroutine of the process (the shared HTTP server's other agents) keeps running."""
+    settings = claude_settings()
+    lock = tmp_path / "home" / ".claude.json.lock"
+    lock.mkdir()  # what Claude Code holds while it rewrites its config
+    finished = anyio.Event()
+    spawned: list[Instance] = []
+
+    async with open_app(settings) as app:
+        worktree = await app.lifecycle.worktrees_root() / "adhoc-a1"
+        prompt_file = AgentFiles(worktree).prompt
+
+        async def spawn() -> None:
+            try:
+                prepared = await app.lifecycle.prepare_work(
+                    issue_number=None, base=None, prompt="go", type="adhoc"
+                )
+                spawned.append(await app.lifecycle.commit(prepared))
+            finally:
+                finished.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(spawn)
+            # The spawn has made its worktree and is now waiting for the lock (the prompt comes after it).
+            await wait_for(lambda: worktree.is_dir())
+            ticks = 0
+            for _ in range(50):
+                await anyio.sleep(0.01)  # scheduled again and again while the spawn waits
+                assert await app.db.fetchall("SELECT id FROM instances") == []  # and the store answers
+                ticks += 1
+            assert ticks == 50
+            assert not finished.is_set() and lock.is_dir() and not prompt_file.exists()
+            lock.rmdir()  # Claude Code is done with its config
+            await finished.wait()
+
+    assert [i.id for i in spawned] == ["adhoc-a1"]
+    assert prompt_file.exists()
+    config = json.loads((tmp_path / "home" / ".claude.json").read_text(encoding="utf-8"))
+    assert config["projects"][str(worktree)]["hasTrustDialogAccepted"] is True
+    await fake_agents.wait_record("adhoc-a1")
+
+
 async def test_a_prompt_longer_than_tmux_accepts_arrives_whole(
     claude_settings: Callable[..., Settings], fake_agents: FakeAgents
 ) -> None:
@@ -271,12 +318,18 @@ async def test_the_largest_prompt_arrives_and_one_byte_more_is_refused_leaving_n
     sha = git_out(repo, "rev-parse", "HEAD").strip()
 
     async def spawn_exact(size: int) -> Instance:
-        async def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
+        def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:
             return long_prompt(size)
 
         async with open_app(settings) as app:
-            prepared = await app.lifecycle.prepare(
-                type="adhoc", issue_number=None, base_branch="main", start_sha=sha, make_prompt=make_prompt
+            prepared = await spawn.prepare(
+                app.lifecycle.workspace,
+                type="adhoc",
+                issue_number=None,
+                base_branch="main",
+                start_sha=sha,
+                make_prompt=make_prompt,
+                task=None,
             )
             return await app.lifecycle.commit(prepared)
 

@@ -253,7 +253,8 @@ def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
     assert isinstance(rows, list)
     assert [r["id"] for r in rows] == ["review-7-a1", "work-7-a1"]  # newest first
     # Every column but the token hash, which is never printed or returned.
-    columns = [c for c in table_columns(db_file(here), "instances") if c != "token_hash"]
+    # Never printed: the token's hash; and the task, kept for forks (the prompt, printed, holds it).
+    columns = [c for c in table_columns(db_file(here), "instances") if c not in ("token_hash", "task")]
     assert {"id", "type", "status", "worktree_path", "branch_name", "tmux_session"} <= set(columns)
     for row in rows:
         assert set(columns) <= set(row), set(columns) - set(row)
@@ -300,7 +301,7 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
     assert set(data) >= {"instance", "parents", "children", "events"}
     assert data["instance"]["id"] == "work-7-a1"
     assert data["instance"]["prompt"] == "fix it"
-    assert set(table_columns(db_file(here), "instances")) - {"token_hash"} <= set(data["instance"])
+    assert set(table_columns(db_file(here), "instances")) - {"token_hash", "task"} <= set(data["instance"])
     assert "token_hash" not in data["instance"]
     assert data["parents"] == []
     assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [

@@ -288,6 +288,26 @@ async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
         assert f"instance {parent.id}" not in prompt and parent.worktree_path not in prompt
     parents = await relationships_store.parents_of(db, second.id)
     assert [(p.id, p.relationship_type) for p in parents] == [(fork.id, "created_fork")]
+    # The task each was given is kept on its own: the fork's instructions, handed down as they are.
+    assert await instances_store.task_of(db, work.id) == "# GitHub issue #7\n\noriginal instructions"
+    assert await instances_store.task_of(db, fork.id) == "try the other approach"
+    assert await instances_store.task_of(db, second.id) == "try the other approach"
+
+
+async def test_a_fork_of_an_instance_recorded_before_tasks_were_kept_gets_its_whole_prompt(
+    lifecycle_settings, db: Database, tmux_socket: str
+) -> None:
+    settings = lifecycle_settings()
+    work = await start_work(settings, db, 7, prompt="original instructions")
+    async with db.write() as tx:  # what a row written before migration 6 looks like
+        await tx.execute("UPDATE instances SET task = NULL WHERE id = ?", (work.id,))
+
+    ok(await call_as(settings, db, work.id, "fork_instance", {}))
+
+    fork = await instances_store.require(db, "work-7-a2")
+    assert await instances_store.task_of(db, fork.id) == work.prompt  # nothing parsed out of it
+    assert (fork.prompt or "").startswith(f"You are {fork.id}, a fork of {work.id}")
+    assert f"You are codex-mcp instance {fork.id}" in (fork.prompt or "")
 
 
 # ---------------------------------------------------------------------------------- 3. send_feedback

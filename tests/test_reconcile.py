@@ -20,10 +20,10 @@ import pytest
 from conftest import read_standin_log, run_cli, tmux_sessions, wait_for
 from mcp import Client
 
-import codex_mcp.lifecycle as lifecycle_module
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
 from codex_mcp.identity import resolve_caller
+from codex_mcp.lifecycle import Lifecycle
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
@@ -39,6 +39,11 @@ def idle_agent(tmp_path: Path) -> str:
     script = tmp_path / "idle_agent.py"
     script.write_text("import time\ntime.sleep(600)\n")
     return f"{sys.executable} -S {script} {{instance_id}}"
+
+
+def no_grace(app: App, grace_seconds: float = 0.0) -> Lifecycle:
+    """The app's lifecycle with another grace period (0: even a row just written may be reconciled)."""
+    return Lifecycle(app.settings, app.db, grace_seconds=grace_seconds)
 
 
 def cmdline(pid: int | None) -> str:
@@ -87,7 +92,7 @@ def cli_environment(cli_env: dict[str, str], socket: str, **extra: str) -> dict[
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
 ) -> None:
     if remain_on_exit:  # the session outlives its agent: a dead pane is a dead agent too
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
@@ -107,19 +112,17 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
             await wait_for(lambda: "work-1-a1" not in tmux_sessions(tmux_socket))
 
         # A young row is left alone: its agent might still be starting.
-        monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 3600.0)
-        report = await app.lifecycle.reconcile()
+        report = await no_grace(app, 3600.0).reconcile()
         assert report.terminated == [] and report.unreachable_sockets == []
         assert await status(app.db, victim.id) == ("running", None)
 
-        monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
-        report = await app.lifecycle.reconcile()
+        report = await no_grace(app).reconcile()
         assert report.terminated == [victim.id]
         state, terminated_at = await status(app.db, victim.id)
         assert state == "terminated" and terminated_at is not None
         assert await status(app.db, other.id) == ("running", None)
         assert "work-1-a2" in tmux_sessions(tmux_socket)
-        assert (await app.lifecycle.reconcile()).terminated == []  # once is enough
+        assert (await no_grace(app).reconcile()).terminated == []  # once is enough
 
 
 # -------------------------------------------------------------------------------- a dead tmux server
@@ -167,7 +170,6 @@ async def test_tmux_unreachable_is_not_session_gone(
     cli_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -195,12 +197,12 @@ async def test_tmux_unreachable_is_not_session_gone(
         tmux(tmux_socket, "new-session", "-d", "-s", "work-99-a1")
 
         monkeypatch.setenv("PATH", path)
-        report = await app.lifecycle.reconcile(find_orphans=True)
+        report = await no_grace(app).reconcile(find_orphans=True)
         assert report.terminated == []
         assert report.unreachable_sockets == [tmux_socket]
         assert report.orphan_sessions == []  # unknown, not "none"
         assert await status(app.db, instance.id) == ("running", None)
-        await app.lifecycle.reconcile_quietly()  # what reads run first: never fails, changes nothing
+        await no_grace(app).reconcile_quietly()  # what reads run first: never fails, changes nothing
         assert await status(app.db, instance.id) == ("running", None)
 
         if how == "broken":
@@ -210,7 +212,7 @@ async def test_tmux_unreachable_is_not_session_gone(
             assert f"tmux did not answer on: {tmux_socket}" in done.stdout
 
         monkeypatch.setenv("PATH", real_path)
-        report = await app.lifecycle.reconcile(find_orphans=True)
+        report = await no_grace(app).reconcile(find_orphans=True)
         assert report.terminated == [instance.id]
         assert report.unreachable_sockets == [] and report.orphan_sessions == ["work-99-a1"]
 
@@ -218,16 +220,14 @@ async def test_tmux_unreachable_is_not_session_gone(
 # ---------------------------------------------------------------------------------- reads reconcile
 
 
-async def test_reads_reconcile_lazily(
-    lifecycle_settings, idle_agent: str, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
+async def test_reads_reconcile_lazily(lifecycle_settings, idle_agent: str, tmux_socket: str) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
         dead = await spawn(app, 5)
         alive = await spawn(app, 5)
         tmux(tmux_socket, "kill-session", "-t", f"={dead.id}")
         assert await status(app.db, dead.id) == ("running", None)  # nothing has looked yet
+        await backdate(app.db)  # the reads run the default grace period: both rows are past it
 
         reader = App(settings=settings, db=app.db, caller=await resolve_caller(settings, app.db))
         async with Client(build_server(reader)) as client:
@@ -254,9 +254,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
     repo: Path,
     tmux_socket: str,
     cli_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     root = repo / "worktrees"
     async with open_app(settings) as app:
@@ -269,7 +267,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
         (root / "work-98-a1").mkdir()
         (root / "a-file.txt").write_text("not a worktree\n")
 
-        report = await app.lifecycle.reconcile(find_orphans=True)
+        report = await no_grace(app).reconcile(find_orphans=True)
         assert report.terminated == [ended.id]
         assert report.orphan_sessions == ["work-99-a1"]
         # A terminated instance's kept worktree has no running row either: listed, for the person to decide.
@@ -277,7 +275,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
         assert report.orphan_worktrees == expected
         assert running.worktree_path not in report.orphan_worktrees
 
-        plain = await app.lifecycle.reconcile()  # the cheap one run before reads does not look for orphans
+        plain = await no_grace(app).reconcile()  # the cheap one run before reads does not look for orphans
         assert plain.orphan_sessions == [] and plain.orphan_worktrees == []
 
     done = run_cli("reconcile", cwd=repo, env=cli_environment(cli_env, tmux_socket))
@@ -299,9 +297,8 @@ async def test_orphan_sessions_and_worktrees_are_reported(
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_resume_restarts_a_dead_instance_in_its_worktree(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
 ) -> None:
-    monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
     if remain_on_exit:  # the dead agent's pane stays: resume must replace it, not call it running
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
     settings = lifecycle_settings({"work": []})
@@ -318,7 +315,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
             await wait_for(lambda: pane_dead(tmux_socket, instance.id))
         else:
             await wait_for(lambda: instance.id not in tmux_sessions(tmux_socket))
-        assert (await app.lifecycle.reconcile()).terminated == [instance.id]
+        assert (await no_grace(app).reconcile()).terminated == [instance.id]
 
         resumed = await app.lifecycle.resume(await instances_store.require(app.db, instance.id))
         assert resumed.status == "running" and resumed.terminated_at is None
@@ -333,7 +330,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
             )
         )
         assert "codex_mcp.standin" in cmdline(resumed.claude_pid)
-        assert (await app.lifecycle.reconcile()).terminated == []  # and it counts as alive
+        assert (await no_grace(app).reconcile()).terminated == []  # and it counts as alive
 
         with pytest.raises(StateError, match="still running"):
             await app.lifecycle.resume(resumed)
@@ -373,9 +370,7 @@ async def test_resume_with_the_claude_profile_continues_the_conversation(
     tmux_socket: str,
     fake_claude: Path,
     cli_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifecycle_module, "GRACE_SECONDS", 0.0)
     settings = Settings.load({**env, "CODEX_MCP_TMUX_SOCKET": tmux_socket}, cwd=repo)
     assert settings.agent_command is None  # the default profile: Claude Code
     async with open_app(settings) as app:
@@ -389,7 +384,7 @@ async def test_resume_with_the_claude_profile_continues_the_conversation(
 
         os.kill(instance.claude_pid, signal.SIGKILL)
         await wait_for(lambda: instance.id not in tmux_sessions(tmux_socket))
-        assert (await app.lifecycle.reconcile()).terminated == [instance.id]
+        assert (await no_grace(app).reconcile()).terminated == [instance.id]
 
     environment = cli_environment(
         {**cli_env, "PATH": os.environ["PATH"], "HOME": os.environ["HOME"]}, tmux_socket

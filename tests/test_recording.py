@@ -277,7 +277,7 @@ def staging_tools(worktree: str, ledger: list[str], *, fail: str | None) -> Tool
             # The caller's own row exists: inserting it again is an IntegrityError (PRIMARY KEY).
             await instances_store.insert(tx, new_instance(call.caller.id, worktree))
 
-        call.stage(write_child, undo=undo_child)
+        call.stage(write_child, compensation=undo_child)
         if fail == "write":
             call.stage(write_duplicate)
         call.relate(call.caller.id, child_id, "spawned_review")
@@ -403,7 +403,7 @@ async def test_cancelled_call_is_recorded_as_failed_and_compensated(app: App, ho
         async def undo() -> None:
             ledger.append("undo ran")
 
-        call.stage(write, undo=undo)
+        call.stage(write, compensation=undo)
         started.set()
         await anyio.Event().wait()
         return Echo(ok=True)

@@ -319,7 +319,7 @@ async def test_a_cancelled_spawn_leaves_nothing_behind(
         started = anyio.current_time()
         prepared = await app.lifecycle.prepare_work(issue_number=8, base=None, prompt="go")
         duration = anyio.current_time() - started
-        await prepared.undo()
+        await prepared.compensate()
         assert world(repo, tmux_socket, root) == before
         for step in range(12):
             with anyio.move_on_after(duration * step / 10) as scope:
@@ -332,7 +332,7 @@ async def test_a_cancelled_spawn_leaves_nothing_behind(
                 assert await rows(app.db) == [(prepared.new.id, "running")]
                 assert [s for s in tmux_sessions(tmux_socket) if s.startswith("work-8")] == [prepared.session]
                 assert prepared.worktree.is_dir() and prepared.branch in git(repo, "branch", "--list")
-                await prepared.undo()  # taken down again for the next round
+                await prepared.compensate()  # taken down again for the next round
                 await _delete_rows(app.db)
                 assert world(repo, tmux_socket, root) == before
 

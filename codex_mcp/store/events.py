@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from codex_mcp.ids import InstanceType
 from codex_mcp.store.db import Database, Tx
 
 
@@ -20,7 +21,7 @@ class Event(BaseModel):
         default=None, description="Duration, a redacted summary of the arguments and of the result"
     )
     timestamp: str | None = Field(default=None, description="When it was called, UTC")
-    instance_type: str | None = Field(default=None, description="Type of the calling instance")
+    instance_type: InstanceType | None = Field(default=None, description="Type of the calling instance")
 
 
 class NewEvent(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,6 +17,7 @@ _COLUMNS = (
     "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id, "
     "pr_url, pr_state"
 )
+PullRequestState = Literal["open", "closed", "merged"]
 
 
 class InstanceSummary(BaseModel):
@@ -37,7 +39,9 @@ class InstanceSummary(BaseModel):
     tmux_socket: str | None = Field(default=None, description="tmux -L socket of the session (null: default)")
     agent_session_id: str | None = Field(default=None, description="Agent conversation id, for resume")
     pr_url: str | None = Field(default=None, description="Link to the pull request")
-    pr_state: str | None = Field(default=None, description="open, closed or merged, as last seen")
+    pr_state: PullRequestState | None = Field(
+        default=None, description="open, closed or merged, as last seen"
+    )
     issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
 
 
@@ -61,6 +65,8 @@ class NewInstance(BaseModel):
     tmux_socket: str | None = None
     agent_session_id: str | None = None
     token_hash: str | None = None
+    # What the instance was asked to do, without what its prompt says about the instance itself.
+    task: str | None = None
 
 
 def _instance(row: sqlite3.Row) -> Instance:
@@ -183,8 +189,8 @@ async def next_agent_number(tx: Tx, type: InstanceType, issue_number: int | None
 async def insert(tx: Tx, new: NewInstance) -> None:
     await tx.execute(
         "INSERT INTO instances (id, type, status, worktree_path, branch_name, base_branch, tmux_session, "
-        "claude_pid, issue_number, prompt, agent_number, tmux_socket, agent_session_id, token_hash) "
-        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "claude_pid, issue_number, prompt, agent_number, tmux_socket, agent_session_id, token_hash, task) "
+        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.id,
             new.type,
@@ -199,8 +205,15 @@ async def insert(tx: Tx, new: NewInstance) -> None:
             new.tmux_socket,
             new.agent_session_id,
             new.token_hash,
+            new.task,
         ),
     )
+
+
+async def task_of(db: Database | Tx, instance_id: str) -> str | None:
+    """The task ``instance_id`` was given; None for instances recorded before tasks were kept."""
+    row = await db.fetchone("SELECT task FROM instances WHERE id = ?", (instance_id,))
+    return str(row[0]) if row is not None and row[0] is not None else None
 
 
 async def find_running_containing(db: Database | Tx, path: Path) -> Instance | None:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from codex_mcp.store.db import Database, Tx
+
+IssueState = Literal["open", "closed"]
 
 
 class Issue(BaseModel):
     number: int = Field(description="Issue number")
     title: str = Field(description="Issue title")
     body: str | None = Field(default=None, description="Issue text (markdown)")
-    state: str = Field(description="open or closed")
+    state: IssueState = Field(description="open or closed")
     assignee: str | None = Field(default=None, description="Login of the assignee")
     labels: list[str] = Field(default_factory=list, description="Label names")
     created_at: str | None = Field(default=None, description="Created on GitHub, UTC")

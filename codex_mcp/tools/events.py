@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.ids import validate_instance_id
+from codex_mcp.outcomes import ListEventsResult
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import events as events_store
-from codex_mcp.store.events import Event
 from codex_mcp.timeutil import parse_since
-
-
-class ListEventsResult(BaseModel):
-    events: list[Event] = Field(description="Matching tool calls, newest first")
-    count: int = Field(description="How many events are listed")
-    truncated: bool = Field(description="True when more events matched than `limit`")
 
 
 @tool(title="List tool-call events", annotations=READ_ONLY)

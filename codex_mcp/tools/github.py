@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.errors import NotFoundError
-from codex_mcp.outcomes import SyncResult
+from codex_mcp.outcomes import CreatePullRequestResult, ListIssuesResult, SyncResult
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
@@ -23,19 +23,6 @@ PUBLISH = ToolAnnotations(
 SYNC = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
-
-
-class CreatePullRequestResult(BaseModel):
-    pr_number: int = Field(description="Pull request number")
-    pr_url: str = Field(description="Link to the pull request")
-    branch_name: str = Field(description="Your branch, which it merges")
-    already_existed: bool = Field(description="True when an open pull request for your branch was returned")
-
-
-class ListIssuesResult(BaseModel):
-    issues: list[Issue] = Field(description="Cached issues, most recently updated first")
-    count: int = Field(description="How many are listed")
-    truncated: bool = Field(description="True when more matched than `limit`")
 
 
 @tool(title="Create the pull request", annotations=PUBLISH)
@@ -65,7 +52,7 @@ async def create_pull_request(
     from codex_mcp.pulls import open_pull_request  # the GitHub machinery loads when first used
 
     caller = await instances_store.require(call.app.db, call.caller.id)
-    outcome, write = await open_pull_request(
+    opened = await open_pull_request(
         call.app.settings,
         call.app.db,
         caller,
@@ -75,14 +62,9 @@ async def create_pull_request(
         draft=draft,
         progress=call.progress,
     )
-    call.stage(write)
-    call.notes["base_branch"] = outcome.base_branch
-    return CreatePullRequestResult(
-        pr_number=outcome.pr_number,
-        pr_url=outcome.pr_url,
-        branch_name=outcome.branch_name,
-        already_existed=outcome.already_existed,
-    )
+    call.stage(opened.record)
+    call.notes["base_branch"] = opened.base_branch
+    return opened.result
 
 
 @tool(title="Sync GitHub issues", annotations=SYNC)

@@ -4,37 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.outcomes import RECENT_EVENTS, GetInstanceResult, QueryInstancesResult, RelatedSummary
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import relationships as relationships_store
-from codex_mcp.store.events import Event
-from codex_mcp.store.instances import Instance, InstanceSummary
 from codex_mcp.store.relationships import RelatedInstance
-
-RECENT_EVENTS = 20
-
-
-class QueryInstancesResult(BaseModel):
-    instances: list[InstanceSummary] = Field(description="Matching instances, newest first")
-    count: int = Field(description="How many instances are listed")
-    truncated: bool = Field(description="True when more instances matched than `limit`")
-    caller_instance_id: str = Field(description="Your own instance id")
-
-
-class RelatedSummary(InstanceSummary):
-    relationship_type: str = Field(description="spawned_review or created_fork")
-    relationship_created: str | None = Field(default=None, description="When the link was made, UTC")
-
-
-class GetInstanceResult(BaseModel):
-    instance: Instance = Field(description="The instance row, with its prompt")
-    parents: list[RelatedSummary] = Field(description="Instances that spawned or forked this one")
-    children: list[RelatedSummary] = Field(description="Instances this one spawned (reviews) or forked")
-    recent_events: list[Event] = Field(description=f"Its last {RECENT_EVENTS} tool calls, newest first")
 
 
 def _summary(related: RelatedInstance) -> RelatedSummary:

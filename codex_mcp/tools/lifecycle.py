@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from codex_mcp.outcomes import CleanupOutcome, FeedbackType, Priority
+from codex_mcp.outcomes import (
+    FeedbackType,
+    ForkResult,
+    Priority,
+    SendFeedbackResult,
+    SpawnReviewResult,
+    TerminateResult,
+)
 from codex_mcp.recording import ADDITIVE, DESTRUCTIVE, ToolCall, tool
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
@@ -16,40 +23,13 @@ if TYPE_CHECKING:
     from codex_mcp.lifecycle import Prepared
 
 
-class SpawnReviewResult(BaseModel):
-    review_instance_id: str = Field(description="Id of the new review instance")
-    session_name: str = Field(description="tmux session the reviewer runs in")
-    worktree_path: str = Field(description="Worktree holding the snapshot of your work")
-    branch_name: str = Field(description="Branch of the review worktree")
-
-
-class ForkResult(BaseModel):
-    instance_id: str = Field(description="Id of the new work instance")
-    session_name: str = Field(description="tmux session it runs in")
-    worktree_path: str = Field(description="Its worktree, starting from a snapshot of yours")
-    branch_name: str = Field(description="Its branch")
-
-
-class SendFeedbackResult(BaseModel):
-    feedback_id: str = Field(description="Id of the feedback (also its file name)")
-    delivery_status: str = Field(description="delivered (announced in the work agent's terminal) or queued")
-    target_instance_id: str = Field(description="The work instance that received it")
-
-
-class TerminateResult(BaseModel):
-    instance_id: str = Field(description="The instance terminated")
-    status: str = Field(description="terminated")
-    session: str = Field(description="killed, already_gone, or scheduled (your own session, ends shortly)")
-    cleanup: CleanupOutcome = Field(description="What happened to the worktree and branch, and why")
-
-
 async def _caller(call: ToolCall) -> Instance:
     # The row as it is now (the identity was resolved at start; the status may have changed since).
     return await instances_store.require(call.app.db, call.caller.id)
 
 
 def _stage_spawn(call: ToolCall, prepared: Prepared) -> None:
-    call.stage(prepared.write, undo=prepared.undo)
+    call.stage(prepared.write, compensation=prepared.compensate)
 
 
 @tool(title="Spawn a review instance", annotations=ADDITIVE)
@@ -77,12 +57,7 @@ async def spawn_review_instance(
     prepared = await call.app.lifecycle.prepare_review(caller, reviewer_prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "spawned_review")
-    return SpawnReviewResult(
-        review_instance_id=prepared.new.id,
-        session_name=prepared.session,
-        worktree_path=str(prepared.worktree),
-        branch_name=prepared.branch,
-    )
+    return prepared.review_result()
 
 
 @tool(title="Fork this instance", annotations=ADDITIVE)
@@ -103,12 +78,7 @@ async def fork_instance(
     prepared = await call.app.lifecycle.prepare_fork(caller, prompt, progress=call.progress)
     _stage_spawn(call, prepared)
     call.relate(caller.id, prepared.new.id, "created_fork")
-    return ForkResult(
-        instance_id=prepared.new.id,
-        session_name=prepared.session,
-        worktree_path=str(prepared.worktree),
-        branch_name=prepared.branch,
-    )
+    return prepared.fork_result()
 
 
 @tool(title="Send review feedback", annotations=ADDITIVE)
@@ -141,13 +111,9 @@ async def send_feedback(
     your final feedback, end your own instance with terminate_instance.
     """
     caller = await _caller(call)
-    outcome = await call.app.lifecycle.send_feedback(caller, feedback, feedback_type, priority)
-    call.notes["feedback_file"] = outcome.feedback_file
-    return SendFeedbackResult(
-        feedback_id=outcome.feedback_id,
-        delivery_status=outcome.delivery_status,
-        target_instance_id=outcome.target_instance_id,
-    )
+    sent = await call.app.lifecycle.send_feedback(caller, feedback, feedback_type, priority)
+    call.notes["feedback_file"] = str(sent.file)
+    return sent.result
 
 
 @tool(title="Terminate an instance", annotations=DESTRUCTIVE)
@@ -179,12 +145,7 @@ async def terminate_instance(
     call.stage(mark)
     if after is not None:
         call.after_commit(after)
-    return TerminateResult(
-        instance_id=outcome.instance_id,
-        status=outcome.status,
-        session=outcome.session,
-        cleanup=outcome.cleanup,
-    )
+    return outcome
 
 
 TOOLS = [spawn_review_instance, fork_instance, send_feedback, terminate_instance]

@@ -1,0 +1,108 @@
+"""An instance's story: spawn, fork, review, feedback, terminate, resume and reconcile.
+
+Each chapter is a module: ``workspace`` (main checkout, worktrees root, branch and worktree),
+``spawn`` (a new instance and its compensation stack), ``prompts`` (what an agent is told, pure
+functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume`` and
+``reconcile``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
+chapters to the settings and database in use, and to the timing knobs tests may change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_mcp.ids import InstanceType
+from codex_mcp.lifecycle import feedback, reconcile, resume, spawn, terminate
+from codex_mcp.lifecycle.feedback import FeedbackSent
+from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
+from codex_mcp.lifecycle.spawn import Prepared, Progress
+from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit, cleanup_worktree
+from codex_mcp.lifecycle.workspace import Compensation, Workspace
+from codex_mcp.outcomes import FeedbackType, Priority, ReconcileReport, TerminateResult
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database
+from codex_mcp.store.instances import Instance
+
+__all__ = [
+    "GRACE_SECONDS",
+    "SELF_TERMINATE_DELAY",
+    "AfterCommit",
+    "Compensation",
+    "FeedbackSent",
+    "Lifecycle",
+    "Prepared",
+    "Workspace",
+    "cleanup_worktree",
+]
+
+
+@dataclass
+class Lifecycle:
+    settings: Settings
+    db: Database
+    # Rows younger than this are left alone by reconcile: their agent may still be starting.
+    grace_seconds: float = GRACE_SECONDS
+    # When an instance terminates itself, its session is killed this long after the tool answered.
+    self_terminate_delay: float = SELF_TERMINATE_DELAY
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.settings, self.db)
+
+    @property
+    def main_root(self) -> Path:
+        return self.workspace.main_root
+
+    async def worktrees_root(self) -> Path:
+        return await self.workspace.worktrees_root()
+
+    # ------------------------------------------------------------------------------------ spawn
+    async def prepare_work(
+        self, *, issue_number: int | None, base: str | None, prompt: str | None, type: InstanceType = "work"
+    ) -> Prepared:
+        return await spawn.prepare_work(
+            self.workspace, issue_number=issue_number, base=base, prompt=prompt, type=type
+        )
+
+    async def prepare_review(
+        self, caller: Instance, reviewer_prompt: str | None, progress: Progress | None = None
+    ) -> Prepared:
+        return await spawn.prepare_review(self.workspace, caller, reviewer_prompt, progress)
+
+    async def prepare_fork(
+        self, caller: Instance, prompt: str | None, progress: Progress | None = None
+    ) -> Prepared:
+        return await spawn.prepare_fork(self.workspace, caller, prompt, progress)
+
+    async def commit(self, prepared: Prepared) -> Instance:
+        return await spawn.commit(self.workspace, prepared)
+
+    async def resume(self, target: Instance) -> Instance:
+        return await resume.resume(self.workspace, target)
+
+    # ------------------------------------------------------------------------------------ feedback
+    async def send_feedback(
+        self, caller: Instance, text: str, feedback_type: FeedbackType, priority: Priority
+    ) -> FeedbackSent:
+        return await feedback.send_feedback(self.workspace, caller, text, feedback_type, priority)
+
+    # ------------------------------------------------------------------------------------ terminate
+    async def authorize_terminate(self, caller: Instance, target_id: str) -> Instance:
+        return await terminate.authorize_terminate(self.workspace, caller, target_id)
+
+    async def terminate(
+        self, target: Instance, *, deferred: bool = False
+    ) -> tuple[TerminateResult, AfterCommit | None]:
+        return await terminate.terminate(
+            self.workspace, target, deferred=deferred, self_terminate_delay=self.self_terminate_delay
+        )
+
+    # ------------------------------------------------------------------------------------ reconcile
+    async def reconcile(self, *, find_orphans: bool = False) -> ReconcileReport:
+        return await reconcile.reconcile(
+            self.workspace, find_orphans=find_orphans, grace_seconds=self.grace_seconds
+        )
+
+    async def reconcile_quietly(self) -> None:
+        await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
