@@ -287,9 +287,9 @@ async def snapshot(worktree: Path) -> str:
     commit's parent is HEAD, so ``git diff HEAD <snapshot>`` shows the uncommitted work.
     """
     import shutil
+    import tempfile
 
     import anyio
-    import tempfile
 
     # One process for the index path, HEAD and its tree: every git start costs milliseconds.
     own_index, head, head_tree = (

@@ -127,13 +127,13 @@ async def start_work(settings: Settings, db: Database, issue: int, prompt: str =
 
 
 def finisher_running(needle: str) -> bool:
-    """Whether a `codex_mcp.finisher` process whose spec mentions ``needle`` is still alive."""
+    """Whether a `codex_mcp.lifecycle.finisher` process whose spec mentions ``needle`` is still alive."""
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"codex_mcp.finisher" in cmdline and needle.encode() in cmdline:
+        if b"codex_mcp.lifecycle.finisher" in cmdline and needle.encode() in cmdline:
             return True
     return False
 

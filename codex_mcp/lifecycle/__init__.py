@@ -14,10 +14,11 @@ from pathlib import Path
 
 from codex_mcp.ids import InstanceType
 from codex_mcp.lifecycle import feedback, reconcile, resume, spawn, terminate
+from codex_mcp.lifecycle.cleanup import cleanup_worktree
 from codex_mcp.lifecycle.feedback import FeedbackSent
 from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
 from codex_mcp.lifecycle.spawn import Prepared, Progress
-from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit, cleanup_worktree
+from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
 from codex_mcp.lifecycle.workspace import Compensation, Workspace
 from codex_mcp.outcomes import FeedbackType, Priority, ReconcileReport, TerminateResult
 from codex_mcp.settings import Settings

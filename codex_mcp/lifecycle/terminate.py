@@ -2,7 +2,7 @@
 
 An instance may end itself and the instances it spawned or forked (and theirs). The row is marked
 terminated by the caller (in its tool transaction). An instance ending itself gets its answer first:
-killing its session is an after-commit action, a separate process (``codex_mcp.finisher``) started
+killing its session is an after-commit action, a separate process (``codex_mcp.lifecycle.finisher``) started
 once the transaction has committed, which kills the session after a short delay and then cleans up.
 The cleanup policy (``instances.cleanup_policy``) never deletes uncommitted work or commits that
 are neither pushed nor merged, and never touches a worktree codex-mcp did not create.
@@ -14,14 +14,13 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
 
 import anyio
 
-from codex_mcp import git
 from codex_mcp.errors import PermissionDenied, StateError
-from codex_mcp.finisher import CLEANUP_POLICIES, CleanupPolicy, FinishSpec
 from codex_mcp.ids import parse_instance_id
+from codex_mcp.lifecycle.cleanup import CLEANUP_POLICIES, CleanupPolicy, cleanup_worktree
+from codex_mcp.lifecycle.finisher import FinishSpec
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import CleanupOutcome, TerminateResult
 from codex_mcp.store import instances as instances_store
@@ -119,12 +118,12 @@ async def cleanup_policy(workspace: Workspace) -> CleanupPolicy:
 
 
 def start_finisher(spec: FinishSpec) -> AfterCommit:
-    """The after-commit action that starts ``python -m codex_mcp.finisher SPEC``."""
+    """The after-commit action that starts ``python -m codex_mcp.lifecycle.finisher SPEC``."""
 
     def popen() -> None:
         # A separate process in its own session: it outlives the tmux session it kills (ours).
         subprocess.Popen(
-            [sys.executable, "-m", "codex_mcp.finisher", spec.to_json()],
+            [sys.executable, "-m", "codex_mcp.lifecycle.finisher", spec.to_json()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -136,40 +135,3 @@ def start_finisher(spec: FinishSpec) -> AfterCommit:
         await anyio.to_thread.run_sync(popen)  # fork and exec: off the event loop
 
     return start
-
-
-async def cleanup_worktree(
-    main_root: Path, worktree: Path, branch: str, base: str | None, policy: CleanupPolicy
-) -> CleanupOutcome:
-    """Apply the cleanup policy; never delete unpushed, unmerged commits or uncommitted work."""
-    if policy == "manual":
-        return CleanupOutcome(worktree="kept", branch="kept", kept_because=["policy manual keeps everything"])
-    kept: list[str] = []
-    worktree_state: Literal["kept", "removed", "gone"] = "kept"
-    if not worktree.is_dir():
-        worktree_state = "gone"
-    else:
-        dirty = await git.is_dirty(worktree)
-        if dirty:
-            kept.append(
-                f"worktree {worktree} has uncommitted changes ({len(dirty)} path(s), e.g. {dirty[0]})"
-            )
-        else:
-            await git.worktree_remove(main_root, worktree, force=True)  # .codex/ files are ours to drop
-            worktree_state = "removed"
-    branch_state: Literal["kept", "deleted", "gone"] = "kept"
-    if policy == "remove_all":
-        if await git.branch_sha(main_root, branch) is None:
-            branch_state = "gone"
-        elif worktree_state == "kept":
-            kept.append(f"branch {branch} stays with its worktree")
-        else:
-            reason = await git.unsafe_to_delete(main_root, branch, base)
-            if reason:
-                kept.append(reason)
-            else:
-                await git.delete_branch(main_root, branch)
-                branch_state = "deleted"
-    else:
-        kept.append(f"branch {branch} (policy {policy} keeps branches)")
-    return CleanupOutcome(worktree=worktree_state, branch=branch_state, kept_because=kept)

@@ -1,4 +1,4 @@
-"""``python -m codex_mcp.finisher SPEC``: end an instance that terminated itself.
+"""``python -m codex_mcp.lifecycle.finisher SPEC``: end an instance that terminated itself.
 
 Started by terminate_instance as a separate process in its own session, so that the tool's answer
 reaches the agent first and this process outlives the tmux session it kills. After a short delay it
@@ -11,12 +11,11 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import anyio
 
-CleanupPolicy = Literal["manual", "remove_worktree", "remove_all"]
-CLEANUP_POLICIES: tuple[CleanupPolicy, ...] = ("manual", "remove_worktree", "remove_all")
+from codex_mcp.lifecycle.cleanup import CLEANUP_POLICIES, CleanupPolicy, cleanup_worktree
+from codex_mcp.tmux import Tmux
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,6 @@ class FinishSpec:
 
 
 async def finish(spec: FinishSpec) -> None:
-    from codex_mcp.lifecycle.terminate import cleanup_worktree
-    from codex_mcp.tmux import Tmux
-
     await anyio.sleep(spec.delay)
     await Tmux(spec.socket).kill_session(spec.session)
     if spec.policy != "manual":
@@ -63,7 +59,7 @@ async def finish(spec: FinishSpec) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m codex_mcp.finisher SPEC_JSON", file=sys.stderr)
+        print("usage: python -m codex_mcp.lifecycle.finisher SPEC_JSON", file=sys.stderr)
         return 2
     anyio.run(finish, FinishSpec.from_json(argv[0]))
     return 0
