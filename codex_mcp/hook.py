@@ -33,7 +33,7 @@ BUSY_TIMEOUT = 1.5  # seconds: the hook is async, but must not pile up behind a 
 LOG_NAME = "hook.log"
 LOG_MAX_BYTES = 256 * 1024  # then it is moved to hook.log.1 (one generation kept)
 DETAIL_MAX = 300
-NOTIFY_PLACEHOLDERS = ("instance_id", "activity", "message")
+NOTIFY_PLACEHOLDERS = ("instance_id", "activity", "message")  # as userconfig checks them
 
 # Notification types (Claude Code 2.1) that mean a person must act. Others (auth_success, agent_completed,
 # push_notification, computer_use_*, ...) say nothing about waiting and are ignored.
@@ -51,6 +51,7 @@ IDLE_MESSAGE = "waiting for your input"  # "Claude is waiting for your input", w
 WORKING_EVENTS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse"})
 HANDLED_EVENTS = WORKING_EVENTS | {"PermissionRequest", "Notification", "Stop", "SessionEnd"}
 Payload = dict[str, object]
+KEEP = "(keep the detail recorded)"  # a detail that leaves the recorded one as it is
 
 
 class _Log:
@@ -116,6 +117,7 @@ def _run(argv: list[str], log: _Log) -> None:
     if report is None:
         return
     activity, detail = report
+    keep_detail = detail is KEEP
     try:
         conn = store.connect(db_path, busy_timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:
@@ -129,11 +131,20 @@ def _run(argv: list[str], log: _Log) -> None:
             log.write(f"no instance: CODEX_MCP_INSTANCE is unset and no running instance holds {cwd}")
             return
         log.context = f"{event} {instance_id}"
-        change = store.record(conn, instance_id, activity, detail, order=order)
+        change = store.record(
+            conn,
+            instance_id,
+            activity,
+            None if detail is KEEP else detail,
+            order=order,
+            keep_detail=keep_detail,
+        )
         if change is not None and _worth_telling(change):
             setting = store.notify_command(conn)
             if setting is not None:
                 _notify(setting, instance_id, change, log)
+    except store.UnknownInstance:
+        log.write(f"instance {instance_id!r} is not in {db_path}; nothing recorded")
     except sqlite3.Error as exc:
         log.write(f"database {db_path}: {exc}")
     finally:
@@ -233,7 +244,7 @@ def _notification(payload: Payload) -> tuple[str | None, str | None] | None:
     kind = payload.get("notification_type")
     message = str(payload.get("message") or "")
     if kind == IDLE_NOTIFICATION or (kind is None and IDLE_MESSAGE in message.lower()):
-        return "idle", None
+        return "idle", KEEP  # the last answer, when Stop recorded it, stays the detail
     if kind is None or kind in WAITING_NOTIFICATIONS:
         return "waiting", _clip(message) or "needs your attention"
     return None

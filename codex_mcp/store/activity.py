@@ -36,6 +36,10 @@ def find_running_containing(conn: sqlite3.Connection, path: str) -> str | None:
     return str(row[0]) if row else None
 
 
+class UnknownInstance(LookupError):
+    """No ``instances`` row has the id the hook was given."""
+
+
 class Change:
     """What a report changed: the activity before and after, and the detail now recorded.
 
@@ -53,11 +57,19 @@ class Change:
 
 
 def record(
-    conn: sqlite3.Connection, instance_id: str, activity: str | None, detail: str | None, *, order: float
+    conn: sqlite3.Connection,
+    instance_id: str,
+    activity: str | None,
+    detail: str | None,
+    *,
+    order: float,
+    keep_detail: bool = False,
 ) -> Change | None:
     """Record a report made at ``order`` (Unix seconds); the change, or None when nothing changed.
+    ``UnknownInstance`` when no row has that id.
 
-    ``activity`` None keeps the current activity and only replaces the detail. A report older than the
+    ``activity`` None keeps the current activity and only replaces the detail; ``keep_detail`` keeps the
+    detail when the activity stays the same (``detail`` is used otherwise). A report older than the
     one recorded is dropped: hooks run asynchronously, so a slow ``UserPromptSubmit`` may finish after
     the ``Stop`` of the same turn. ``activity_at`` moves only when the activity itself changes.
     """
@@ -67,13 +79,14 @@ def record(
             "SELECT activity, activity_detail, activity_order FROM instances WHERE id = ?", (instance_id,)
         ).fetchone()
         if row is None:
-            conn.execute("ROLLBACK")
-            return None
+            raise UnknownInstance(instance_id)
         before, old_detail, old_order = row
         if old_order is not None and order < old_order:
             conn.execute("ROLLBACK")
             return None
         after = before if activity is None else activity
+        if keep_detail and after == before:
+            detail = old_detail
         if after == before and detail == old_detail:
             # Nothing to show, but the newer order keeps an older report from overwriting this one.
             conn.execute("UPDATE instances SET activity_order = ? WHERE id = ?", (order, instance_id))
