@@ -343,3 +343,32 @@ def test_notify_command_is_checked_when_set(repo: Path, cli_env: dict[str, str])
     assert unbalanced.returncode != 0 and "quoting" in unbalanced.stderr
     secret = run_cli("config", "set", "--secret", "notify.command", "notify-send x", cwd=repo, env=cli_env)
     assert secret.returncode != 0 and "drop --secret" in secret.stderr
+
+
+# ------------------------------------------------------------------------------------------- imports
+
+HEAVY = ("click", "rich", "pydantic", "aiosqlite", "anyio", "mcp", "libtmux", "git", "githubkit")
+PROBE = """\
+import atexit, sys
+atexit.register(lambda: print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))))
+sys.argv = ["codex-mcp", "hook", sys.argv[2]]
+from codex_mcp.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize("event", ["Stop", "PreToolUse"])
+async def test_the_hook_command_imports_nothing_heavy(
+    db: Database, repo: Path, agent: dict[str, str], event: str
+) -> None:
+    """`codex-mcp hook` is dispatched before the CLI: no click, rich, pydantic or async store loads."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(HEAVY), event],
+        input=b'{"background_tasks": []}',
+        capture_output=True,
+        cwd=repo,
+        env=agent,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"[]\n", b"")
+    assert activity(db.path)[0] == ("idle" if event == "Stop" else "working")
