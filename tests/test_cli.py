@@ -303,7 +303,9 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
     assert set(data) >= {"instance", "parents", "children", "events"}
     assert data["instance"]["id"] == "work-7-a1"
     assert data["instance"]["prompt"] == "fix it"
-    assert set(table_columns(db_file(here), "instances")) - {"token_hash"} <= set(data["instance"])
+    assert set(table_columns(db_file(here), "instances")) - {"token_hash", "activity_order"} <= set(
+        data["instance"]
+    )
     assert "token_hash" not in data["instance"]
     assert data["parents"] == []
     assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [
