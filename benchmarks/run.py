@@ -38,6 +38,7 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "http": ("7. HTTP mode memory per agent", "fig_http", "memory_per_agent"),
     "sync": ("8. issue sync from the loopback GitHub", "fig_sync", "issue_sync"),
     "supervision": ("9. diff and merge engine on a large repository", "fig_supervision", "supervision"),
+    "hook": ("10. the activity hook's wall time", "fig_hook", "hook_wall_time"),
 }
 
 

@@ -1,4 +1,4 @@
-from codex_mcp.cli import main
+from codex_mcp.entry import main
 
 if __name__ == "__main__":
     main()

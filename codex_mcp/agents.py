@@ -35,9 +35,33 @@ log = logging.getLogger(__name__)
 # Environment passed on to agents (and so to their MCP servers). The tmux server may be an
 # older process with another environment, so what matters is set explicitly by the launcher.
 PASS_THROUGH_PREFIXES = ("CODEX_MCP_", "ANTHROPIC_", "CLAUDE_CODE_")
-PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "IS_SANDBOX", "DISABLE_AUTOUPDATER")
+# CLAUDE_CONFIG_DIR: where a user keeps Claude Code's config (onboarding, trust); without it an agent
+# would start at the onboarding screen and leave a stray ~/.claude.json.
+PASS_THROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "IS_SANDBOX",
+    "DISABLE_AUTOUPDATER",
+    "CLAUDE_CONFIG_DIR",
+)
 # Claude Code's option for our tools: allows every tool of the `codex` server without a dialog.
 CLAUDE_ALLOWED_TOOLS = f"mcp__{SERVER_NAME}"
+# Claude Code hook events that report the agent's activity (`codex-mcp hook EVENT`, see hook.py).
+HOOK_EVENTS = (
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "SessionEnd",
+)
+# Events whose matcher is a tool name: "*" is every tool.
+_TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PermissionRequest")
+HOOK_TIMEOUT_SECONDS = 10
 # Linux caps one argument at 128 KiB (MAX_ARG_STRLEN).
 MAX_PROMPT_BYTES = 128 * 1024 - 1
 
@@ -100,6 +124,11 @@ class AgentFiles:
         return self.folder / "prompt.md"
 
     @property
+    def settings(self) -> Path:
+        """Claude Code settings holding our hooks (``claude --settings``)."""
+        return self.folder / "settings.json"
+
+    @property
     def launch_spec(self) -> Path:
         return self.folder / "launch.json"
 
@@ -137,7 +166,15 @@ class AgentProfile:
         self, *, instance_id: str, files: AgentFiles, prompt: str, session_id: str, resume: bool
     ) -> list[str]:
         if self.template is None:
-            argv = ["claude", "--mcp-config", str(files.mcp_config), "--allowedTools", CLAUDE_ALLOWED_TOOLS]
+            argv = [
+                "claude",
+                "--settings",
+                str(files.settings),
+                "--mcp-config",
+                str(files.mcp_config),
+                "--allowedTools",
+                CLAUDE_ALLOWED_TOOLS,
+            ]
             if resume:
                 return [*argv, "--resume", session_id]
             # `--mcp-config` and `--allowedTools` take several values: without `--` the prompt would be
@@ -152,6 +189,31 @@ class AgentProfile:
         # One pass per word: a substituted value (a path holding "{worktree}") is never expanded again.
         pattern = re.compile("|".join(re.escape("{" + key + "}") for key in values))
         return [pattern.sub(lambda m: values[m.group(0)[1:-1]], word) for word in self.template]
+
+
+def claude_settings() -> dict[str, object]:
+    """Settings handed to Claude Code with ``--settings``: our activity hooks, nothing else.
+
+    They add to the user's own settings and hooks (never edited). Each command is this installation's
+    ``codex-mcp hook EVENT`` by absolute path, quoted for the shell Claude Code runs hook commands with.
+    ``async``: a hook never delays the agent's turn. SessionEnd runs synchronously, briefly: there is no
+    turn left to delay, and an asynchronous hook could be cut off by the exit it reports.
+    """
+    command = server_command()
+    hooks: dict[str, list[dict[str, object]]] = {}
+    for event in HOOK_EVENTS:
+        hook: dict[str, object] = {
+            "type": "command",
+            "command": shlex.join([*command, "hook", event]),
+            "timeout": HOOK_TIMEOUT_SECONDS,
+        }
+        if event != "SessionEnd":
+            hook["async"] = True
+        entry: dict[str, object] = {"hooks": [hook]}
+        if event in _TOOL_EVENTS:
+            entry = {"matcher": "*", **entry}
+        hooks[event] = [entry]
+    return {"hooks": hooks}
 
 
 def profile_from(template: tuple[str, ...] | None) -> AgentProfile:
@@ -231,6 +293,8 @@ def write_launch_files(
         for change in prepare_claude_config(worktree=files.worktree, main_root=main_root, env=env):
             log.info("%s: Claude Code config: %s", instance_id, change)
     write_private(files.prompt, prompt)
+    if profile.template is None:
+        write_private(files.settings, json.dumps(claude_settings(), indent=2) + "\n")
     config = mcp_config(instance_id, db_path, server_url=settings.server_url, token=token)
     write_private(files.mcp_config, json.dumps(config, indent=2) + "\n")
     argv = profile.argv(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +39,33 @@ def _non_empty(value: str) -> str | None:
     return None if value.strip() else "use a non-empty value"
 
 
+NOTIFY_PLACEHOLDERS = ("instance_id", "activity", "message")  # what codex_mcp/hook.py substitutes
+
+
+def _notify_command(value: str) -> str | None:
+    """A command split like a shell would (no shell runs it), with known placeholders only."""
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        return f"it cannot be split into arguments ({exc}); check the quoting"
+    if not words:
+        return "use a command, e.g. notify-send 'codex {instance_id}' '{activity}: {message}'"
+    for word in words:
+        for name in re.findall(r"\{([^{}]*)\}", word):
+            if name not in NOTIFY_PLACEHOLDERS:
+                known = ", ".join("{" + p + "}" for p in NOTIFY_PLACEHOLDERS)
+                return f"unknown placeholder {{{name}}}; known: {known}"
+    return None
+
+
 @dataclass(frozen=True)
 class KnownKey:
     description: str
     default: str | None = None
     check: Callable[[str], str | None] = _non_empty
     secret: bool = False
+    # Read by `codex-mcp hook`, which holds no key: never stored encrypted.
+    plain: bool = False
 
 
 KNOWN_KEYS: dict[str, KnownKey] = {
@@ -60,6 +82,13 @@ KNOWN_KEYS: dict[str, KnownKey] = {
     ),
     "reviews.max_iterations": KnownKey("review rounds allowed per work instance", "3", _positive_int),
     "github.repo": KnownKey("owner/name of the GitHub repository, when origin does not tell", None, _repo),
+    "notify.command": KnownKey(
+        "command run (no shell) when an instance starts waiting for you or finishes a turn; placeholders "
+        "{instance_id} {activity} {message}; only Claude Code agents report activity",
+        None,
+        _notify_command,
+        plain=True,
+    ),
     "github.token": KnownKey(
         "GitHub token (stored encrypted; GITHUB_TOKEN wins)", None, _non_empty, secret=True
     ),
@@ -104,6 +133,8 @@ class UserConfig:
         if known is not None:
             if known.secret and not secret:
                 raise InputError(f"{key} is sensitive and is only stored encrypted; add --secret")
+            if known.plain and secret:
+                raise InputError(f"{key} is read by the agents' hooks, which cannot decrypt; drop --secret")
             problem = known.check(value)
             if problem:
                 raise InputError(f"{value!r} is not a valid value for {key}: {problem}")

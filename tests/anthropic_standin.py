@@ -52,7 +52,8 @@ class Call:
 
     @property
     def tool_name(self) -> str:
-        return f"mcp__{self.server}__{self.tool}"
+        """``mcp__<server>__<tool>``; a built-in tool (``server=""``, e.g. Bash) by its own name."""
+        return f"mcp__{self.server}__{self.tool}" if self.server else self.tool
 
 
 @dataclass(frozen=True)

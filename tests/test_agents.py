@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import anyio
 import pytest
 from conftest import tmux_sessions, wait_for
 
-from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, MAX_PROMPT_BYTES, AgentFiles
+from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, HOOK_EVENTS, MAX_PROMPT_BYTES, AgentFiles
 from codex_mcp.app import open_app
 from codex_mcp.errors import ConfigError, InputError
 from codex_mcp.lifecycle import spawn
@@ -38,6 +39,7 @@ RECORDED_ENV = (
     "CODEX_MCP_AGENT_COMMAND",
     "PATH",
     "HOME",
+    "CLAUDE_CONFIG_DIR",
 )
 
 FAKE_AGENT = """\
@@ -169,6 +171,8 @@ async def test_claude_argv_config_environment_and_pid(
     session_id = instance.agent_session_id
     assert session_id is not None and str(uuid.UUID(session_id)) == session_id
     expected = [
+        "--settings",
+        str(files.settings),
         "--mcp-config",
         str(files.mcp_config),
         "--allowedTools",
@@ -214,8 +218,24 @@ async def test_claude_argv_config_environment_and_pid(
     assert files.prompt.read_bytes().decode("utf-8") == instance.prompt
 
     # Only the user can read the launch files (the prompt and the environment are in them).
-    for path in (files.mcp_config, files.prompt, files.launch_spec):
+    for path in (files.mcp_config, files.prompt, files.launch_spec, files.settings):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+    # The settings given with --settings hold our activity hooks: `codex-mcp hook EVENT` of this very
+    # installation, quoted for the shell Claude Code runs them with, asynchronous but for SessionEnd.
+    hooks = json.loads(files.settings.read_text(encoding="utf-8"))["hooks"]
+    assert set(hooks) == set(HOOK_EVENTS)
+    for event, entries in hooks.items():
+        (entry,) = entries
+        (hook,) = entry["hooks"]
+        argv = shlex.split(hook["command"])
+        assert Path(argv[0]).is_absolute() and Path(argv[0]).parent == Path(sys.executable).parent
+        assert argv[-2:] == ["hook", event]
+        assert hook["type"] == "command" and 0 < hook["timeout"] <= 10
+        assert hook.get("async") is (None if event == "SessionEnd" else True)
+        assert entry.get("matcher") == (
+            "*" if event.endswith("ToolUse") or event == "PermissionRequest" else None
+        )
 
     # The session id is stored for resume.
     async with open_app(settings) as app:
@@ -235,6 +255,8 @@ async def test_claude_resume_continues_the_recorded_conversation(
     assert resumed.status == "running" and resumed.claude_pid != first["pid"]
     second = await fake_agents.wait_record(instance.id, pid=resumed.claude_pid)
     assert second["argv"] == [
+        "--settings",
+        str(AgentFiles(Path(instance.worktree_path)).settings),
         "--mcp-config",
         str(AgentFiles(Path(instance.worktree_path)).mcp_config),
         "--allowedTools",
@@ -243,6 +265,31 @@ async def test_claude_resume_continues_the_recorded_conversation(
         instance.agent_session_id,
     ]
     assert resumed.agent_session_id == instance.agent_session_id
+
+
+async def test_claude_config_dir_is_passed_on_and_holds_the_trust(
+    claude_settings: Callable[..., Settings],
+    fake_agents: FakeAgents,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user who keeps Claude Code's config in CLAUDE_CONFIG_DIR: the agent gets the variable (else it
+    would start at onboarding), the worktree's trust lands in $CLAUDE_CONFIG_DIR/.claude.json, and no
+    ~/.claude.json appears."""
+    config_dir = tmp_path / "claude-config"
+    config_dir.mkdir()
+    (config_dir / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True}), encoding="utf-8")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
+    instance = await start(claude_settings(), "work")
+    record = await fake_agents.wait_record(instance.id)
+    assert record["env"]["CLAUDE_CONFIG_DIR"] == str(config_dir)
+    config = json.loads((config_dir / ".claude.json").read_text(encoding="utf-8"))
+    assert config["hasCompletedOnboarding"] is True
+    assert config["projects"][instance.worktree_path] == {"hasTrustDialogAccepted": True}
+    home = Path(os.environ["HOME"])
+    assert not (home / ".claude.json").exists()
+    assert not (config_dir / ".claude.json.lock").exists()
 
 
 def long_prompt(size: int) -> str:

@@ -252,13 +252,16 @@ def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
     rows = ok_json("ls", "--all", "--json")
     assert isinstance(rows, list)
     assert [r["id"] for r in rows] == ["review-7-a1", "work-7-a1"]  # newest first
-    # Every column but the token hash, which is never printed or returned.
-    # Never printed: the token's hash; and the task, kept for forks (the prompt, printed, holds it).
-    columns = [c for c in table_columns(db_file(here), "instances") if c not in ("token_hash", "task")]
+    # Every column but the token hash, which is never printed or returned; the task, kept for forks (the
+    # prompt, printed, holds it); and activity_order, the hooks'
+    # bookkeeping of which report is newest (activity_at says when the activity changed).
+    internal = ("token_hash", "task", "activity_order")
+    columns = [c for c in table_columns(db_file(here), "instances") if c not in internal]
     assert {"id", "type", "status", "worktree_path", "branch_name", "tmux_session"} <= set(columns)
     for row in rows:
         assert set(columns) <= set(row), set(columns) - set(row)
         assert "token_hash" not in row
+        assert {"activity", "activity_at", "activity_detail"} <= set(row)
     work = next(r for r in rows if r["id"] == "work-7-a1")
     assert work["type"] == "work"
     assert work["status"] == "running"
@@ -301,7 +304,9 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
     assert set(data) >= {"instance", "parents", "children", "events"}
     assert data["instance"]["id"] == "work-7-a1"
     assert data["instance"]["prompt"] == "fix it"
-    assert set(table_columns(db_file(here), "instances")) - {"token_hash", "task"} <= set(data["instance"])
+    assert set(table_columns(db_file(here), "instances")) - {"token_hash", "task", "activity_order"} <= set(
+        data["instance"]
+    )
     assert "token_hash" not in data["instance"]
     assert data["parents"] == []
     assert [(c["id"], c["relationship_type"]) for c in data["children"]] == [

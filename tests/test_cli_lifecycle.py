@@ -203,7 +203,11 @@ async def test_start_adhoc_prompt_file_json_and_bad_combinations(
     row = cli.row("adhoc-a1")
     assert row is not None
     for column, value in row.items():
-        if column in ("token_hash", "task"):  # never printed; the task is kept for forks (in the prompt too)
+        if column in (
+            "token_hash",
+            "task",
+            "activity_order",
+        ):  # a secret's hash; kept for forks; hooks' bookkeeping
             assert column not in data
             continue
         assert column in data, column

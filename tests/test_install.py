@@ -77,6 +77,18 @@ def test_user_scope_without_claude_edits_only_its_entry(
     assert stat.S_IMODE((home / ".claude.json").stat().st_mode) == 0o600
 
 
+def test_user_scope_without_claude_follows_claude_config_dir(
+    repo: Path, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_dir = tmp_path / "claude-config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no claude here
+    lines = install(Settings.load(env, cwd=repo), scope="user", transport="stdio")
+    assert lines == [f"{config_dir / '.claude.json'}: added server 'codex' (stdio)"]
+    assert "codex" in json.loads((config_dir / ".claude.json").read_text())["mcpServers"]
+    assert not (Path(os.environ["HOME"]) / ".claude.json").exists()
+
+
 def test_user_scope_uses_claude_mcp_add_json_when_claude_is_there(
     repo: Path, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,7 +44,7 @@ def test_wheel_ships_schema_and_migrations_and_uses_them(tmp_path: Path) -> None
         .read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
         .decode()
     )
-    assert "codex-mcp = codex_mcp.cli:main" in entry_points
+    assert "codex-mcp = codex_mcp.entry:main" in entry_points
 
     # Installed from the wheel (not this checkout), the runner must find the packaged files.
     target = tmp_path / "site"

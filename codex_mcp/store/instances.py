@@ -12,10 +12,12 @@ from codex_mcp.errors import NotFoundError
 from codex_mcp.ids import INSTANCE_TYPES, InstanceStatus, InstanceType
 from codex_mcp.store.db import Database, Tx
 
+Activity = Literal["working", "waiting", "idle"]
+
 _COLUMNS = (
     "id, type, status, worktree_path, branch_name, base_branch, tmux_session, claude_pid, "
     "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id, "
-    "pr_url, pr_state"
+    "pr_url, pr_state, activity, activity_at, activity_detail"
 )
 PullRequestState = Literal["open", "closed", "merged"]
 
@@ -41,6 +43,14 @@ class InstanceSummary(BaseModel):
     pr_url: str | None = Field(default=None, description="Link to the pull request")
     pr_state: PullRequestState | None = Field(
         default=None, description="open, closed or merged, as last seen"
+    )
+    activity: Activity | None = Field(
+        default=None,
+        description="working, waiting (needs a person) or idle, as the agent's hooks report it; null: unknown",
+    )
+    activity_at: str | None = Field(default=None, description="When activity last changed, UTC")
+    activity_detail: str | None = Field(
+        default=None, description="What goes with the activity: a waiting agent's message, the last answer"
     )
     issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
 
@@ -304,8 +314,9 @@ async def mark_terminated_many(db: Database, instance_ids: list[str]) -> list[st
 
 async def mark_resumed(tx: Tx, instance_id: str, *, claude_pid: int, tmux_socket: str | None) -> None:
     await tx.execute(
-        "UPDATE instances SET status = 'running', terminated_at = NULL, claude_pid = ?, tmux_socket = ? "
-        "WHERE id = ?",
+        # A resumed agent's activity is unknown until its hooks report again.
+        "UPDATE instances SET status = 'running', terminated_at = NULL, claude_pid = ?, tmux_socket = ?, "
+        "activity = NULL, activity_at = NULL, activity_detail = NULL, activity_order = NULL WHERE id = ?",
         (claude_pid, tmux_socket, instance_id),
     )
 

@@ -48,10 +48,12 @@ class MigrationStatus:
     version: int
     latest: int
     pending: list[str]
+    # Versions the database has applied that this code does not know (a newer or another build's).
+    unknown: tuple[int, ...] = ()
 
     @property
     def newer_than_code(self) -> bool:
-        return self.version > self.latest
+        return self.version > self.latest or bool(self.unknown)
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
@@ -62,12 +64,21 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if m is None:
             raise DatabaseError(f"migration file {path} is not named NNNN_name.sql; rename it")
         found.append(Migration(int(m.group("version")), path))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
+    # Numbers give the order and must not repeat. A gap is allowed: branches developed side by side take
+    # the numbers they will have once merged, and a database records each version it applied, so a
+    # migration that arrives later with a lower number is still applied (see ``pending``).
+    previous = 0
+    for migration in found:
+        if migration.version <= previous:
             raise DatabaseError(
-                f"migrations in {folder} must be numbered 1, 2, 3, ... without gaps or repeats; "
-                f"{migration.name} is where number {expected} was expected"
+                f"migrations in {folder} must be numbered 1, 2, 3, ... without repeats; {migration.name} "
+                f"repeats number {migration.version}; renumber it"
             )
+        previous = migration.version
+    if found and found[0].version != 1:
+        raise DatabaseError(
+            f"migrations in {folder} must start at number 1; {found[0].name} is where number 1 was expected"
+        )
     if not found:
         raise DatabaseError(f"no migrations found in {folder}; the installation is incomplete, reinstall it")
     return found
@@ -94,6 +105,10 @@ def _strip_comments(sql: str) -> str:
 
 
 async def current_version(conn: aiosqlite.Connection, path: Path) -> int:
+    return max(await applied_versions(conn, path), default=0)
+
+
+async def applied_versions(conn: aiosqlite.Connection, path: Path) -> set[int]:
     tables = {
         str(row[0])
         for row in await conn.execute_fetchall(
@@ -106,27 +121,28 @@ async def current_version(conn: aiosqlite.Connection, path: Path) -> int:
                 f"{path} holds tables ({', '.join(sorted(tables)[:5])}) but no schema_migrations: it is not "
                 "a codex-mcp database; point CODEX_MCP_DB at another file"
             )
-        return 0
-    rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
-    return int(rows[0][0])
+        return set()
+    return {int(row[0]) for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
 
 
 async def status(
     conn: aiosqlite.Connection, path: Path, migrations: list[Migration] | None = None
 ) -> MigrationStatus:
     known = migrations if migrations is not None else load_migrations()
-    version = await current_version(conn, path)
+    applied = await applied_versions(conn, path)
     return MigrationStatus(
-        version=version,
+        version=max(applied, default=0),
         latest=known[-1].version,
-        pending=[m.name for m in known if m.version > version],
+        pending=[m.name for m in known if m.version not in applied],
+        unknown=tuple(sorted(applied - {m.version for m in known})),
     )
 
 
 def refuse_newer(state: MigrationStatus, path: Path) -> None:
     if state.newer_than_code:
+        shown = state.unknown[-1] if state.unknown else state.version
         raise DatabaseError(
-            f"{path} is at schema version {state.version}, newer than this codex-mcp understands "
+            f"{path} is at schema version {shown}, newer than this codex-mcp understands "
             f"(up to {state.latest}); upgrade codex-mcp (pip install -U codex-mcp) or use another "
             "database file via CODEX_MCP_DB"
         )
@@ -139,15 +155,16 @@ async def migrate(
     known = migrations if migrations is not None else load_migrations()
     state = await status(conn, path, known)
     refuse_newer(state, path)
+    done = await applied_versions(conn, path)
     applied: list[str] = []
     for migration in known:
-        if migration.version <= state.version:
+        if migration.version in done:
             continue
         statements = migration.statements()
         try:
             await conn.execute("BEGIN IMMEDIATE")
             # Another process may have applied it while we waited for the write lock.
-            if await current_version(conn, path) >= migration.version:
+            if migration.version in await applied_versions(conn, path):
                 await conn.execute("ROLLBACK")
                 continue
             for number, statement in enumerate(statements, start=1):
@@ -157,10 +174,11 @@ async def migrate(
                     first = " ".join(statement.split())[:160]
                     raise DatabaseError(
                         f"migration {migration.name} failed at statement {number} ({first}): {exc}; "
-                        f"nothing of it was applied, the database stays at version {migration.version - 1}"
+                        f"nothing of it was applied, the database stays at version {max(done, default=0)}"
                     ) from exc
             await conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (migration.version,))
             await conn.execute("COMMIT")
+            done.add(migration.version)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 if conn.in_transaction:
