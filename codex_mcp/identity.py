@@ -24,7 +24,7 @@ from codex_mcp.store.instances import Instance
 
 log = logging.getLogger(__name__)
 
-Source = Literal["explicit", "worktree", "registered", "reused"]
+Source = Literal["explicit", "worktree", "registered", "reused", "person"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,26 @@ async def resolve_caller(settings: Settings, db: Database) -> Caller:
         db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
     )
     return Caller(instance, "registered" if created else "reused")
+
+
+async def person_caller(settings: Settings, db: Database) -> Caller:
+    """The identity a person acts under from the CLI or the dashboard: the instance of the main checkout.
+
+    A person's actions are recorded like tool calls, under the adhoc instance registered for the
+    repository's main checkout (the one a person's own Claude Code session there also gets), never
+    under an agent's instance, even when the command runs inside an agent's worktree.
+    """
+    if settings.repo is None:
+        raise ConfigError(
+            f"{settings.cwd} is not inside a git repository; run codex-mcp inside your repository"
+        )
+    common = settings.repo.common_dir
+    root = common.parent if common.name == ".git" else settings.repo.toplevel
+    branch, session = await anyio.to_thread.run_sync(_where, root, True)
+    instance, _ = await instances_store.register_adhoc(
+        db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
+    )
+    return Caller(instance, "person")
 
 
 def _where(root: Path, in_git: bool) -> tuple[str, str]:

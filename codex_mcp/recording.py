@@ -90,7 +90,8 @@ class ToolCall:
 
     app: App
     caller: Caller
-    ctx: Context[Any, Any]
+    # The SDK's request context; None for an action a person takes from the CLI or the dashboard.
+    ctx: Context[Any, Any] | None
     tool_name: str
     _writes: list[Write] = field(default_factory=list)
     _compensations: list[Compensation] = field(default_factory=list)
@@ -116,6 +117,8 @@ class ToolCall:
 
     async def progress(self, done: float, total: float | None, message: str) -> None:
         """A progress notification, when the client asked for them (increasing ``done``)."""
+        if self.ctx is None:
+            return
         try:
             await self.ctx.report_progress(done, total, message)
         except Exception:  # progress is a courtesy: it never fails the call
@@ -358,20 +361,93 @@ async def run_recorded(
         reached[0] = True
     metadata: dict[str, Any] = {"args": summarize_arguments(arguments)}
     caller_id: str | None = None
-    call: ToolCall | None = None
     try:
         # Who calls is known even when the call is refused (the read-only operator token asking to
         # act): the refusal is then recorded under that instance.
         caller_id = app.caller_for(ctx).id
         caller = app.caller_for(ctx, read_only=read_only)
-        call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
-        result = await fn(call, **arguments)
-        if not isinstance(result, output_model):
-            raise TypeError(f"{name} returned {type(result).__name__}, not {output_model.__name__}")
     except CodexError as exc:
         message = str(exc)
-        await _fail(app, call, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
+        await _fail(app, None, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
         raise ToolError(message) from None
+    call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
+    try:
+        return await _execute(call, lambda: fn(call, **arguments), output_model, metadata, started)
+    except CodexError as exc:
+        raise ToolError(str(exc)) from None
+    except _Internal as exc:
+        raise ToolError(exc.message) from None
+
+
+async def run_person_action(
+    app: App,
+    caller: Caller,
+    name: str,
+    arguments: dict[str, Any],
+    body: Callable[[ToolCall], Awaitable[OutputT]],
+    *,
+    via: str,
+) -> OutputT:
+    """Run an action a person takes (CLI or dashboard) and record it like a tool call.
+
+    ``caller`` is the person's identity (:func:`codex_mcp.identity.person_caller`), ``name`` the
+    action (``kill``, ``merge``, ...), ``via`` where it came from (``cli``, ``ui``). The body stages
+    its writes on the :class:`ToolCall` it gets exactly as a tool does. A refusal is recorded as a
+    failed event and raised as the same :class:`CodexError`; an unexpected error is logged, recorded
+    and raised as an internal :class:`CodexError` naming the log reference.
+    """
+    started = time.perf_counter()
+    metadata: dict[str, Any] = {
+        "args": summarize_arguments(arguments),
+        "actor": "person",
+        "via": via,
+        "user": _login_name(),
+    }
+    call = ToolCall(app=app, caller=caller, ctx=None, tool_name=name)
+    try:
+        result = await _execute(call, lambda: body(call), None, metadata, started)
+    except _Internal as exc:
+        raise CodexError(exc.message) from None
+    return result
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without passwd entry): not worth failing for
+        return "?"
+
+
+class _Internal(Exception):
+    """An unexpected failure, already logged and recorded; ``message`` is what the caller is told."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _execute(
+    call: ToolCall,
+    run: Callable[[], Awaitable[OutputT]],
+    output_model: type[BaseModel] | None,
+    metadata: dict[str, Any],
+    started: float,
+) -> OutputT:
+    """Run a call's body, then write its staged changes and its event in one transaction.
+
+    Raises the body's :class:`CodexError` (recorded as a failed event, compensations run) or
+    :class:`_Internal` for anything unexpected (logged with a reference, recorded).
+    """
+    app, name, caller_id = call.app, call.tool_name, call.caller.id
+    try:
+        result = await run()
+        if output_model is not None and not isinstance(result, output_model):
+            raise TypeError(f"{name} returned {type(result).__name__}, not {output_model.__name__}")
+    except CodexError as exc:
+        await _fail(app, call, caller_id, name, str(exc)[:ERROR_MESSAGE_LIMIT], metadata, started)
+        raise
     except Exception as exc:
         ref = pysecrets.token_hex(4)
         log.exception("%s failed unexpectedly (ref %s)", name, ref)
@@ -381,7 +457,7 @@ async def run_recorded(
         )
         metadata["exception"] = type(exc).__name__
         await _fail(app, call, caller_id, name, message, metadata, started)
-        raise ToolError(message) from None
+        raise _Internal(message) from exc
     except BaseException:
         # Cancelled (the client gave up, or the server is stopping): undo, record, re-raise.
         with anyio.CancelScope(shield=True):
@@ -389,9 +465,9 @@ async def run_recorded(
         raise
 
     metadata.update(call.safe_notes())
-    metadata["result"] = summarize_result(result)
+    metadata["result"] = summarize_result(result) if isinstance(result, BaseModel) else {}
     metadata["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    event = NewEvent(instance_id=call.caller.id, tool_name=name, success=True, metadata=metadata)
+    event = NewEvent(instance_id=caller_id, tool_name=name, success=True, metadata=metadata)
     try:
         if not call._writes and not call._relationships:
             # The event is the call's only write: one autocommit statement instead of a transaction.
@@ -406,14 +482,16 @@ async def run_recorded(
                     await _insert_event(tx, event)
     except Exception as exc:
         if not call._writes and not call._relationships:
-            # Only the event row was lost: the tool's own answer stands.
+            # Only the event row was lost: the call's own answer stands.
             log.error("%s: could not record the call (%s); returning its result anyway", name, exc)
             return result
         message = _write_failure_message(name, exc)
         if not isinstance(exc, CodexError):
             log.exception("%s: its database changes could not be written", name)
         await _fail(app, call, caller_id, name, message, metadata, started)
-        raise ToolError(message) from None
+        if isinstance(exc, CodexError):
+            raise
+        raise CodexError(message) from exc
     await call.run_after_commit()
     return result
 

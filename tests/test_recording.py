@@ -512,3 +512,55 @@ def test_incomplete_tools_are_refused_at_decoration() -> None:
         tool(title="  ", annotations=READ_ONLY)(fine)
     spec = decorate(fine)
     assert spec.name == "fine" and spec.output_model is Echo
+
+
+# --------------------------------------------------------------------------------- a person's actions
+
+
+async def test_a_persons_action_is_recorded_under_the_main_checkout_not_an_agent(
+    app: App, repo: Path, tmp_path: Path
+) -> None:
+    from codex_mcp.identity import person_caller
+    from codex_mcp.recording import run_person_action
+
+    # An agent's instance exists, and the person runs the command from inside its worktree.
+    agent_tree = tmp_path / "agent-tree"
+    agent_tree.mkdir()
+    async with app.db.write() as tx:
+        await instances_store.insert(tx, new_instance("work-7-a1", str(agent_tree)))
+    person = await person_caller(app.settings, app.db)
+    assert person.id != "work-7-a1" and person.instance.type == "adhoc"
+    assert Path(person.instance.worktree_path) == repo
+
+    async def body(call: ToolCall) -> Echo:
+        async def write(tx: Tx) -> None:
+            await tx.execute("UPDATE instances SET pr_state = 'open' WHERE id = ?", ("work-7-a1",))
+
+        call.stage(write)
+        return Echo(ok=True, note="killed")
+
+    result = await run_person_action(
+        app, person, "kill", {"instance_id": "work-7-a1", "prompt": "secret words"}, body, via="cli"
+    )
+    assert result.note == "killed"
+    # The same identity is reused for the next action.
+    assert (await person_caller(app.settings, app.db)).id == person.id
+
+    async def refused(call: ToolCall) -> Echo:
+        raise StateError("work-7-a1 has uncommitted work; commit it first")
+
+    with pytest.raises(StateError, match="uncommitted work"):
+        await run_person_action(app, person, "merge", {"instance_id": "work-7-a1"}, refused, via="ui")
+
+    rows = await events(app)
+    assert [(r["instance_id"], r["tool_name"], r["success"]) for r in rows] == [
+        (person.id, "kill", 1),
+        (person.id, "merge", 0),
+    ]
+    first, second = rows[0]["metadata"], rows[1]["metadata"]
+    assert first["actor"] == "person" and first["via"] == "cli" and first["user"]
+    assert first["args"]["prompt"] == digest("secret words")
+    assert first["result"]["note"] == "killed"
+    assert second["via"] == "ui" and rows[1]["error_message"].startswith("work-7-a1 has uncommitted work")
+    row = await instances_store.get(app.db, "work-7-a1")
+    assert row is not None and row.pr_state == "open"
