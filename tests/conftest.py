@@ -5,26 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import GIT_ENV, make_repo, standin_command
 
 from codex_mcp.app import App
 from codex_mcp.identity import resolve_caller
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -39,22 +31,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout.strip()
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("hello\n")
-    git(path, "add", "README.md")
-    git(path, "commit", "-q", "-m", "initial")
-    return path.resolve()
 
 
 @pytest.fixture
@@ -97,21 +73,6 @@ def cli_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
     yield {**base, **env}
 
 
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `codex-mcp` command (this interpreter's installation) in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
-
-
 # ------------------------------------------------------------------------------ tmux and stand-in agents
 
 
@@ -125,21 +86,6 @@ def tmux_socket() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
-
-
-def tmux_sessions(socket: str) -> set[str]:
-    done = subprocess.run(
-        ["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True
-    )
-    return set(done.stdout.split()) if done.returncode == 0 else set()
-
-
-def standin_command(script: Path) -> str:
-    """CODEX_MCP_AGENT_COMMAND running the scripted stand-in agent (a real MCP client)."""
-    return (
-        f"{sys.executable} -m codex_mcp.standin --mcp-config {{mcp_config}} --instance {{instance_id}} "
-        f"--script {script}"
-    )
 
 
 @pytest.fixture
@@ -177,27 +123,6 @@ def lifecycle_settings(
     return make
 
 
-def read_standin_log(worktree: Path) -> list[dict[str, Any]]:
-    path = worktree / ".codex" / "standin.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Await a condition (polling): the first truthy value, or fail after ``timeout`` seconds."""
-    import anyio
-
-    with anyio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if hasattr(value, "__await__"):
-                value = await value
-            if value:
-                return value
-            await anyio.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def npm_tools() -> Any:
     """Node 22 + the MCP Inspector, the conformance suite and Claude Code (see npm_tools.py)."""
@@ -207,39 +132,6 @@ def npm_tools() -> Any:
 
 
 # ------------------------------------------------------------------------------- MCP results, logging
-
-# Every tool the server publishes (the snapshot test pins their schemas).
-EXPECTED_TOOLS = {
-    "query_instances",
-    "get_instance",
-    "list_events",
-    "spawn_review_instance",
-    "fork_instance",
-    "send_feedback",
-    "terminate_instance",
-    "create_pull_request",
-    "sync_issues",
-    "list_issues",
-    "get_issue",
-}
-
-
-def text_of(result: Any) -> str:
-    """The text content of a tool result."""
-    return "\n".join(getattr(c, "text", "") for c in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    """The structured content of a successful tool result (fails the test with the error text otherwise)."""
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-def failed(result: Any) -> str:
-    """The error text of a failed tool result."""
-    assert result.is_error, result.structured_content
-    return text_of(result)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from anthropic_standin import AnthropicStandin, Call, Role
-from conftest import run_cli, tmux_sessions, wait_for
+from support import run_cli, tmux_sessions, wait_for
 
 from codex_mcp.settings import Settings
 

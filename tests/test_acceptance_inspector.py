@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXPECTED_TOOLS
 from http_server import RunningServer, serve
+from support import EXPECTED_TOOLS
 
 from codex_mcp import tokens
 from codex_mcp.store import Database

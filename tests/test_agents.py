@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import tmux_sessions, wait_for
+from support import tmux_sessions, wait_for
 
 from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, HOOK_EVENTS, MAX_PROMPT_BYTES, AgentFiles
 from codex_mcp.app import open_app

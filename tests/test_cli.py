@@ -15,7 +15,7 @@ import anyio
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import run_cli
+from support import run_cli
 
 from codex_mcp import __version__
 from codex_mcp.cli import cli

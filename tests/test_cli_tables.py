@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 from click.testing import CliRunner
-from conftest import run_cli
+from support import run_cli
 
 from codex_mcp.cli import cli
 from codex_mcp.store import events as events_store

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import run_cli
+from support import run_cli
 
 from codex_mcp.demo import FEEDBACK
 

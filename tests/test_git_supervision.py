@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git
+from support import git
 
 from codex_mcp import git as g
 from codex_mcp.errors import InputError, StateError

@@ -24,9 +24,9 @@ from urllib.parse import quote
 import anyio
 import pytest
 from click.testing import CliRunner, Result
-from conftest import failed, ok
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
+from support import failed, ok
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App

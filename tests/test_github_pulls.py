@@ -25,10 +25,10 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import GIT_ENV, failed, ok, text_of
 from github_standin import GitHubStandIn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from support import GIT_ENV, failed, ok, text_of
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ENV, make_repo
 from github_standin import GitHubStandIn
+from support import GIT_ENV, make_repo
 
 from codex_mcp.errors import ConfigError
 from codex_mcp.github import RepoRef, _github_hosts, parse_remote_url, resolve_repo, web_url

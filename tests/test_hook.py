@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git, run_cli, wait_for
+from support import git, run_cli, wait_for
 
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store

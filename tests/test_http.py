@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from conftest import ok, read_standin_log, run_cli, standin_command, text_of, tmux_sessions, wait_for
 from http_server import RunningServer, free_port, serve
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from support import ok, read_standin_log, run_cli, standin_command, text_of, tmux_sessions, wait_for
 
 from codex_mcp import tokens
 from codex_mcp.app import open_app

@@ -22,8 +22,8 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import read_standin_log, run_cli, tmux_sessions, wait_for
 from mcp import Client
+from support import read_standin_log, run_cli, tmux_sessions, wait_for
 from test_agents import FakeAgents, argv_bytes, make_fake_agents
 
 from codex_mcp.agents import AgentFiles

@@ -113,7 +113,7 @@ def test_user_scope_uses_claude_mcp_add_json_when_claude_is_there(
 
 
 def test_install_cli_prints_what_changed(repo: Path, cli_env: dict[str, str]) -> None:
-    from conftest import run_cli
+    from support import run_cli
 
     first = run_cli("install", cwd=repo, env=cli_env)
     assert first.returncode == 0, first.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GIT_ENV, ok, read_standin_log, text_of, tmux_sessions, wait_for
 from mcp import Client
+from support import GIT_ENV, ok, read_standin_log, text_of, tmux_sessions, wait_for
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller

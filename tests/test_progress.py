@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import anyio
-from conftest import tmux_sessions, wait_for
 from mcp import Client
+from support import tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.identity import Caller

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_standin_log, run_cli, tmux_sessions, wait_for
 from mcp import Client
+from support import read_standin_log, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError

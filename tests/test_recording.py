@@ -19,12 +19,12 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
-from conftest import text_of
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
+from support import text_of
 
 from codex_mcp.app import App
 from codex_mcp.errors import StateError

@@ -11,8 +11,8 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import EXPECTED_TOOLS, ok, text_of
 from mcp import Client, StdioServerParameters
+from support import EXPECTED_TOOLS, ok, text_of
 
 from codex_mcp.app import App
 from codex_mcp.errors import ConfigError

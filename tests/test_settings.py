@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo
+from support import git, make_repo
 
 from codex_mcp.errors import ConfigError
 from codex_mcp.settings import DEFAULT_GITHUB_API_URL, DEFAULT_PORT, Secret, Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import read_standin_log, tmux_sessions, wait_for
+from support import read_standin_log, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.store import instances as instances_store

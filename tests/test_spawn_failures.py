@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import git, run_cli, standin_command, tmux_sessions, wait_for
 from mcp import Client
+from support import git, run_cli, standin_command, tmux_sessions, wait_for
 
 import codex_mcp.store.db as store_db
 from codex_mcp.app import App, open_app
