@@ -141,7 +141,13 @@ class Guard:
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         caller: Caller | None = None
         operator = False
-        if token and self.operator is not None and secrets.compare_digest(token, self.operator[0]):
+        # Bytes, not str: compare_digest raises on a str with non-ASCII characters (headers arrive as
+        # latin-1 text), which turned a wrong token into a 500.
+        if (
+            token
+            and self.operator is not None
+            and secrets.compare_digest(token.encode("latin-1"), self.operator[0].encode("latin-1"))
+        ):
             caller, operator = self.operator[1], True
         elif token:
             caller = await self.resolve(token)

@@ -532,6 +532,31 @@ async def test_operator_token_reads_but_never_acts(
     assert all("read-only" in r["error_message"] for r in refused_rows)
 
 
+async def test_a_non_ascii_bearer_token_is_refused_like_any_wrong_token(
+    repo: Path, db: Database, tmux_socket: str, agents_server: Callable[..., Any]
+) -> None:
+    await seed(db, repo, tmux_socket)
+    with agents_server(operator_token=True) as server:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for token in (
+                "t\u00e9st-\u00fc",
+                "\u043f\u0440\u0438\u0432\u0435\u0442",
+                server.operator_token + "\u00e9",
+            ):
+                response = await http.post(
+                    server.url,
+                    content=json.dumps(initialize_request()).encode(),
+                    headers=[
+                        (b"Accept", ACCEPT.encode()),
+                        (b"Content-Type", b"application/json"),
+                        (b"Authorization", b"Bearer " + token.encode("utf-8")),
+                    ],
+                )
+                assert response.status_code == 401, (token, response.status_code, response.text)
+                assert "unknown or revoked token" in response.json()["error"]
+    assert "Traceback" not in server.stderr
+
+
 # ------------------------------------------------------------------------------------ binding and SSE
 
 

@@ -715,6 +715,27 @@ async def test_terminate_unknown_malformed_and_terminated_ids(matrix: Setup) -> 
     await assert_refused(s, ADHOC, "terminate_instance", {}, "already terminated")
 
 
+async def test_a_terminated_caller_ends_nothing_and_an_empty_id_is_not_the_caller(matrix: Setup) -> None:
+    s = matrix
+    # An empty id is invalid input, not "myself": the caller stays running.
+    await assert_refused(
+        s, WORK, "terminate_instance", {"instance_id": ""}, "is not an instance id", target=WORK
+    )
+    assert WORK in tmux_sessions(s.socket)
+    # A terminated work instance may no longer end the review it spawned.
+    async with s.db.write() as tx:
+        assert await instances_store.mark_terminated(tx, WORK)
+    await assert_refused(
+        s,
+        WORK,
+        "terminate_instance",
+        {"instance_id": REVIEW},
+        "a terminated instance cannot terminate",
+        target=REVIEW,
+    )
+    assert REVIEW in tmux_sessions(s.socket)
+
+
 async def test_terminated_callers_and_orphan_reviews_cannot_act(matrix: Setup) -> None:
     s = matrix
     async with s.db.write() as tx:

@@ -38,6 +38,12 @@ async def authorize_terminate(workspace: Workspace, caller: Instance, target_id:
     parse_instance_id(target_id)
     db = workspace.db
     target = await instances_store.require(db, target_id)
+    if target.id != caller.id and caller.status != "running":
+        # Its authority ended with it: a terminated instance ends nothing, not even its children.
+        raise PermissionDenied(
+            f"{caller.id} is terminated; a terminated instance cannot terminate {target.id} (a person can: "
+            f"`codex-mcp kill {target.id}`)"
+        )
     if target.id != caller.id and target.id not in await relationships_store.descendant_ids(db, caller.id):
         raise PermissionDenied(
             f"{caller.id} may terminate itself and the instances it spawned or forked (and theirs), not {target.id}"

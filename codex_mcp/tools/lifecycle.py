@@ -136,7 +136,8 @@ async def terminate_instance(
     """
     caller = await _caller(call)
     lifecycle = call.app.lifecycle
-    target = await lifecycle.authorize_terminate(caller, instance_id or caller.id)
+    # An empty id is invalid input (refused by authorize_terminate), never a way of saying "myself".
+    target = await lifecycle.authorize_terminate(caller, caller.id if instance_id is None else instance_id)
     outcome, after = await lifecycle.terminate(target, deferred=target.id == caller.id)
 
     async def mark(tx: Tx) -> None:
