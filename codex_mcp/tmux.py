@@ -68,6 +68,26 @@ class SessionInfo:
     pane_dead: bool
 
 
+# What a tmux server we start may inherit. A tmux server copies its starting environment into its
+# global environment, which every agent on it can read (`tmux show-environment -g`) and every new
+# window inherits: a person's GITHUB_TOKEN or API keys must not land there. Agents get their own
+# environment explicitly from the launcher, so the server needs only what a terminal needs.
+SERVER_ENVIRONMENT = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "COLORTERM", "TZ", "TMPDIR",
+     "TMUX_TMPDIR", "XDG_RUNTIME_DIR"}
+)  # fmt: skip
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment tmux commands run with (and so a server they start inherits).
+
+    No ``TMUX``/``TMUX_PANE`` either: without -L, tmux would follow $TMUX to whatever server this
+    process sits in; instances record "default server" as no socket, so "default" must mean the same
+    from everywhere.
+    """
+    return {k: v for k, v in environ.items() if k in SERVER_ENVIRONMENT or k.startswith("LC_")}
+
+
 @dataclass(frozen=True)
 class Tmux:
     socket: str | None = None
@@ -78,9 +98,7 @@ class Tmux:
     async def _run(self, *args: str, input: bytes | None = None, timeout: float = 15) -> tuple[int, str, str]:
         import anyio
 
-        # Without -L, tmux would follow $TMUX to whatever server this process sits in; instances
-        # record "default server" as no socket, so "default" must mean the same from everywhere.
-        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        env = server_environment(os.environ)
         try:
             with anyio.fail_after(timeout):
                 done = await anyio.run_process(self.argv(*args), input=input, check=False, env=env)
