@@ -11,6 +11,7 @@ waits until the instance's row is committed, and execs the agent (keeping the pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -248,9 +249,24 @@ def agent_environment(instance_id: str, db_path: Path, settings: Settings) -> di
     return env
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents readable by the user only (0700); existing ones stay.
+
+    ``.codex/`` holds prompts, launch specs and review feedback: other local users must not read them.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by a concurrent spawn a moment ago
+            os.mkdir(folder, 0o700)
+
+
 def write_private(path: Path, text: str) -> None:
-    """Write a file only the user can read, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file only the user can read, atomically, in folders only the user can read."""
+    make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -179,9 +179,18 @@ def check_creatable(path: Path) -> None:
 
 
 async def connect(path: Path) -> aiosqlite.Connection:
-    """Open ``path`` with the project's pragmas (creating the folder and file when missing)."""
+    """Open ``path`` with the project's pragmas (creating the folder and file when missing).
+
+    A new folder and file are private (0700 / 0600): the database holds prompts and every tool call.
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # created by another process at the same moment
+        pass
     except OSError as exc:
         raise DatabaseError(
             f"cannot create the folder for database {path} ({exc.strerror}); set CODEX_MCP_DB to a "
