@@ -13,6 +13,11 @@ INSTANCE_TYPES: tuple[InstanceType, ...] = ("work", "review", "adhoc")
 InstanceStatus = Literal["running", "terminated"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = ("running", "terminated")
 
+# The one definition of a valid issue number, used by ids, CLI options and tool schemas: GitHub's are
+# positive 32-bit integers, and anything larger would make an id `show`, `kill` and `serve` reject.
+MAX_ISSUE_NUMBER = 2**31 - 1
+ISSUE_NUMBER_HELP = f"1..{MAX_ISSUE_NUMBER}"
+
 _ID = re.compile(r"^(?P<type>work|review|adhoc)(?:-(?P<issue>[1-9][0-9]{0,9}))?-a(?P<n>[1-9][0-9]{0,5})\Z")
 
 
@@ -37,11 +42,23 @@ def parse_instance_id(value: str) -> InstanceId:
             "(run `codex-mcp ls --all` or call query_instances to list them)"
         )
     issue = m.group("issue")
+    if issue and int(issue) > MAX_ISSUE_NUMBER:
+        raise InputError(
+            f"{value!r} is not an instance id: issue numbers go up to {MAX_ISSUE_NUMBER} "
+            "(run `codex-mcp ls --all` or call query_instances to list ids)"
+        )
     return InstanceId(
         type=cast(InstanceType, m.group("type")),
         issue_number=int(issue) if issue else None,
         agent_number=int(m.group("n")),
     )
+
+
+def check_issue_number(number: int) -> int:
+    """``number`` if it is a valid issue number, else an InputError saying the range."""
+    if not 1 <= number <= MAX_ISSUE_NUMBER:
+        raise InputError(f"issue number {number} is out of range; issue numbers are {ISSUE_NUMBER_HELP}")
+    return number
 
 
 def validate_instance_id(value: str) -> str:

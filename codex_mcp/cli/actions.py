@@ -10,7 +10,7 @@ import click
 
 from codex_mcp.cli.output import emit, output_options
 from codex_mcp.cli.running import in_app, with_instance
-from codex_mcp.ids import InstanceType
+from codex_mcp.ids import MAX_ISSUE_NUMBER, InstanceType
 
 if TYPE_CHECKING:
     from codex_mcp.app import App
@@ -31,7 +31,9 @@ def _print_started(instance: Any) -> None:
 
 
 @click.command()
-@click.option("--issue", type=click.IntRange(min=1), default=None, help="GitHub issue to work on.")
+@click.option(
+    "--issue", type=click.IntRange(1, MAX_ISSUE_NUMBER), default=None, help="GitHub issue to work on."
+)
 @click.option(
     "--base", default=None, metavar="BRANCH", help="Branch to start from (default: the current one)."
 )

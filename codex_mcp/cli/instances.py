@@ -8,7 +8,7 @@ import click
 
 from codex_mcp.cli.output import Column, emit, emit_rows, output_options, print_table
 from codex_mcp.cli.running import in_app
-from codex_mcp.ids import InstanceType
+from codex_mcp.ids import MAX_ISSUE_NUMBER, InstanceType
 
 if TYPE_CHECKING:
     from codex_mcp.app import App
@@ -61,7 +61,9 @@ INSTANCE_EVENT_COLUMNS = [
 
 @click.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Include terminated instances.")
-@click.option("--issue", type=click.IntRange(min=1), default=None, help="Only instances of this issue.")
+@click.option(
+    "--issue", type=click.IntRange(1, MAX_ISSUE_NUMBER), default=None, help="Only instances of this issue."
+)
 @click.option(
     "--type",
     "type_",

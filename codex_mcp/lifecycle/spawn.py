@@ -21,7 +21,7 @@ import anyio
 from codex_mcp import git
 from codex_mcp.agents import AgentFiles, new_session_id, write_launch_files
 from codex_mcp.errors import InputError, PermissionDenied, StateError
-from codex_mcp.ids import InstanceType
+from codex_mcp.ids import InstanceType, check_issue_number
 from codex_mcp.lifecycle import prompts
 from codex_mcp.lifecycle.workspace import (
     Compensation,
@@ -228,6 +228,8 @@ async def prepare_work(
     """What `codex-mcp start` creates: a work (or adhoc) instance from a base branch."""
     if type == "work" and issue_number is None:
         raise InputError("a work instance needs an issue: pass --issue N (or --type adhoc for no issue)")
+    if issue_number is not None:
+        check_issue_number(issue_number)
     if type == "review":
         raise InputError(
             "review instances are spawned by a work instance (spawn_review_instance), not started"

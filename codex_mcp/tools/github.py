@@ -8,6 +8,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from codex_mcp.errors import NotFoundError
+from codex_mcp.ids import MAX_ISSUE_NUMBER
 from codex_mcp.outcomes import CreatePullRequestResult, ListIssuesResult, SyncResult
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import instances as instances_store
@@ -117,7 +118,7 @@ async def list_issues(
 @tool(title="Get a cached issue", annotations=READ_ONLY)
 async def get_issue(
     call: ToolCall,
-    number: Annotated[int, Field(description="Issue number, e.g. 42", ge=1)],
+    number: Annotated[int, Field(description="Issue number, e.g. 42", ge=1, le=MAX_ISSUE_NUMBER)],
 ) -> Issue:
     """Show one GitHub issue from the local cache: title, body, state, labels, assignee, timestamps.
 

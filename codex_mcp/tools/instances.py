@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.ids import MAX_ISSUE_NUMBER, InstanceType, validate_instance_id
 from codex_mcp.outcomes import RECENT_EVENTS, GetInstanceResult, QueryInstancesResult, RelatedSummary
 from codex_mcp.recording import READ_ONLY, ToolCall, tool
 from codex_mcp.store import events as events_store
@@ -33,7 +33,8 @@ async def query_instances(
         ),
     ] = None,
     issue_number: Annotated[
-        int | None, Field(description="Only instances working on this GitHub issue number", ge=1)
+        int | None,
+        Field(description="Only instances working on this GitHub issue number", ge=1, le=MAX_ISSUE_NUMBER),
     ] = None,
     limit: Annotated[
         int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)
