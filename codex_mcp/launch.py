@@ -59,12 +59,27 @@ def _row_committed(db: str, instance_id: str) -> bool:
     return row is not None and row[0] == "running"
 
 
+def forget_environment(path: str, spec: LaunchSpec) -> None:
+    """Rewrite the spec without its environment, which holds the agent's secrets (API key, token).
+
+    Once read, the environment lives only in the agent's process: nothing secret stays on disk for as
+    long as the worktree does. The argv (for a person to see how the agent was started) stays.
+    """
+    kept = LaunchSpec(instance_id=spec.instance_id, db=spec.db, argv=spec.argv, env={}, cwd=spec.cwd)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(kept.to_json())
+    os.replace(tmp, path)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m codex_mcp.launch SPEC", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as fh:
         spec = LaunchSpec.from_json(fh.read())
+    forget_environment(argv[0], spec)
     deadline = time.monotonic() + ROW_WAIT_SECONDS
     while not _row_committed(spec.db, spec.instance_id):
         if time.monotonic() > deadline:

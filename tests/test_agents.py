@@ -40,6 +40,7 @@ RECORDED_ENV = (
     "PATH",
     "HOME",
     "CLAUDE_CONFIG_DIR",
+    "ANTHROPIC_API_KEY",
 )
 
 FAKE_AGENT = """\
@@ -241,6 +242,23 @@ async def test_claude_argv_config_environment_and_pid(
     async with open_app(settings) as app:
         row = await instances_store.require(app.db, instance.id)
     assert row.agent_session_id == session_id and row.claude_pid == record["pid"]
+
+
+async def test_the_api_key_is_not_left_on_disk_once_the_agent_started(
+    claude_settings: Callable[..., Settings], fake_agents: FakeAgents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-api03-" + "k" * 40
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    instance = await start(claude_settings(), "work")
+    record = await fake_agents.wait_record(instance.id)
+    assert record["env"]["ANTHROPIC_API_KEY"] == key  # the agent has it
+    files = AgentFiles(Path(instance.worktree_path))
+    spec = json.loads(files.launch_spec.read_text(encoding="utf-8"))
+    assert spec["env"] == {} and spec["argv"][0] == "claude"
+    assert stat.S_IMODE(files.launch_spec.stat().st_mode) == 0o600
+    for path in files.folder.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
 
 
 async def test_claude_resume_continues_the_recorded_conversation(
