@@ -78,6 +78,10 @@ class ReconcileReport(BaseModel):
     orphan_worktrees: list[str] = Field(
         default_factory=list, description="Folders under the root with no running row"
     )
+    missing_worktrees: list[str] = Field(
+        default_factory=list,
+        description="Running instances whose worktree folder is gone (deleted behind codex-mcp's back)",
+    )
 
 
 # ---------------------------------------------------------------------------------------- instances

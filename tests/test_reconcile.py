@@ -292,6 +292,28 @@ async def test_orphan_sessions_and_worktrees_are_reported(
     assert report["orphan_sessions"] == ["work-99-a1"] and report["orphan_worktrees"] == expected
 
 
+async def test_a_running_instance_whose_worktree_was_deleted_is_flagged(
+    lifecycle_settings, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
+) -> None:
+    settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
+    async with open_app(settings) as app:
+        kept = await spawn(app, 7)
+        lost = await spawn(app, 7)
+        shutil.rmtree(lost.worktree_path)
+        report = await no_grace(app).reconcile(find_orphans=True)
+        assert report.missing_worktrees == [lost.id]
+        assert report.terminated == []  # its agent still runs: flagged for a person, not ended
+        assert kept.id not in report.missing_worktrees
+    done = run_cli("reconcile", cwd=repo, env=cli_environment(cli_env, tmux_socket))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"running instances whose worktree is gone (kill them, or restore the folder): {lost.id}"
+        in done.stdout
+    )
+    done = run_cli("reconcile", "--json", cwd=repo, env=cli_environment(cli_env, tmux_socket))
+    assert json.loads(done.stdout)["missing_worktrees"] == [lost.id]
+
+
 # -------------------------------------------------------------------------------------------- resume
 
 

@@ -152,6 +152,11 @@ def _print_reconciled(report: Any) -> None:
         click.echo("folders under the worktrees root with no running instance:")
         for path in report.orphan_worktrees:
             click.echo(f"  {path}")
+    if report.missing_worktrees:
+        click.echo(
+            "running instances whose worktree is gone (kill them, or restore the folder): "
+            + ", ".join(report.missing_worktrees)
+        )
 
 
 @click.command()

@@ -4,7 +4,7 @@ A running row whose session is gone, or whose pane's agent has died, becomes ter
 is older than a grace period (its agent may still be starting). A tmux server that does not answer
 is not "every session gone": its instances are left as they are and the socket is reported. On
 request, sessions named like ours with no row and folders under the worktrees root with no running
-row are listed as orphans (never removed).
+row are listed as orphans (never removed), and running rows whose worktree folder is gone are flagged.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ async def reconcile(
     report.terminated = await instances_store.mark_terminated_many(db, gone)
     if find_orphans:
         running = {i.id: i for i in await instances_store.list_running(db)}
+        # A worktree deleted under a running agent: the row cannot be trusted to describe its work.
+        report.missing_worktrees = sorted(
+            i.id for i in running.values() if not Path(i.worktree_path).is_dir()
+        )
         if sessions_here is not None:
             for name in sorted(sessions_here):
                 if looks_like_ours(name) and name not in running:
