@@ -448,6 +448,19 @@ def test_config_secret_is_masked_unless_revealed(here: Path, env: dict[str, str]
             assert value.encode() not in f.read_bytes()
 
 
+def test_config_secret_can_come_from_stdin_instead_of_the_command_line(here: Path) -> None:
+    value = "canary-stdin-" + "9" * 20
+    for args in (
+        ("config", "set", "github.token", "--secret"),
+        ("config", "set", "github.token", "-", "--secret"),
+    ):
+        result = CliRunner().invoke(cli, list(args), prog_name="codex-mcp", input=value + "\n")
+        assert result.exit_code == 0, result.output
+        assert value not in result.output and "(encrypted)" in result.output
+        assert ok("config", "get", "github.token", "--reveal").stdout == value + "\n"
+    assert "standard input" in ok("config", "set", "--help").stdout
+
+
 def test_config_secret_without_key_file_is_one_line(here: Path, env: dict[str, str]) -> None:
     ok("config", "set", "github.token", "canary-x", "--secret")
     Path(env["CODEX_MCP_SECRET_KEY_FILE"]).unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,13 +53,29 @@ def config_get(ctx: click.Context, key: str, reveal: bool, as_json: bool) -> Non
 
 @config.command("set")
 @click.argument("key")
-@click.argument("value")
+@click.argument("value", required=False)
 @click.option("--secret", is_flag=True, help="Encrypt the value (the key file never enters the database).")
 @click.pass_context
-def config_set(ctx: click.Context, key: str, value: str, secret: bool) -> None:
-    """Set KEY to VALUE."""
+def config_set(ctx: click.Context, key: str, value: str | None, secret: bool) -> None:
+    """Set KEY to VALUE.
+
+    Without VALUE (or with VALUE "-") the value is read from standard input, or asked for without
+    echo on a terminal: a secret given on the command line is visible to every local user (in
+    /proc) and lands in your shell history. For example:
+    `codex-mcp config set github.token --secret < token.txt`.
+    """
+    if value is None or value == "-":
+        value = _read_value(key, secret)
     entry = _user_config_call(ctx, lambda uc: uc.set(key, value, secret=secret))
     click.echo(f"{entry.key} = {entry.value}" + (" (encrypted)" if entry.is_encrypted else ""))
+
+
+def _read_value(key: str, secret: bool) -> str:
+    """VALUE from a hidden prompt on a terminal, else from standard input (one trailing newline dropped)."""
+    if sys.stdin.isatty():
+        return str(click.prompt(f"{key}", hide_input=secret, show_default=False))
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") else text
 
 
 @config.command("unset")
