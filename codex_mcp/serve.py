@@ -51,6 +51,8 @@ async def serve_http(
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from codex_mcp.connlimits import ConnectionLimits
+
     sock = bind(host, settings.port, allow_remote=allow_remote)
     port = sock.getsockname()[1]
     path = "/sse" if transport == "sse" else "/mcp"
@@ -82,6 +84,8 @@ async def serve_http(
             lifespan="on",
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            # Header time, idle time and the number of connections are bounded: see connlimits.py.
+            **ConnectionLimits().uvicorn_options(),
         )
         uv = uvicorn.Server(config)
         print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,6 +67,10 @@ def _drain(stream: object, lines: list[str], arrived: queue.Queue[str | None]) -
     arrived.put(None)
 
 
+def _limit_descriptors(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 @contextmanager
 def serve(
     cwd: Path,
@@ -75,8 +81,12 @@ def serve(
     operator_token: bool = False,
     extra_args: tuple[str, ...] = (),
     timeout: float = START_TIMEOUT,
+    descriptor_limit: int | None = None,
 ) -> Iterator[RunningServer]:
-    """`python -m codex_mcp serve --transport T --port P` in ``cwd``, ready to take requests."""
+    """`python -m codex_mcp serve --transport T --port P` in ``cwd``, ready to take requests.
+
+    ``descriptor_limit`` caps the server's open files (soft and hard), as a small ``ulimit -n`` would.
+    """
     argv = [sys.executable, "-m", "codex_mcp", "serve", "--transport", transport, "--port", str(port)]
     if operator_token:
         argv.append("--operator-token")
@@ -89,6 +99,7 @@ def serve(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=None if descriptor_limit is None else partial(_limit_descriptors, descriptor_limit),
     )
     lines: list[str] = []
     arrived: queue.Queue[str | None] = queue.Queue()
