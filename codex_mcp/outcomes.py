@@ -21,7 +21,7 @@ from codex_mcp.store.relationships import RelationshipType
 FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
 Priority = Literal["low", "medium", "high"]
 DeliveryStatus = Literal["delivered", "queued"]
-SessionOutcome = Literal["killed", "already_gone", "scheduled"]
+SessionOutcome = Literal["killed", "already_gone", "scheduled", "not_killed"]
 RECENT_EVENTS = 20
 
 
@@ -58,7 +58,8 @@ class TerminateResult(BaseModel):
     instance_id: str = Field(description="The instance terminated")
     status: Literal["terminated"] = Field(description="terminated")
     session: SessionOutcome = Field(
-        description="killed, already_gone, or scheduled (your own session, ends shortly)"
+        description="killed, already_gone, scheduled (your own session, ends shortly), or not_killed (tmux "
+        "did not answer: the instance is marked terminated; `codex-mcp reconcile` lists its session)"
     )
     cleanup: CleanupOutcome = Field(description="What happened to the worktree and branch, and why")
 

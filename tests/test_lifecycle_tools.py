@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from codex_mcp.identity import Caller
 from codex_mcp.lifecycle import Lifecycle
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
-from codex_mcp.store import Database
+from codex_mcp.store import Database, open_database
+from codex_mcp.store import db as store_db
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
@@ -713,6 +715,31 @@ async def test_terminate_unknown_malformed_and_terminated_ids(matrix: Setup) -> 
     async with s.db.write() as tx:
         assert await instances_store.mark_terminated(tx, ADHOC)
     await assert_refused(s, ADHOC, "terminate_instance", {}, "already terminated")
+
+
+async def test_terminating_a_child_with_the_database_locked_destroys_nothing(
+    matrix: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = matrix
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 300)
+    db = await open_database(s.settings.require_db_path())
+    holder = sqlite3.connect(s.settings.require_db_path(), isolation_level=None, timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the writer lock past the busy timeout
+        result = await call_as(s.settings, db, WORK, "terminate_instance", {"instance_id": REVIEW})
+        assert result.is_error
+        assert "nothing was changed, retry" in text_of(result), text_of(result)
+        # ... and that is true: the reviewer's session and worktree are untouched.
+        assert REVIEW in tmux_sessions(s.socket)
+        assert (s.repo / "worktrees" / REVIEW).is_dir()
+    finally:
+        holder.rollback()
+        holder.close()
+        await db.close()
+    assert (await instances_store.require(s.db, REVIEW)).status == "running"
+    # Retried once the lock is gone, it works.
+    data = ok(await call_as(s.settings, s.db, WORK, "terminate_instance", {"instance_id": REVIEW}))
+    assert data["session"] == "killed" and REVIEW not in tmux_sessions(s.socket)
 
 
 async def test_a_terminated_caller_ends_nothing_and_an_empty_id_is_not_the_caller(matrix: Setup) -> None:

@@ -99,6 +99,10 @@ class Lifecycle:
             self.workspace, target, deferred=deferred, self_terminate_delay=self.self_terminate_delay
         )
 
+    async def terminate_now(self, target: Instance) -> TerminateResult:
+        """Mark ``target`` terminated, then kill its session and clean up (see terminate.terminate_now)."""
+        return await terminate.terminate_now(self.workspace, target)
+
     # ------------------------------------------------------------------------------------ reconcile
     async def reconcile(self, *, find_orphans: bool = False) -> ReconcileReport:
         return await reconcile.reconcile(

@@ -26,7 +26,7 @@ from codex_mcp.outcomes import CleanupOutcome, TerminateResult
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import relationships as relationships_store
 from codex_mcp.store.instances import Instance
-from codex_mcp.tmux import Tmux
+from codex_mcp.tmux import Tmux, TmuxError
 
 # When an instance terminates itself, its session is killed this long after the tool answered.
 SELF_TERMINATE_DELAY = 1.5
@@ -112,6 +112,51 @@ async def terminate(
             cleanup=cleanup,
         ),
         None,
+    )
+
+
+async def terminate_now(workspace: Workspace, target: Instance) -> TerminateResult:
+    """End ``target`` now, in the order that keeps every answer true: the row first, then the world.
+
+    The row is marked terminated in its own transaction before anything is destroyed: when that write
+    fails (the database locked, read-only, full) nothing was changed and the error says so. Then the
+    session is killed and the cleanup policy applied. When tmux does not answer, the row stays
+    terminated, nothing is removed from under the still-running agent, and the answer says so;
+    `codex-mcp reconcile` then lists the session as an orphan.
+    """
+    if target.status != "running":
+        raise StateError(f"{target.id} is already terminated (at {target.terminated_at} UTC)")
+    policy = await cleanup_policy(workspace)
+    foreign = await workspace.foreign_worktree(target) if policy != "manual" else None
+    async with workspace.db.write() as tx:
+        if not await instances_store.mark_terminated(tx, target.id):
+            raise StateError(f"{target.id} was terminated a moment ago by someone else; nothing more to do")
+    try:
+        killed = (
+            await Tmux(target.tmux_socket).kill_session(target.tmux_session) if target.tmux_session else False
+        )
+    except TmuxError as exc:
+        reason = (
+            f"tmux did not kill session {target.tmux_session} ({exc}); the instance is marked terminated, its "
+            "worktree and branch are kept; end the session by hand (`codex-mcp reconcile` lists it)"
+        )
+        return TerminateResult(
+            instance_id=target.id,
+            status="terminated",
+            session="not_killed",
+            cleanup=CleanupOutcome(worktree="kept", branch="kept", kept_because=[reason]),
+        )
+    if foreign:
+        cleanup = CleanupOutcome(worktree="kept", branch="kept", kept_because=[foreign])
+    else:
+        cleanup = await cleanup_worktree(
+            workspace.main_root, Path(target.worktree_path), target.branch_name, target.base_branch, policy
+        )
+    return TerminateResult(
+        instance_id=target.id,
+        status="terminated",
+        session="killed" if killed else "already_gone",
+        cleanup=cleanup,
     )
 
 

@@ -138,7 +138,13 @@ async def terminate_instance(
     lifecycle = call.app.lifecycle
     # An empty id is invalid input (refused by authorize_terminate), never a way of saying "myself".
     target = await lifecycle.authorize_terminate(caller, caller.id if instance_id is None else instance_id)
-    outcome, after = await lifecycle.terminate(target, deferred=target.id == caller.id)
+    if target.id != caller.id:
+        # The row first (its own transaction), then the session and the cleanup: a failed write
+        # destroys nothing, and the answer describes exactly what happened.
+        return await lifecycle.terminate_now(target)
+    # Ending yourself: the row is marked with this call's event, and the session is killed by a
+    # separate process after the answer has reached you (an after-commit action).
+    outcome, after = await lifecycle.terminate(target, deferred=True)
 
     async def mark(tx: Tx) -> None:
         await instances_store.mark_terminated(tx, target.id)
