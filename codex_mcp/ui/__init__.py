@@ -65,7 +65,7 @@ def serve(
     app = Guard(build_app(settings, read_only=read_only), access)
     config = uvicorn.Config(
         app,
-        ws="websockets",
+        ws="websockets-sansio",
         log_level="warning",
         lifespan="on",
         access_log=False,
