@@ -84,7 +84,9 @@ def test_a_rebinding_host_is_refused_even_with_the_cookie(dashboard: Dashboard) 
     assert client.get("/api/instances", headers=mixed).status_code == 403
 
 
-def test_a_post_from_a_foreign_origin_or_without_origin_changes_nothing(dashboard: Dashboard, repo: Path) -> None:
+def test_a_post_from_a_foreign_origin_or_without_origin_changes_nothing(
+    dashboard: Dashboard, repo: Path
+) -> None:
     client = dashboard.client()
     before = instance_count(repo)
     foreign = client.post("/api/instances", json={"prompt": "x"}, headers={"origin": "http://evil.example"})
@@ -99,7 +101,10 @@ async def test_a_websocket_from_another_origin_or_without_the_cookie_is_refused(
     cookie = dashboard.client().cookies[f"codex_mcp_{dashboard.port}"]
     url = f"ws://{dashboard.host}/api/instances/adhoc-a1/terminal"
     attempts = [
-        {"origin": "http://evil.example", "additional_headers": {"cookie": f"codex_mcp_{dashboard.port}={cookie}"}},
+        {
+            "origin": "http://evil.example",
+            "additional_headers": {"cookie": f"codex_mcp_{dashboard.port}={cookie}"},
+        },
         {"origin": dashboard.base},
         {"additional_headers": {"cookie": f"codex_mcp_{dashboard.port}={cookie}"}},
     ]
