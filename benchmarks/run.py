@@ -37,6 +37,7 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "concurrency": ("6. many servers writing one database", "fig_concurrency", "many_servers"),
     "http": ("7. HTTP mode memory per agent", "fig_http", "memory_per_agent"),
     "sync": ("8. issue sync from the loopback GitHub", "fig_sync", "issue_sync"),
+    "ui": ("9. the web dashboard", "fig_ui", "ui_dashboard"),
 }
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -100,13 +101,29 @@ class Guard:
         if scope["path"] == "/login" and not websocket:
             await self._login(scope, send)
             return
-        if scope["path"].startswith("/static/"):
-            await self.app(scope, receive, send)
-            return
-        if not self.access.has_session(headers.get("cookie", "")):
+        public = scope["path"].startswith("/static/")  # the vendored files hold no secret
+        if not public and not self.access.has_session(headers.get("cookie", "")):
             await _refuse(scope, send, 401, "not logged in: open the address codex-mcp ui printed")
             return
-        await self.app(scope, receive, send)
+        if websocket:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            # The server's own time until the answer starts (what the benchmarks read; browsers show it).
+            if message["type"] == "http.response.start":
+                spent = (time.perf_counter() - started) * 1000
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"server-timing", f"app;dur={spent:.2f}".encode()),
+                    ],
+                }
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
     async def _login(self, scope: Scope, send: Send) -> None:
         token = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]

@@ -72,7 +72,7 @@ class Hub:
                     next_reconcile = anyio.current_time() + self._reconcile_every
                     await self._reconcile()
                     await self.check(force=True)
-                else:
+                elif self._subscribers:  # nobody watching: nothing to tell, the next viewer fetches pages
                     await self.check(force=nudged)
             except Exception:
                 log.exception("dashboard stream: polling the database failed; retrying")
