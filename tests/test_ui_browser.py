@@ -83,6 +83,23 @@ def row_of(repo: Path, instance_id: str) -> dict[str, Any]:
         conn.close()
 
 
+def set_activity(repo: Path, instance_id: str, activity: str) -> None:
+    """What `codex-mcp hook` writes (migration 0007's columns, added here when this tree predates them)."""
+    conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
+    try:
+        with conn:
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+            if "activity" not in columns:
+                conn.execute("ALTER TABLE instances ADD COLUMN activity TEXT")
+                conn.execute("ALTER TABLE instances ADD COLUMN activity_at DATETIME")
+            conn.execute(
+                "UPDATE instances SET activity = ?, activity_at = datetime('now') WHERE id = ?",
+                (activity, instance_id),
+            )
+    finally:
+        conn.close()
+
+
 def window_size(socket: str, session: str) -> str:
     argv = [
         "tmux",
@@ -114,6 +131,16 @@ async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_e
     assert await page.evaluate("window.notReloaded") is True
     await expect(page).to_have_title("Instances · codex-mcp")
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("0 waiting")
+
+    # The agent's hook reports it needs a person: the badge, the title and the row say so, live.
+    set_activity(repo, "adhoc-a1", "waiting")
+    await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
+    await expect(page).to_have_title("(1) Instances · codex-mcp")
+    await expect(row).to_contain_text("waiting for you")
+    set_activity(repo, "adhoc-a1", "working")
+    await expect(row).to_contain_text("working", timeout=30_000)
+    await expect(page).to_have_title("Instances · codex-mcp")
+    assert await page.evaluate("window.notReloaded") is True
 
 
 async def test_start_watch_take_over_and_kill(page: Any, repo: Path, tmux_socket: str) -> None:
