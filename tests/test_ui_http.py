@@ -21,6 +21,10 @@ import websockets
 from conftest import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
 
+from codex_mcp.store import issues as issues_store
+from codex_mcp.store import open_database
+from codex_mcp.store.issues import Issue
+
 STATIC = Path(__file__).resolve().parent.parent / "codex_mcp" / "ui" / "static"
 
 
@@ -28,7 +32,7 @@ STATIC = Path(__file__).resolve().parent.parent / "codex_mcp" / "ui" / "static"
 def ui_env(
     cli_env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
 ) -> dict[str, str]:
-    script = {"adhoc": [{"call": "query_instances"}]}
+    script = {"adhoc": [{"call": "query_instances"}], "work": [{"call": "spawn_review_instance"}]}
     return {
         **cli_env,
         "CODEX_MCP_TMUX_SOCKET": tmux_socket,
@@ -202,6 +206,46 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
         return subprocess.run(argv, capture_output=True, text=True).stdout.strip() == ""
 
     await wait_for(no_clients)
+
+
+async def cache_issue(repo: Path) -> None:
+    db = await open_database(repo / ".git" / "codex-mcp" / "codex.db")
+    try:
+        async with db.write() as tx:
+            await issues_store.upsert_many(
+                tx,
+                [
+                    Issue(
+                        number=4, title="Make the widget <spin>", state="open", repo_owner="o", repo_name="r"
+                    )
+                ],
+            )
+    finally:
+        await db.close()
+
+
+def test_start_form_issue_page_and_review_graph(dashboard: Dashboard, repo: Path) -> None:
+    client = dashboard.client()
+    client.get("/")  # the server opened (and created) the database
+    anyio.run(cache_issue, repo)
+    form = client.get("/start").text
+    assert '<option value="4">#4 Make the widget &lt;spin&gt;</option>' in form  # escaped, not markup
+    started = client.post("/api/instances", data={"prompt": "spin it", "base": "main", "issue": "4"})
+    assert started.status_code == 303 and started.headers["location"] == "/instances/work-4-a1"
+    page = client.get("/instances/work-4-a1").text
+    assert "<h1>work-4-a1</h1>" in page and 'aria-label="Terminal of work-4-a1"' in page
+    # The work agent asks for a review: the list shows the review under its work, round 1 of the cap.
+    ids = lambda: {i["id"] for i in client.get("/api/instances").json()} >= {"work-4-a1", "review-4-a1"}  # noqa: E731
+    anyio.run(wait_for, ids)
+    listing = client.get("/").text
+    assert re.search(r'<a href="/instances/review-4-a1">review-4-a1</a>', listing)
+    assert listing.index("work-4-a1</a>") < listing.index("review-4-a1</a>")
+    assert "review round 1 of 3" in listing and "1 of 3 review rounds" in listing
+    assert "#4 Make the widget &lt;spin&gt;" in listing
+    issues = client.get("/issues").text
+    assert '<a href="/instances/work-4-a1">work-4-a1</a> (running)' in issues
+    bad = client.post("/api/instances", data={"issue": "four"})
+    assert bad.status_code == 400 and "issue must be an issue number" in bad.text
 
 
 def test_vendored_files_match_their_record() -> None:
