@@ -257,3 +257,31 @@ def test_vendored_files_match_their_record() -> None:
     for name, digest in sums.items():
         assert hashlib.sha256((STATIC / name).read_bytes()).hexdigest() == digest, name
     assert (STATIC / "LICENSE.htmx").is_file() and (STATIC / "LICENSE.xterm").is_file()
+
+
+async def test_read_only_terminals_watch_but_never_type(
+    repo: Path, ui_env: dict[str, str], tmux_socket: str
+) -> None:
+    done = await anyio.to_thread.run_sync(lambda: run_cli("start", "--prompt", "x", cwd=repo, env=ui_env))
+    assert done.returncode == 0, done.stderr
+    with running_dashboard(repo, ui_env, "--read-only") as board:
+        client = board.client()
+        page = client.get("/instances/adhoc-a1").text
+        assert "Take over" not in page and ">Kill<" not in page
+        cookie = client.cookies[f"codex_mcp_{board.port}"]
+        options: Any = {
+            "origin": board.base,
+            "additional_headers": {"cookie": f"codex_mcp_{board.port}={cookie}"},
+        }
+        url = f"ws://{board.host}/api/instances/adhoc-a1/terminal"
+        with anyio.fail_after(60):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(url + "?mode=write", **options):
+                    pass
+            assert refused.value.response.status_code == 403
+            async with websockets.connect(url, **options) as watcher:
+                assert json.loads(await watcher.recv())["writable"] is False
+        killed = client.post("/api/instances/adhoc-a1/kill", json={})
+        assert killed.status_code == 403
+        row = client.get("/api/instances/adhoc-a1").json()["instance"]
+        assert row["status"] == "running" and row["tmux_session"] in tmux_sessions(tmux_socket)
