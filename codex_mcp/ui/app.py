@@ -231,29 +231,31 @@ async def instance_action(request: Request) -> Response:
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; this dashboard offers: {', '.join(sorted(ACTIONS))}")
     target = await instances_store.require(ui.db, instance_id)
-    result = await ACTIONS[action](ui, target)
+    result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
         return JSONResponse(result)
     return RedirectResponse(f"/instances/{instance_id}", status_code=303)
 
 
-async def _kill(ui: Ui, target: instances_store.Instance) -> dict[str, Any]:
+async def _kill(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
     outcome, _ = await ui.lifecycle.terminate(target)
     async with ui.db.write() as tx:
         await instances_store.mark_terminated(tx, target.id)
     return cast(dict[str, Any], outcome.model_dump(mode="json"))
 
 
-async def _resume(ui: Ui, target: instances_store.Instance) -> dict[str, Any]:
+async def _resume(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
     await ui.lifecycle.reconcile_quietly()
     instance = await ui.lifecycle.resume(await instances_store.require(ui.db, target.id))
     return cast(dict[str, Any], instance.model_dump(mode="json"))
 
 
 # The route table of POST /api/instances/{id}/{action}: merge, review, fork, feedback, pull-request and
-# open join it as the lifecycle grows them (one entry each; the page offers a button per entry).
-ACTIONS: dict[str, Callable[[Ui, instances_store.Instance], Awaitable[dict[str, Any]]]] = {
+# open join it as the lifecycle grows them -- one entry each, a handler getting the posted fields
+# (JSON or form) -- and _instance_details.html offers a button (or a small form) per entry.
+Action = Callable[[Ui, instances_store.Instance, dict[str, str]], Awaitable[dict[str, Any]]]
+ACTIONS: dict[str, Action] = {
     "kill": _kill,
     "resume": _resume,
 }
