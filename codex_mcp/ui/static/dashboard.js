@@ -51,6 +51,16 @@ function liveUpdates() {
   });
 }
 
+function fit(term, box) {
+  // The terminal has the pane's size (so the agent's window keeps its own); shrink the font until the
+  // pane's width fits the page instead of scrolling sideways.
+  const screen = box.querySelector(".xterm-screen");
+  if (!screen) return;
+  const size = term.options.fontSize;
+  const scale = Math.min(1, (box.clientWidth - 8) / screen.scrollWidth, (box.clientHeight - 8) / screen.scrollHeight);
+  if (scale < 1) term.options.fontSize = Math.max(7, Math.floor(size * scale));
+}
+
 function openTerminal() {
   const box = document.getElementById("terminal");
   if (!box || typeof Terminal === "undefined") return;
@@ -70,6 +80,7 @@ function openTerminal() {
         first = false;
         const info = JSON.parse(msg.data);
         term.resize(info.cols, info.rows);
+        fit(term, box);
         term.options.disableStdin = !info.writable;
         box.dataset.state = info.writable ? "writing" : "watching";
         if (mode) mode.textContent = info.writable ? "you are typing into this terminal" : "watching (read-only)";
