@@ -40,6 +40,28 @@ class Row:
         return ACTIVITY_WORDS.get(self.activity or "", "unknown")
 
     @property
+    def tree(self) -> str:
+        return "   " * (self.depth - 1) + "└─ "
+
+    @property
+    def issue_words(self) -> str:
+        i = self.instance
+        if not i.issue_number:
+            return ""
+        return f"#{i.issue_number} {i.issue_title}" if i.issue_title else f"#{i.issue_number}"
+
+    def graph_words(self, cap: str) -> str:
+        if self.relationship == "review":
+            return f"review round {self.review_round} of {cap}"
+        if self.relationship == "fork":
+            return "fork" + (
+                f", {self.reviews} of {cap} review rounds" if self.instance.type == "work" else ""
+            )
+        if self.instance.type == "work":
+            return f"{self.reviews} of {cap} review rounds"
+        return ""
+
+    @property
     def pr_words(self) -> str:
         i = self.instance
         if not i.pr_number:
