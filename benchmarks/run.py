@@ -39,6 +39,7 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "sync": ("8. issue sync from the loopback GitHub", "fig_sync", "issue_sync"),
     "supervision": ("9. diff and merge engine on a large repository", "fig_supervision", "supervision"),
     "hook": ("10. the activity hook's wall time", "fig_hook", "hook_wall_time"),
+    "ui": ("11. the web dashboard", "fig_ui", "ui_dashboard"),
 }
 
 

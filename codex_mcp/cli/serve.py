@@ -109,4 +109,29 @@ def demo(keep: bool, as_json: bool) -> None:
     emit(run(lambda: run_demo(keep=keep)), as_json, print_demo)
 
 
-COMMANDS: list[click.Command] = [serve, install, demo]
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port (0: a free one)."
+)
+@click.option("--read-only", is_flag=True, help="Show instances and terminals, change nothing.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in the web browser.")
+@click.option("--allow-remote", is_flag=True, help="Allow --host to be an address other machines reach.")
+@click.pass_context
+def ui(
+    ctx: click.Context, host: str, port: int, read_only: bool, open_browser: bool, allow_remote: bool
+) -> None:
+    """Serve the web dashboard; the first line printed is the one-time login address to open."""
+    from codex_mcp.ui import serve as serve_ui
+
+    serve_ui(
+        settings_of(ctx),
+        host=host,
+        port=port,
+        read_only=read_only,
+        open_browser=open_browser,
+        allow_remote=allow_remote,
+    )
+
+
+COMMANDS: list[click.Command] = [serve, ui, install, demo]

@@ -1,0 +1,91 @@
+"""What the web dashboard reads beyond the other store modules: change marks, the graph, attention.
+
+The live stream polls :func:`data_version` a few times a second; only when it moved (another
+connection committed) or this process wrote does it pay for :func:`instance_marks` and
+:func:`events_after`. ``instances.activity`` arrives with a later migration: every reader here
+works with and without that column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from codex_mcp.store.db import Database
+
+# Columns whose change is "an instance row changed" for the stream (activity ones when present).
+_MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
+_ACTIVITY_COLUMNS = ("activity", "activity_at")
+
+
+class Edge(BaseModel):
+    parent_instance: str
+    child_instance: str
+    relationship_type: str
+
+
+class EventMark(BaseModel):
+    id: int
+    instance_id: str
+    tool_name: str
+    success: bool
+
+
+async def data_version(db: Database) -> int:
+    """SQLite's counter of commits made by *other* connections to this file (a cheap change probe)."""
+    row = await db.fetchone("PRAGMA data_version")
+    return int(row[0]) if row else 0
+
+
+async def columns_of(db: Database, table: str) -> set[str]:
+    return {str(r["name"]) for r in await db.fetchall(f"PRAGMA table_info({table})")}
+
+
+async def has_activity(db: Database) -> bool:
+    return "activity" in await columns_of(db, "instances")
+
+
+async def instance_marks(db: Database, *, activity: bool) -> dict[str, tuple[Any, ...]]:
+    """Per instance id, the values whose change the dashboard shows."""
+    columns = _MARK_COLUMNS + (_ACTIVITY_COLUMNS if activity else ())
+    rows = await db.fetchall(f"SELECT id, {', '.join(columns)} FROM instances")
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+async def last_event_id(db: Database) -> int:
+    row = await db.fetchone("SELECT max(id) FROM mcp_events")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+async def events_after(db: Database, after_id: int, *, limit: int = 200) -> list[EventMark]:
+    rows = await db.fetchall(
+        "SELECT id, instance_id, tool_name, success FROM mcp_events WHERE id > ? ORDER BY id LIMIT ?",
+        (after_id, limit),
+    )
+    return [EventMark.model_validate(dict(r)) for r in rows]
+
+
+async def all_edges(db: Database) -> list[Edge]:
+    rows = await db.fetchall(
+        "SELECT parent_instance, child_instance, relationship_type FROM instance_relationships ORDER BY id"
+    )
+    return [Edge.model_validate(dict(r)) for r in rows]
+
+
+async def activities(db: Database) -> dict[str, tuple[str | None, str | None]]:
+    """Per instance id, (activity, activity_at); empty while the column does not exist."""
+    if not await has_activity(db):
+        return {}
+    rows = await db.fetchall("SELECT id, activity, activity_at FROM instances WHERE activity IS NOT NULL")
+    return {str(r[0]): (r[1], r[2]) for r in rows}
+
+
+async def waiting_count(db: Database) -> int:
+    """Running instances waiting for a person; 0 while the activity column does not exist."""
+    if not await has_activity(db):
+        return 0
+    row = await db.fetchone(
+        "SELECT count(*) FROM instances WHERE status = 'running' AND activity = 'waiting'"
+    )
+    return int(row[0]) if row else 0

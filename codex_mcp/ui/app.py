@@ -1,0 +1,375 @@
+"""The dashboard's routes: HTML pages, their JSON twins, the live stream and the terminal.
+
+JSON is keyed by the database's column names, exactly as ``ls --all --json``, ``show --json`` and
+``events --json`` print it. Actions are POSTs (the guard in auth.py checked Host, Origin and the
+cookie before any of this runs); a form post answers with a redirect to the page to show next, a
+JSON post with the result. ``read_only`` is enforced here, whatever the page offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from codex_mcp import git
+from codex_mcp.errors import CodexError, InputError, NotFoundError, PermissionDenied, StateError
+from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database, open_database, relationships
+from codex_mcp.store import dashboard as dashboard_store
+from codex_mcp.store import events as events_store
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store import issues as issues_store
+from codex_mcp.timeutil import parse_since
+from codex_mcp.ui import terminal, views
+from codex_mcp.ui.stream import Hub
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+READ_ONLY_MESSAGE = "this dashboard runs with --read-only: it shows instances but changes nothing"
+
+
+@dataclass
+class Ui:
+    """What every route needs: settings, the open database, the stream, the mode."""
+
+    settings: Settings
+    db: Database
+    hub: Hub
+    read_only: bool
+    templates: Environment
+
+    @property
+    def lifecycle(self) -> Any:
+        from codex_mcp.lifecycle import Lifecycle
+
+        return Lifecycle(self.settings, self.db)
+
+
+def _templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def _ui(request: Request | WebSocket) -> Ui:
+    return cast(Ui, request.app.state.ui)
+
+
+async def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    ui = _ui(request)
+    waiting = await dashboard_store.waiting_count(ui.db)
+    html = ui.templates.get_template(template).render(
+        read_only=ui.read_only, waiting=waiting, path=request.url.path, **context
+    )
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
+_STATUS = {NotFoundError: 404, InputError: 400, StateError: 409, PermissionDenied: 403}
+
+
+def _error_status(exc: CodexError) -> int:
+    for kind, status in _STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 502
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get(
+        "content-type", ""
+    ) or "application/json" in request.headers.get("accept", "")
+
+
+def guarded(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Our errors as answers: JSON for programs, a page for people; never a traceback."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except CodexError as exc:
+            status = _error_status(exc)
+            if request.url.path.startswith("/api/") and not (
+                request.method == "POST" and not _wants_json(request)
+            ):
+                return JSONResponse({"error": str(exc)}, status_code=status)
+            return await _page(request, "error.html", status=status, message=str(exc))
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------ JSON
+@guarded
+async def api_instances(request: Request) -> Response:
+    ui = _ui(request)
+    rows = await instances_store.list_dashboard(ui.db, status=None)
+    return JSONResponse([r.model_dump(mode="json") for r in rows])
+
+
+async def _show(db: Database, instance_id: str) -> dict[str, Any]:
+    validate_instance_id(instance_id)
+    inst = await instances_store.require(db, instance_id)
+    root, edges = await relationships.tree_of(db, instance_id)
+    return {
+        "tree": {"root": root, "edges": [e.model_dump(mode="json") for e in edges]},
+        "instance": inst.model_dump(mode="json"),
+        "parents": [p.model_dump(mode="json") for p in await relationships.parents_of(db, instance_id)],
+        "children": [c.model_dump(mode="json") for c in await relationships.children_of(db, instance_id)],
+        "events": [
+            e.model_dump(mode="json")
+            for e in await events_store.list_recent(db, instance_id=instance_id, limit=20)
+        ],
+    }
+
+
+@guarded
+async def api_instance(request: Request) -> Response:
+    return JSONResponse(await _show(_ui(request).db, request.path_params["instance_id"]))
+
+
+@guarded
+async def api_events(request: Request) -> Response:
+    ui = _ui(request)
+    query = request.query_params
+    instance_id = query.get("instance_id") or None
+    if instance_id is not None:
+        validate_instance_id(instance_id)
+    since = parse_since(query["since"]) if query.get("since") else None
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError as exc:
+        raise InputError(f"limit must be a whole number, not {query.get('limit')!r}") from exc
+    rows = await events_store.list_recent(
+        ui.db, since=since, instance_id=instance_id, limit=max(1, min(limit, 100_000))
+    )
+    return JSONResponse([r.model_dump(mode="json") for r in rows])
+
+
+@guarded
+async def api_issues(request: Request) -> Response:
+    rows = await issues_store.search(_ui(request).db, limit=10_000)
+    return JSONResponse([r.model_dump(mode="json") for r in rows])
+
+
+async def api_stream(request: Request) -> Response:
+    return StreamingResponse(
+        _ui(request).hub.subscribe(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+# --------------------------------------------------------------------------------------- actions
+def _refuse_read_only(ui: Ui) -> None:
+    if ui.read_only:
+        raise PermissionDenied(READ_ONLY_MESSAGE)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    if "application/json" in request.headers.get("content-type", ""):
+        try:
+            data = await request.json()
+        except ValueError as exc:
+            raise InputError("the request body is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise InputError("send a JSON object")
+        return {k: "" if v is None else str(v) for k, v in data.items()}
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@guarded
+async def start_instance(request: Request) -> Response:
+    ui = _ui(request)
+    _refuse_read_only(ui)
+    form = await _form(request)
+    issue_text = form.get("issue", "").strip()
+    try:
+        issue = int(issue_text) if issue_text else None
+    except ValueError as exc:
+        raise InputError(f"issue must be an issue number, not {issue_text!r}") from exc
+    if issue is not None and issue < 1:
+        raise InputError(f"issue must be a positive number, not {issue}")
+    base = form.get("base", "").strip() or None
+    prompt = form.get("prompt", "").strip() or None
+    kind: InstanceType = "work" if issue is not None else "adhoc"
+    lifecycle = ui.lifecycle
+    prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=prompt, type=kind)
+    instance = await lifecycle.commit(prepared)
+    ui.hub.nudge()
+    if _wants_json(request):
+        return JSONResponse(instance.model_dump(mode="json"), status_code=201)
+    return RedirectResponse(f"/instances/{instance.id}", status_code=303)
+
+
+@guarded
+async def instance_action(request: Request) -> Response:
+    ui = _ui(request)
+    _refuse_read_only(ui)
+    instance_id = request.path_params["instance_id"]
+    action = request.path_params["action"]
+    validate_instance_id(instance_id)
+    if action not in ACTIONS:
+        raise NotFoundError(f"no action {action!r}; this dashboard offers: {', '.join(sorted(ACTIONS))}")
+    target = await instances_store.require(ui.db, instance_id)
+    result = await ACTIONS[action](ui, target, await _form(request))
+    ui.hub.nudge()
+    if _wants_json(request):
+        return JSONResponse(result)
+    return RedirectResponse(f"/instances/{instance_id}", status_code=303)
+
+
+async def _kill(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    outcome, _ = await ui.lifecycle.terminate(target)
+    async with ui.db.write() as tx:
+        await instances_store.mark_terminated(tx, target.id)
+    return cast(dict[str, Any], outcome.model_dump(mode="json"))
+
+
+async def _resume(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    await ui.lifecycle.reconcile_quietly()
+    instance = await ui.lifecycle.resume(await instances_store.require(ui.db, target.id))
+    return cast(dict[str, Any], instance.model_dump(mode="json"))
+
+
+# The route table of POST /api/instances/{id}/{action}: merge, review, fork, feedback, pull-request and
+# open join it as the lifecycle grows them -- one entry each, a handler getting the posted fields
+# (JSON or form) -- and _instance_details.html offers a button (or a small form) per entry.
+Action = Callable[[Ui, instances_store.Instance, dict[str, str]], Awaitable[dict[str, Any]]]
+ACTIONS: dict[str, Action] = {
+    "kill": _kill,
+    "resume": _resume,
+}
+
+
+async def terminal_socket(websocket: WebSocket) -> None:
+    ui = _ui(websocket)
+    instance_id = websocket.path_params["instance_id"]
+    wants_write = websocket.query_params.get("mode") == "write"
+    try:
+        validate_instance_id(instance_id)
+        instance = await instances_store.require(ui.db, instance_id)
+        if instance.status != "running":
+            raise StateError(f"{instance_id} is terminated; resume it to watch its terminal")
+        if wants_write and ui.read_only:
+            raise PermissionDenied(READ_ONLY_MESSAGE)
+    except CodexError as exc:
+        await websocket.close(code=4403 if isinstance(exc, PermissionDenied) else 4404, reason=str(exc)[:120])
+        return
+    await websocket.accept()
+    try:
+        await terminal.bridge(websocket, instance, writable=wants_write)
+    except CodexError as exc:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=4409, reason=str(exc)[:120])
+
+
+# ----------------------------------------------------------------------------------------- pages
+@guarded
+async def index(request: Request) -> Response:
+    ui = _ui(request)
+    view = request.query_params.get("view", "active")
+    if view not in views.VIEWS:
+        raise InputError(f"view must be one of {', '.join(views.VIEWS)}, not {view!r}")
+    rows = await views.instance_rows(ui.db, view)
+    cap = await ui.lifecycle.user_config.get("reviews.max_iterations") or "3"
+    template = "_instances.html" if request.query_params.get("fragment") else "index.html"
+    return await _page(request, template, rows=rows, view=view, views=views.VIEWS, cap=cap)
+
+
+@guarded
+async def instance_page(request: Request) -> Response:
+    ui = _ui(request)
+    data = await _show(ui.db, request.path_params["instance_id"])
+    activity = (await dashboard_store.activities(ui.db)).get(data["instance"]["id"], (None, None))
+    template = "_instance_details.html" if request.query_params.get("fragment") else "instance.html"
+    return await _page(
+        request, template, show=data, inst=data["instance"], activity=activity, actions=sorted(ACTIONS)
+    )
+
+
+@guarded
+async def start_page(request: Request) -> Response:
+    ui = _ui(request)
+    issues = await issues_store.search(ui.db, state="open", limit=1000)
+    branches: list[str] = []
+    current: str | None = None
+    if ui.settings.repo is not None:
+        root = ui.lifecycle.main_root
+        done = await git.run(root, "for-each-ref", "--format=%(refname:short)", "refs/heads/", check=False)
+        branches = [b for b in done.stdout.splitlines() if b and not b.startswith("codex/")]
+        current = await git.head_branch(ui.settings.repo.toplevel)
+    return await _page(request, "start.html", issues=issues, branches=branches, current=current)
+
+
+@guarded
+async def issues_page(request: Request) -> Response:
+    ui = _ui(request)
+    issues = await issues_store.search(ui.db, limit=10_000)
+    working: dict[int, list[Any]] = {}
+    for row in await instances_store.list_dashboard_summaries(ui.db, status=None):
+        if row.issue_number is not None:
+            working.setdefault(row.issue_number, []).append(row)
+    return await _page(request, "issues.html", issues=issues, working=working)
+
+
+def build_app(
+    settings: Settings, *, read_only: bool, db_path: Path | None = None, poll: float = 0.25
+) -> Starlette:
+    """The ASGI app (without the guard; ``serve`` wraps it). The database opens with the server."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = await open_database(db_path or settings.require_db_path())
+        try:
+            holder: dict[str, Ui] = {}
+
+            async def reconcile() -> None:
+                await holder["ui"].lifecycle.reconcile_quietly()
+
+            hub = Hub(db, interval=poll, reconcile=reconcile)
+            ui = Ui(settings=settings, db=db, hub=hub, read_only=read_only, templates=_templates())
+            holder["ui"] = ui
+            app.state.ui = ui
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hub.run)
+                yield
+                tg.cancel_scope.cancel()
+        finally:
+            await db.close()
+
+    routes = [
+        Route("/", index),
+        Route("/start", start_page),
+        Route("/issues", issues_page),
+        Route("/instances/{instance_id}", instance_page),
+        Route("/api/instances", api_instances, methods=["GET"]),
+        Route("/api/instances", start_instance, methods=["POST"]),
+        Route("/api/instances/{instance_id}", api_instance),
+        Route("/api/instances/{instance_id}/{action}", instance_action, methods=["POST"]),
+        Route("/api/events", api_events),
+        Route("/api/issues", api_issues),
+        Route("/api/stream", api_stream),
+        WebSocketRoute("/api/instances/{instance_id}/terminal", terminal_socket),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,113 @@
+"""What the pages show, computed from the store: the instance list as a graph, words for states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from codex_mcp.store import Database
+from codex_mcp.store import dashboard as dashboard_store
+from codex_mcp.store import instances as instances_store
+from codex_mcp.store.instances import InstanceSummary
+
+View = Literal["active", "inactive", "all"]
+VIEWS: tuple[View, ...] = ("active", "inactive", "all")
+
+ACTIVITY_WORDS = {"waiting": "waiting for you", "idle": "idle", "working": "working"}
+# What needs a person first: waiting, then idle, then working, then unknown.
+ACTIVITY_RANK = {"waiting": 0, "idle": 1, "working": 2}
+
+
+@dataclass
+class Row:
+    instance: InstanceSummary
+    depth: int = 0
+    relationship: str | None = None  # how it hangs under its parent: "review" or "fork"
+    review_round: int | None = None  # for a review: which round of its work instance
+    reviews: int = 0  # for a work instance: rounds spent
+    activity: str | None = None
+    activity_at: str | None = None
+    children: list[Row] = field(default_factory=list)
+
+    @property
+    def status_words(self) -> str:
+        return "running" if self.instance.status == "running" else "terminated"
+
+    @property
+    def activity_words(self) -> str:
+        if self.instance.status != "running":
+            return ""
+        return ACTIVITY_WORDS.get(self.activity or "", "unknown")
+
+    @property
+    def tree(self) -> str:
+        return "   " * (self.depth - 1) + "└─ "
+
+    @property
+    def issue_words(self) -> str:
+        i = self.instance
+        if not i.issue_number:
+            return ""
+        return f"#{i.issue_number} {i.issue_title}" if i.issue_title else f"#{i.issue_number}"
+
+    def graph_words(self, cap: str) -> str:
+        if self.relationship == "review":
+            return f"review round {self.review_round} of {cap}"
+        if self.relationship == "fork":
+            return "fork" + (
+                f", {self.reviews} of {cap} review rounds" if self.instance.type == "work" else ""
+            )
+        if self.instance.type == "work":
+            return f"{self.reviews} of {cap} review rounds"
+        return ""
+
+    @property
+    def pr_words(self) -> str:
+        i = self.instance
+        if not i.pr_number:
+            return ""
+        return f"#{i.pr_number} {i.pr_state or ''}".strip()
+
+
+async def instance_rows(db: Database, view: View) -> list[Row]:
+    """The list in display order: each root, then its reviews and forks under it (depth first)."""
+    status = {"active": "running", "inactive": "terminated", "all": None}[view]
+    found = await instances_store.list_dashboard_summaries(db, status=status)  # type: ignore[arg-type]
+    edges = await dashboard_store.all_edges(db)
+    activity = await dashboard_store.activities(db)
+    rows = {
+        i.id: Row(
+            instance=i,
+            activity=activity.get(i.id, (None, None))[0],
+            activity_at=activity.get(i.id, (None, None))[1],
+        )
+        for i in found
+    }
+    parent_of: dict[str, str] = {}
+    rounds: dict[str, int] = {}
+    for edge in edges:
+        if edge.relationship_type == "spawned_review":
+            rounds[edge.parent_instance] = rounds.get(edge.parent_instance, 0) + 1
+            if edge.child_instance in rows:
+                rows[edge.child_instance].review_round = rounds[edge.parent_instance]
+        if edge.parent_instance in rows and edge.child_instance in rows:
+            parent_of[edge.child_instance] = edge.parent_instance
+            child = rows[edge.child_instance]
+            child.relationship = "review" if edge.relationship_type == "spawned_review" else "fork"
+            rows[edge.parent_instance].children.append(child)
+    for instance_id, count in rounds.items():
+        if instance_id in rows:
+            rows[instance_id].reviews = count
+    roots = [r for i, r in rows.items() if i not in parent_of]
+    roots.sort(key=lambda r: ACTIVITY_RANK.get(r.activity or "", 3))  # stable: newest first within a rank
+    ordered: list[Row] = []
+
+    def walk(row: Row, depth: int) -> None:
+        row.depth = depth
+        ordered.append(row)
+        for child in row.children:
+            walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return ordered

@@ -1,0 +1,188 @@
+"""The dashboard in a real browser (Playwright driving Debian's chromium), with real instances.
+
+What a person sees and does: a new instance appears without reloading; text printed in a pane
+shows in the browser's terminal; after "Take over" what they type reaches the agent; "Kill" ends
+the instance in the database and in tmux. Controls are found by role and name, as a person finds
+them. The run saves the README's screenshot to docs/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from ui_server import Dashboard, running_dashboard
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)"
+    ),
+]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# The agent prints this a moment after it started: after the browser attached, in a real run.
+LATE_TEXT = "printed-later.txt"
+
+
+@pytest.fixture
+def ui_env(
+    cli_env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
+) -> dict[str, str]:
+    script = {
+        "adhoc": [{"call": "query_instances"}, {"sleep": 3}, {"write": {"path": LATE_TEXT, "text": "x"}}]
+    }
+    return {
+        **cli_env,
+        "CODEX_MCP_TMUX_SOCKET": tmux_socket,
+        "CODEX_MCP_AGENT_COMMAND": standin_command(write_script(script)),
+    }
+
+
+@pytest.fixture
+def dashboard(repo: Path, ui_env: dict[str, str]) -> Iterator[Dashboard]:
+    with running_dashboard(repo, ui_env) as board:
+        yield board
+
+
+@pytest.fixture
+async def page(dashboard: Dashboard) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1500, "height": 900})
+            tab = await context.new_page()
+            await tab.goto(dashboard.login_url)
+            yield tab
+        finally:
+            await browser.close()
+
+
+def row_of(repo: Path, instance_id: str) -> dict[str, Any]:
+    conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        return dict(conn.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone())
+    finally:
+        conn.close()
+
+
+def set_activity(repo: Path, instance_id: str, activity: str) -> None:
+    """What `codex-mcp hook` writes (migration 0007's columns, added here when this tree predates them)."""
+    conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
+    try:
+        with conn:
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+            if "activity" not in columns:
+                conn.execute("ALTER TABLE instances ADD COLUMN activity TEXT")
+                conn.execute("ALTER TABLE instances ADD COLUMN activity_at DATETIME")
+            conn.execute(
+                "UPDATE instances SET activity = ?, activity_at = datetime('now') WHERE id = ?",
+                (activity, instance_id),
+            )
+    finally:
+        conn.close()
+
+
+def window_size(socket: str, session: str) -> str:
+    argv = [
+        "tmux",
+        "-L",
+        socket,
+        "display-message",
+        "-p",
+        "-t",
+        f"={session}:",
+        "#{window_width}x#{window_height}",
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_env: dict[str, str]) -> None:
+    from playwright.async_api import expect
+
+    assert page.url.endswith("/")  # the login link redirected: no token left in the address bar
+    await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
+    await expect(page.get_by_text("No running instances.")).to_be_visible()
+    await page.evaluate("window.notReloaded = true")
+    done = run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
+    assert done.returncode == 0, done.stderr
+    link = page.get_by_role("link", name="adhoc-a1", exact=True)
+    await expect(link).to_be_visible(timeout=30_000)
+    row = page.get_by_role("row").filter(has=link)
+    await expect(row).to_contain_text("running")
+    await expect(row).to_contain_text("codex/adhoc-a1")
+    assert await page.evaluate("window.notReloaded") is True
+    await expect(page).to_have_title("Instances · codex-mcp")
+    await expect(page.get_by_role("status", name="waiting for you")).to_have_text("0 waiting")
+
+    # The agent's hook reports it needs a person: the badge, the title and the row say so, live.
+    set_activity(repo, "adhoc-a1", "waiting")
+    await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
+    await expect(page).to_have_title("(1) Instances · codex-mcp")
+    await expect(row).to_contain_text("waiting for you")
+    set_activity(repo, "adhoc-a1", "working")
+    await expect(row).to_contain_text("working", timeout=30_000)
+    await expect(page).to_have_title("Instances · codex-mcp")
+    assert await page.evaluate("window.notReloaded") is True
+
+
+async def test_start_watch_take_over_and_kill(page: Any, repo: Path, tmux_socket: str) -> None:
+    from playwright.async_api import expect
+
+    await page.get_by_role("link", name="Start", exact=True).click()
+    await page.get_by_role("textbox", name="What do you want to work on?").fill("Tidy the README")
+    await expect(page.get_by_role("combobox", name="Base branch")).to_have_value("main")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.get_by_role("heading", name="adhoc-a1")).to_be_visible(timeout=60_000)
+    assert page.url.endswith("/instances/adhoc-a1")
+    row = row_of(repo, "adhoc-a1")
+    assert row["status"] == "running" and "Tidy the README" in row["prompt"]
+    size = window_size(tmux_socket, row["tmux_session"])
+
+    terminal = page.get_by_role("region", name="Terminal of adhoc-a1")
+    await expect(terminal).to_contain_text('"event": "start"', timeout=30_000)
+    # Printed by the agent while the page watches.
+    await expect(terminal).to_contain_text(LATE_TEXT, timeout=30_000)
+    # The recorded tool call shows in the page as it arrives.
+    await expect(page.get_by_role("cell", name="query_instances")).to_be_visible(timeout=30_000)
+    await expect(page.get_by_role("button", name="Copy branch")).to_be_visible()
+
+    await page.get_by_role("button", name="Take over").click()
+    await expect(page.get_by_text("you are typing into this terminal")).to_be_visible(timeout=30_000)
+    await page.keyboard.type("hello-from-the-browser")
+    await page.keyboard.press("Enter")
+    worktree = Path(row["worktree_path"])
+    typed = lambda: [e for e in read_standin_log(worktree) if e.get("text") == "hello-from-the-browser"]  # noqa: E731
+    await wait_for(typed)
+    await expect(terminal).to_contain_text('"text": "hello-from-the-browser"')
+    assert window_size(tmux_socket, row["tmux_session"]) == size
+    (ROOT / "docs").mkdir(exist_ok=True)
+    await page.screenshot(path=str(ROOT / "docs" / "dashboard-instance.png"))
+
+    await page.get_by_role("link", name="Instances").click()
+    await expect(page.get_by_role("link", name="adhoc-a1", exact=True)).to_be_visible()
+    await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+    await page.get_by_role("link", name="adhoc-a1", exact=True).click()
+
+    await page.get_by_role("button", name="Kill").click()
+    await expect(page.locator("#status")).to_contain_text("terminated", timeout=30_000)
+    await expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    assert row_of(repo, "adhoc-a1")["status"] == "terminated"
+    assert row["tmux_session"] not in tmux_sessions(tmux_socket)
