@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

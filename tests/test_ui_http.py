@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 import websockets
-from conftest import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
 
 from codex_mcp.store import issues as issues_store

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from conftest import run_cli
+from support import run_cli
 from ui_server import Dashboard, running_dashboard
 
 

@@ -239,9 +239,7 @@ async def instance_action(request: Request) -> Response:
 
 
 async def _kill(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
-    outcome, _ = await ui.lifecycle.terminate(target)
-    async with ui.db.write() as tx:
-        await instances_store.mark_terminated(tx, target.id)
+    outcome = await ui.lifecycle.terminate_now(target)
     return cast(dict[str, Any], outcome.model_dump(mode="json"))
 
 
@@ -291,7 +289,7 @@ async def index(request: Request) -> Response:
     if view not in views.VIEWS:
         raise InputError(f"view must be one of {', '.join(views.VIEWS)}, not {view!r}")
     rows = await views.instance_rows(ui.db, view)
-    cap = await ui.lifecycle.user_config.get("reviews.max_iterations") or "3"
+    cap = await ui.lifecycle.workspace.user_config.get("reviews.max_iterations") or "3"
     template = "_instances.html" if request.query_params.get("fragment") else "index.html"
     return await _page(request, template, rows=rows, view=view, views=views.VIEWS, cap=cap)
 
