@@ -14,6 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codex_mcp.settings import Settings
+
+# The types of two conftest fixtures, for annotating the tests that take them.
+SettingsMaker = Callable[..., Settings]
+"""``lifecycle_settings``: Settings for spawning stand-in agents, given a script and extra variables."""
+ScriptWriter = Callable[[dict[str, Any]], Path]
+"""``write_script``: writes a stand-in script and returns its path."""
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.invalid",

@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from codex_mcp.errors import StateError, UpstreamError
 from codex_mcp.identity import Caller, resolve_caller
 from codex_mcp.issue_cache import SyncResult, fetch_issue, sync
 from codex_mcp.server import build_server
-from codex_mcp.settings import Settings
+from codex_mcp.settings import GitHubLimits, Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
@@ -145,10 +146,12 @@ def gh() -> Iterator[GitHubStandIn]:
 
 @pytest.fixture
 def make_settings(gh: GitHubStandIn, env: dict[str, str], repo: Path) -> Callable[..., Settings]:
-    """Settings for the repo talking to the stand-in; keyword overrides set (or, with None, drop) variables."""
+    """Settings for the repo talking to the stand-in; keyword overrides set (or, with None, drop) variables,
+    ``limits`` replaces the GitHub request timeout and rate-limit bound."""
 
-    def make(**overrides: str | None) -> Settings:
-        return Settings.load(github_env(gh, env, **overrides), cwd=repo)
+    def make(*, limits: GitHubLimits | None = None, **overrides: str | None) -> Settings:
+        settings = Settings.load(github_env(gh, env, **overrides), cwd=repo)
+        return settings if limits is None else replace(settings, github_limits=limits)
 
     return make
 
@@ -166,7 +169,7 @@ async def gdb(make_settings: Callable[..., Settings]) -> AsyncIterator[Database]
 def make_app(make_settings: Callable[..., Settings], gdb: Database) -> Callable[..., Any]:
     """An App (the adhoc instance of the repo as caller) with settings overridden like make_settings."""
 
-    async def make(**overrides: str | None) -> App:
+    async def make(**overrides: Any) -> App:
         settings = make_settings(**overrides)
         return App(settings=settings, db=gdb, caller=await resolve_caller(settings, gdb))
 
@@ -562,61 +565,60 @@ async def test_a_sync_for_another_repository_is_refused_and_changes_nothing(
 # --------------------------------------------------------------------------------------- 5. faults
 
 
-def _bad_token(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _bad_token(gh: GitHubStandIn) -> dict[str, Any]:
     return {"GITHUB_TOKEN": "ghp_wrongwrongwrongwrongwrongwrongwrong0"}
 
 
-def _unauthorized(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _unauthorized(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_unauthorized()
     return {}
 
 
-def _forbidden(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _forbidden(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_forbidden()
     return {}
 
 
-def _rate_limited(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _rate_limited(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_rate_limited(reset_in=3600)
     return {}
 
 
-def _too_many_too_long(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _too_many_too_long(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_too_many(retry_after=120)
     return {}
 
 
-def _server_error(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _server_error(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_server_error(502)
     return {}
 
 
-def _unavailable(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _unavailable(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_server_error(503)
     return {}
 
 
-def _timeout(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
-    mp.setattr(github_module, "REQUEST_TIMEOUT", 0.5)
+def _timeout(gh: GitHubStandIn) -> dict[str, Any]:
     gh.delay(5)
-    return {}
+    return {"limits": GitHubLimits(request_timeout=0.5)}
 
 
-def _not_github_html(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _not_github_html(gh: GitHubStandIn) -> dict[str, Any]:
     gh.not_github("html")
     return {}
 
 
-def _not_github_json(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _not_github_json(gh: GitHubStandIn) -> dict[str, Any]:
     gh.not_github("json")
     return {}
 
 
-def _unreachable(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _unreachable(gh: GitHubStandIn) -> dict[str, Any]:
     return {"CODEX_MCP_GITHUB_API_URL": closed_port_url()}
 
 
-def _no_token(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _no_token(gh: GitHubStandIn) -> dict[str, Any]:
     return {"GITHUB_TOKEN": None}
 
 
@@ -638,20 +640,19 @@ FAULTS = [
 
 @pytest.mark.parametrize(("setup", "needles"), FAULTS)
 async def test_each_fault_is_a_clear_error_a_failed_event_and_no_change(
-    setup: Callable[[GitHubStandIn, pytest.MonkeyPatch], dict[str, str | None]],
+    setup: Callable[[GitHubStandIn], dict[str, Any]],
     needles: list[str],
     gh: GitHubStandIn,
     make_settings: Callable[..., Settings],
     make_app: Callable[..., Any],
     gdb: Database,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gh.add_many_issues(3, START)
     await sync(make_settings(), gdb)
     rows, pages = await issue_rows(gdb), await page_rows(gdb)
     gh.update_issue(1, title="Changed upstream")
     gh.add_issue(4, "New upstream")
-    overrides = setup(gh, monkeypatch)
+    overrides = setup(gh)
     app = await make_app(**overrides)
 
     started = time.monotonic()
@@ -694,26 +695,23 @@ async def test_the_rate_limit_wait_is_bounded(
     gh: GitHubStandIn,
     make_settings: Callable[..., Settings],
     gdb: Database,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gh.add_many_issues(3, START)
-    # Read when the client is made (not bound at import): a lower bound turns the wait into an error.
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 0.5)
+    # A lower bound turns the wait into an error.
     gh.fail_too_many(retry_after=1)
     started = time.monotonic()
     with pytest.raises(UpstreamError, match=r"retry after 1 s"):
-        await sync(make_settings(), gdb)
+        await sync(make_settings(limits=GitHubLimits(max_rate_limit_wait=0.5)), gdb)
     assert time.monotonic() - started < 0.9
     assert len(listing(gh)) == 1
     assert await issue_rows(gdb) == {}
 
     # A limit that keeps coming back is retried a bounded number of times, then reported.
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 30.0)
     gh.clear_faults()
     gh.clear_requests()
     gh.fail_too_many(retry_after=0, times=None)
     with pytest.raises(UpstreamError, match="rate limit"):
-        await sync(make_settings(), gdb)
+        await sync(make_settings(limits=GitHubLimits(max_rate_limit_wait=30.0)), gdb)
     assert len(listing(gh)) == github_module.MAX_RATE_LIMIT_RETRIES + 1
     assert await issue_rows(gdb) == {}
 

@@ -19,7 +19,7 @@ import string
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from codex_mcp import github as github_module
 from codex_mcp.app import App
 from codex_mcp.identity import Caller
 from codex_mcp.server import build_server
-from codex_mcp.settings import Settings
+from codex_mcp.settings import GitHubLimits, Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import NewInstance
@@ -44,6 +44,8 @@ INSTANCE = "work-1-a1"
 BRANCH = "codex/work-1-a1"
 LABEL = f"octo:{BRANCH}"
 PULLS = "/repos/octo/flux/pulls"
+# A short request timeout and rate-limit bound, so faults are quick to provoke.
+FAST = GitHubLimits(request_timeout=1.0, max_rate_limit_wait=3.0)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -86,7 +88,7 @@ class World:
     env: dict[str, str]
     databases: list[Database]
 
-    def settings(self, **overrides: str | None) -> Settings:
+    def settings(self, *, limits: GitHubLimits | None = None, **overrides: str | None) -> Settings:
         mapping = {
             **self.env,
             "CODEX_MCP_GITHUB_API_URL": self.gh.base_url,
@@ -98,10 +100,13 @@ class World:
                 mapping.pop(key, None)
             else:
                 mapping[key] = value
-        return Settings.load(mapping, cwd=self.repo)
+        settings = Settings.load(mapping, cwd=self.repo)
+        return settings if limits is None else replace(settings, github_limits=limits)
 
-    async def app(self, *, base_branch: str | None = "main", **overrides: str | None) -> App:
-        settings = self.settings(**overrides)
+    async def app(
+        self, *, base_branch: str | None = "main", limits: GitHubLimits | None = None, **overrides: str | None
+    ) -> App:
+        settings = self.settings(limits=limits, **overrides)
         db = await open_database(settings.require_db_path())
         self.databases.append(db)
         if await instances_store.get(db, INSTANCE) is None:
@@ -202,13 +207,6 @@ async def world(
     finally:
         for db in w.databases:
             await db.close()
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A short request timeout and rate-limit bound, so faults are quick to provoke."""
-    monkeypatch.setattr(github_module, "REQUEST_TIMEOUT", 1.0)
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 3.0)
 
 
 # --------------------------------------------------------------------------------------------- success
@@ -563,11 +561,11 @@ FAULTS: list[tuple[str, Inject, list[str], bool]] = [
 
 @pytest.mark.parametrize(("inject", "words", "pushed"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
 async def test_github_faults_are_clear_errors_with_a_failed_event_and_no_row_change(
-    world: World, fast: None, inject: Inject, words: list[str], pushed: bool
+    world: World, inject: Inject, words: list[str], pushed: bool
 ) -> None:
     head = commit(world.worktree)
     inject(world.gh)
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(30):
         message = failed(await create(app))
@@ -583,10 +581,10 @@ async def test_github_faults_are_clear_errors_with_a_failed_event_and_no_row_cha
         assert posts(world.gh) == []
 
 
-async def test_primary_rate_limit_says_when_to_retry(world: World, fast: None) -> None:
+async def test_primary_rate_limit_says_when_to_retry(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_rate_limited(reset_in=120, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     message = failed(await create(app))
 
@@ -599,10 +597,10 @@ async def test_primary_rate_limit_says_when_to_retry(world: World, fast: None) -
     assert origin_has(world.origin, f"refs/heads/{BRANCH}") is None
 
 
-async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: World, fast: None) -> None:
+async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=45, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(20):
         message = failed(await create(app))
@@ -615,10 +613,10 @@ async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: W
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_a_short_secondary_rate_limit_is_waited_out(world: World, fast: None, method: str) -> None:
+async def test_a_short_secondary_rate_limit_is_waited_out(world: World, method: str) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=1, path="/pulls", method=method)
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     started = anyio.current_time()
     with anyio.fail_after(20):
@@ -633,10 +631,10 @@ async def test_a_short_secondary_rate_limit_is_waited_out(world: World, fast: No
     assert [e["success"] for e in await events(app)] == [1]
 
 
-async def test_a_rate_limit_that_persists_is_not_waited_forever(world: World, fast: None) -> None:
+async def test_a_rate_limit_that_persists_is_not_waited_forever(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=1, times=None, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(30):
         message = failed(await create(app))
@@ -678,10 +676,10 @@ def nothing_listens() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-async def test_an_unreachable_api_is_a_network_error(world: World, fast: None) -> None:
+async def test_an_unreachable_api_is_a_network_error(world: World) -> None:
     commit(world.worktree)
     url = nothing_listens()
-    app = await world.app(CODEX_MCP_GITHUB_API_URL=url)
+    app = await world.app(limits=FAST, CODEX_MCP_GITHUB_API_URL=url)
 
     message = failed(await create(app))
 
@@ -896,12 +894,12 @@ def assert_token_absent(token: str, *texts: str) -> None:
         assert token not in text
 
 
-async def test_the_token_never_leaks(world: World, fast: None, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_token_never_leaks(world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "githubkit", "codex_mcp", "mcp"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     commit(world.worktree)
-    app = await world.app()
+    app = await world.app(limits=FAST)
     results: list[Any] = []
 
     world.gh.fail_unauthorized(path="/pulls", method="GET")

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import GIT_ENV, ok, read_standin_log, text_of, tmux_sessions, wait_for
+from support import GIT_ENV, SettingsMaker, ok, read_standin_log, text_of, tmux_sessions, wait_for
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller
+from codex_mcp.ids import InstanceType
 from codex_mcp.lifecycle import Lifecycle
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
@@ -153,7 +154,7 @@ def assert_git_fsck_clean(repo: Path) -> None:
 
 
 async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_callers_tree(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     # A second tracked file on main, so the work can delete one.
     (repo / "old.txt").write_text("to be deleted\n")
@@ -244,7 +245,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
 
 
 async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7, prompt="original instructions")
@@ -295,7 +296,7 @@ async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
 
 
 async def test_a_fork_of_an_instance_recorded_before_tasks_were_kept_gets_its_whole_prompt(
-    lifecycle_settings, db: Database, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7, prompt="original instructions")
@@ -314,7 +315,7 @@ async def test_a_fork_of_an_instance_recorded_before_tasks_were_kept_gets_its_wh
 
 
 async def test_send_feedback_writes_verbatim_file_and_notifies_or_queues(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7)
@@ -378,17 +379,17 @@ async def test_send_feedback_writes_verbatim_file_and_notifies_or_queues(
 
 
 async def test_terminate_self_children_grandchildren_and_cleanup_policies(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     config = UserConfig(db)
     work = await start_work(settings, db, 5)
 
     async def spawn_review(caller: str) -> str:
-        return ok(await call_as(settings, db, caller, "spawn_review_instance", {}))["review_instance_id"]
+        return str(ok(await call_as(settings, db, caller, "spawn_review_instance", {}))["review_instance_id"])
 
     async def fork(caller: str) -> str:
-        return ok(await call_as(settings, db, caller, "fork_instance", {}))["instance_id"]
+        return str(ok(await call_as(settings, db, caller, "fork_instance", {}))["instance_id"])
 
     r1, r2 = await spawn_review(work.id), await spawn_review(work.id)
     f1, f2 = await fork(work.id), await fork(work.id)
@@ -472,7 +473,7 @@ async def test_terminate_self_children_grandchildren_and_cleanup_policies(
 
 
 async def test_cleanup_policy_never_touches_a_worktree_codex_mcp_did_not_create(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     """An adhoc instance registered in a person's own worktree ends itself under remove_all: the
     person's worktree and branch (clean, merged: everything a removal policy would take) stay."""
@@ -533,7 +534,7 @@ async def build_world(settings: Settings, db: Database, repo: Path, socket: str)
     work-9-a1 spawned review-9-a1; adhoc-a1 forked adhoc-a2; work-8-a1 is unrelated to all.
     """
     root = repo / "worktrees"
-    specs = [
+    specs: list[tuple[str, InstanceType, int | None, str]] = [
         (WORK, "work", 9, "main"),
         (REVIEW, "review", 9, f"codex/{WORK}"),
         (ADHOC, "adhoc", None, "main"),
@@ -574,7 +575,7 @@ async def build_world(settings: Settings, db: Database, repo: Path, socket: str)
 
 
 @pytest.fixture
-async def matrix(lifecycle_settings, db: Database, repo: Path, tmux_socket: str) -> Setup:
+async def matrix(lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str) -> Setup:
     return await build_world(lifecycle_settings(), db, repo, tmux_socket)
 
 
@@ -598,7 +599,7 @@ async def assert_refused(
 
 
 def before_status(snapshot: dict[str, Any], instance_id: str) -> str:
-    return next(status for i, status, _ in snapshot["instances"] if i == instance_id)
+    return str(next(status for i, status, _ in snapshot["instances"] if i == instance_id))
 
 
 @pytest.mark.parametrize(

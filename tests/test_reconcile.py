@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import read_standin_log, run_cli, tmux_sessions, wait_for
+from support import SettingsMaker, read_standin_log, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
@@ -92,7 +92,7 @@ def cli_environment(cli_env: dict[str, str], socket: str, **extra: str) -> dict[
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
+    remain_on_exit: bool, lifecycle_settings: SettingsMaker, tmux_socket: str
 ) -> None:
     if remain_on_exit:  # the session outlives its agent: a dead pane is a dead agent too
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
@@ -105,6 +105,7 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
         )
         assert "codex_mcp.standin" in cmdline(victim.claude_pid)
 
+        assert victim.claude_pid is not None
         os.kill(victim.claude_pid, signal.SIGKILL)
         if remain_on_exit:
             await wait_for(lambda: pane_dead(tmux_socket, victim.id))
@@ -129,7 +130,7 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
 
 
 async def test_kill_9_of_the_tmux_server_terminates_all_its_instances(
-    lifecycle_settings, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
+    lifecycle_settings: SettingsMaker, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
 ) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
@@ -162,7 +163,7 @@ async def test_kill_9_of_the_tmux_server_terminates_all_its_instances(
 @pytest.mark.parametrize("how", ["not-installed", "broken", "refused"])
 async def test_tmux_unreachable_is_not_session_gone(
     how: str,
-    lifecycle_settings,
+    lifecycle_settings: SettingsMaker,
     idle_agent: str,
     repo: Path,
     tmux_socket: str,
@@ -220,7 +221,9 @@ async def test_tmux_unreachable_is_not_session_gone(
 # ---------------------------------------------------------------------------------- reads reconcile
 
 
-async def test_reads_reconcile_lazily(lifecycle_settings, idle_agent: str, tmux_socket: str) -> None:
+async def test_reads_reconcile_lazily(
+    lifecycle_settings: SettingsMaker, idle_agent: str, tmux_socket: str
+) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
         dead = await spawn(app, 5)
@@ -249,7 +252,7 @@ async def test_reads_reconcile_lazily(lifecycle_settings, idle_agent: str, tmux_
 
 
 async def test_orphan_sessions_and_worktrees_are_reported(
-    lifecycle_settings,
+    lifecycle_settings: SettingsMaker,
     idle_agent: str,
     repo: Path,
     tmux_socket: str,
@@ -297,7 +300,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_resume_restarts_a_dead_instance_in_its_worktree(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
+    remain_on_exit: bool, lifecycle_settings: SettingsMaker, tmux_socket: str
 ) -> None:
     if remain_on_exit:  # the dead agent's pane stays: resume must replace it, not call it running
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
@@ -310,6 +313,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
         with pytest.raises(StateError, match="still running in tmux session work-7-a1"):
             await app.lifecycle.resume(await instances_store.require(app.db, instance.id))
 
+        assert instance.claude_pid is not None
         os.kill(instance.claude_pid, signal.SIGKILL)
         if remain_on_exit:
             await wait_for(lambda: pane_dead(tmux_socket, instance.id))
@@ -382,6 +386,7 @@ async def test_resume_with_the_claude_profile_continues_the_conversation(
         argv = first["argv"]
         assert argv[argv.index("--session-id") + 1] == session_id and "--resume" not in argv
 
+        assert instance.claude_pid is not None
         os.kill(instance.claude_pid, signal.SIGKILL)
         await wait_for(lambda: instance.id not in tmux_sessions(tmux_socket))
         assert (await no_grace(app).reconcile()).terminated == [instance.id]
