@@ -62,7 +62,9 @@ class Tx:
 class Database:
     """One open database file. Use :func:`open_database` to get one (it migrates on first use)."""
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.path = path
         self._conn = conn
         # What ``conn`` was opened with (connect()): how long a lock held elsewhere is waited for.
