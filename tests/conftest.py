@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import GIT_ENV, make_repo, standin_command
+from npm_tools import NpmTools, install
+from support import GIT_ENV, ScriptWriter, SettingsMaker, make_repo, standin_command
 
 from codex_mcp.app import App
 from codex_mcp.identity import resolve_caller
@@ -89,7 +90,7 @@ def tmux_socket() -> Iterator[str]:
 
 
 @pytest.fixture
-def write_script(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+def write_script(tmp_path: Path) -> ScriptWriter:
     """Write a stand-in script ({"work": [steps], "review": [...]}) and return its path."""
     counter = iter(range(1_000_000))
 
@@ -103,8 +104,8 @@ def write_script(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
 
 @pytest.fixture
 def lifecycle_settings(
-    repo: Path, env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
-) -> Callable[..., Settings]:
+    repo: Path, env: dict[str, str], tmux_socket: str, write_script: ScriptWriter
+) -> SettingsMaker:
     """Settings for spawning in `repo` on the private tmux server, agents being stand-ins.
 
     Call it with a script (default: agents that do nothing but stay alive) and optional extra variables.
@@ -124,10 +125,8 @@ def lifecycle_settings(
 
 
 @pytest.fixture(scope="session")
-def npm_tools() -> Any:
+def npm_tools() -> NpmTools:
     """Node 22 + the MCP Inspector, the conformance suite and Claude Code (see npm_tools.py)."""
-    from npm_tools import install
-
     return install()
 
 

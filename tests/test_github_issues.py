@@ -24,17 +24,16 @@ from urllib.parse import quote
 
 import anyio
 import pytest
-from click.testing import CliRunner, Result
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
-from support import failed, ok
+from support import cli_ok, db_file, event_rows, failed, invoke, ok, one_line_error
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
-from codex_mcp.cli import cli
 from codex_mcp.errors import StateError, UpstreamError
 from codex_mcp.identity import Caller, resolve_caller
-from codex_mcp.issue_cache import SyncResult, fetch_issue, sync
+from codex_mcp.issue_cache import fetch_issue, sync
+from codex_mcp.outcomes import SyncResult
 from codex_mcp.server import build_server
 from codex_mcp.settings import GitHubLimits, Settings
 from codex_mcp.store import Database, open_database
@@ -112,10 +111,6 @@ async def issue_rows(db: Database) -> dict[int, dict[str, Any]]:
 async def page_rows(db: Database) -> list[dict[str, Any]]:
     rows = await db.fetchall("SELECT request, etag, next_request FROM github_sync_pages ORDER BY request")
     return [dict(r) for r in rows]
-
-
-async def event_rows(db: Database) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetchall("SELECT * FROM mcp_events ORDER BY id")]
 
 
 async def newest_cached(db: Database) -> str:
@@ -382,7 +377,7 @@ async def test_incremental_sync_uses_since_and_etags_and_rewrites_only_what_chan
     gh.clear_requests()
     fourth = await sync(settings, gdb)
     newest = await newest_cached(gdb)
-    assert newest > watermark  # type: ignore[operator]
+    assert newest > watermark
     assert {since for _, since in pages_asked(gh)} == {newest}
     assert all("if-none-match" in r.headers for r in listing(gh))
     assert fourth.not_modified_pages == fourth.pages and fourth.changed == 0 and fourth.fetched == 0
@@ -460,31 +455,6 @@ def here(
     return set_env
 
 
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="codex-mcp")
-
-
-def ok_cli(*args: str) -> Result:
-    result = invoke(*args)
-    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}"
-    return result
-
-
-def one_line_error(result: Result, *needles: str) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("codex-mcp: error: ") and "Traceback" not in result.output
-    assert result.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
-
-
-def db_file(repo: Path) -> Path:
-    return repo / ".git" / "codex-mcp" / "codex.db"
-
-
 def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
     gh: GitHubStandIn, here: Callable[..., None], repo: Path, tmp_path: Path
 ) -> None:
@@ -492,7 +462,7 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
     merged = gh.add_pull("codex/work-1-a1", title="Work on 1")
     closed = gh.add_pull("codex/work-2-a1", title="Work on 2")
     gh.add_pull("someone-else", title="Not ours")
-    ok_cli("issues", "sync")  # creates the database
+    cli_ok("issues", "sync")  # creates the database
     path = db_file(repo)
     seed_instances(
         path,
@@ -503,7 +473,7 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
         },
     )
 
-    out = ok_cli("issues", "sync").stdout
+    out = cli_ok("issues", "sync").stdout
     assert "pull request state" not in out  # still open, as recorded
     assert pr_states(path) == {
         "work-1-a1": (merged["number"], "open"),
@@ -512,26 +482,26 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
 
     gh.merge_pull(merged["number"])
     gh.update_issue(closed["number"], state="closed")
-    data = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    data = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert data["pull_requests_updated"] == 2
     assert (data["fetched"], data["changed"]) == (1, 0)  # issue 3 again (since is inclusive), unchanged
     assert pr_states(path) == {
         "work-1-a1": (merged["number"], "merged"),
         "work-2-a1": (closed["number"], "closed"),
     }
-    again = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    again = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert again["pull_requests_updated"] == 0
 
-    table = ok_cli("ls").stdout
+    table = cli_ok("ls").stdout
     assert f"#{merged['number']} (merged)" in table
     assert f"#{closed['number']} (closed)" in table
-    listed = {r["id"]: r for r in json.loads(ok_cli("ls", "--json").stdout)}
+    listed = {r["id"]: r for r in json.loads(cli_ok("ls", "--json").stdout)}
     assert listed["work-1-a1"]["pr_state"] == "merged"
     assert listed["work-1-a1"]["pr_url"] == merged["html_url"]
     assert listed["work-1-a1"]["issue_title"] == "Issue 1"
-    shown = ok_cli("show", "work-1-a1").stdout
+    shown = cli_ok("show", "work-1-a1").stdout
     assert f"pull request: #{merged['number']} (merged) {merged['html_url']}" in shown
-    shown_json = json.loads(ok_cli("show", "work-2-a1", "--json").stdout)
+    shown_json = json.loads(cli_ok("show", "work-2-a1", "--json").stdout)
     assert shown_json["instance"]["pr_state"] == "closed"
 
 
@@ -793,14 +763,14 @@ def test_issues_sync_and_issues_ls_commands(gh: GitHubStandIn, here: Callable[..
     gh.add_issue(3, "Old crash", state="closed", labels=["bug"], updated_at=minutes(3))
     gh.add_pull("feature")
 
-    empty = ok_cli("issues", "ls").stdout
+    empty = cli_ok("issues", "ls").stdout
     assert "No cached issues match" in empty and "issues sync" in empty
 
-    out = ok_cli("issues", "sync").stdout
+    out = cli_ok("issues", "sync").stdout
     assert out.strip() == (
         "octo/flux: 3 issue(s) received, 3 new or changed, 0 unchanged; 2 page(s), 0 not modified"
     )
-    again = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    again = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert again == {
         "repository": "octo/flux",
         "fetched": 0,
@@ -811,23 +781,23 @@ def test_issues_sync_and_issues_ls_commands(gh: GitHubStandIn, here: Callable[..
         "pull_requests_updated": 0,
     }
 
-    table = ok_cli("issues", "ls").stdout
+    table = cli_ok("issues", "ls").stdout
     assert "Crash on save" in table and "Dark mode" in table and "Old crash" not in table
     assert "alice" in table and minutes(2) in table
-    rows = json.loads(ok_cli("issues", "ls", "--json", "--state", "all").stdout)
+    rows = json.loads(cli_ok("issues", "ls", "--json", "--state", "all").stdout)
     assert [r["number"] for r in rows] == [3, 2, 1]
     assert all(set(r) == ISSUE_COLUMNS for r in rows)  # keyed by the table's column names
     assert rows[2]["labels"] == ["bug"] and rows[2]["assignee"] == "alice" and rows[2]["body"] == "boom"
 
     def numbers(*args: str) -> list[int]:
-        return [r["number"] for r in json.loads(ok_cli("issues", "ls", "--json", *args).stdout)]
+        return [r["number"] for r in json.loads(cli_ok("issues", "ls", "--json", *args).stdout)]
 
     assert numbers("--label", "bug", "--state", "all") == [3, 1]
     assert numbers("--assignee", "alice") == [1]
     assert numbers("--text", "CRASH", "--state", "closed") == [3]
     assert numbers("--state", "all", "--limit", "1") == [3]
     assert numbers("--label", "nope") == []
-    assert "No cached issues match" in ok_cli("issues", "ls", "--label", "nope").stdout
+    assert "No cached issues match" in cli_ok("issues", "ls", "--label", "nope").stdout
 
     # A failure is one line on stderr and a non-zero exit; the cache is untouched.
     here(GITHUB_TOKEN="ghp_wrongwrongwrongwrongwrongwrongwrong0")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
@@ -28,7 +27,7 @@ import pytest
 from github_standin import GitHubStandIn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from support import GIT_ENV, failed, ok, text_of
+from support import GIT_ENV, event_rows, failed, git, ok, text_of
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
@@ -49,13 +48,6 @@ FAST = GitHubLimits(request_timeout=1.0, max_rate_limit_wait=3.0)
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout.strip()
 
 
 def canary_token() -> str:
@@ -133,11 +125,6 @@ async def create(app: App, **arguments: Any) -> Any:
         return await client.call_tool("create_pull_request", args)
 
 
-async def events(app: App) -> list[dict[str, Any]]:
-    rows = await app.db.fetchall("SELECT * FROM mcp_events ORDER BY id")
-    return [dict(r) for r in rows]
-
-
 async def pr_columns(app: App) -> tuple[Any, Any, Any]:
     row = await app.db.fetchone("SELECT pr_number, pr_url, pr_state FROM instances WHERE id = ?", (INSTANCE,))
     assert row is not None
@@ -146,7 +133,7 @@ async def pr_columns(app: App) -> tuple[Any, Any, Any]:
 
 async def assert_failed_cleanly(app: App, message: str) -> None:
     """One failed create_pull_request event with the tool's message, and no pull request on the row."""
-    recorded = await events(app)
+    recorded = await event_rows(app.db)
     assert [(e["tool_name"], e["success"]) for e in recorded] == [("create_pull_request", 0)]
     assert recorded[0]["instance_id"] == INSTANCE
     # The tool's text is the recorded message (the SDK prefixes "Error executing tool ...: ").
@@ -246,7 +233,7 @@ async def test_opens_the_pull_request_for_the_callers_branch(world: World) -> No
     assert git(world.worktree, "rev-parse", "--abbrev-ref", "@{u}") == f"origin/{BRANCH}"
     # The row knows its pull request; one successful event.
     assert await pr_columns(app) == (got["pr_number"], got["pr_url"], "open")
-    recorded = await events(app)
+    recorded = await event_rows(app.db)
     assert [(e["tool_name"], e["success"], e["instance_id"]) for e in recorded] == [
         ("create_pull_request", 1, INSTANCE)
     ]
@@ -297,7 +284,7 @@ async def test_title_and_description_arrive_exactly(world: World, title: str) ->
     assert json.loads(post.body.decode("utf-8"))["body"] == ODD_DESCRIPTION
     assert world.gh.pulls[0]["title"] == title and world.gh.pulls[0]["body"] == ODD_DESCRIPTION
     # The event keeps the description only as length and digest.
-    [event] = await events(app)
+    [event] = await event_rows(app.db)
     assert event["success"] == 1
     assert ODD_DESCRIPTION not in (event["metadata"] or "")
     assert got["already_existed"] is False
@@ -357,7 +344,7 @@ async def test_a_second_call_returns_the_open_pull_request_and_pushes_new_commit
     assert lookup.query["head"] == LABEL and lookup.query["base"] == "main"
     assert origin_has(world.origin, f"refs/heads/{BRANCH}") == newer
     assert await pr_columns(app) == (first["pr_number"], first["pr_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1, 1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1, 1]
 
 
 async def test_already_exists_answer_returns_the_existing_pull_request(world: World) -> None:
@@ -383,7 +370,7 @@ async def test_already_exists_answer_returns_the_existing_pull_request(world: Wo
     ]
     assert world.gh.requests[2].query["head"] == LABEL
     assert await pr_columns(app) == (existing["number"], existing["html_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1]
 
 
 async def test_a_closed_pull_request_for_the_branch_is_not_reused(world: World) -> None:
@@ -439,7 +426,7 @@ async def test_base_branch_parameter_is_used(world: World) -> None:
     [lookup] = world.gh.requests_to(PULLS, "GET")
     assert lookup.query["base"] == "develop"
     assert world.gh.pulls[0]["base"]["ref"] == "develop"
-    [event] = await events(app)
+    [event] = await event_rows(app.db)
     assert json.loads(event["metadata"])["base_branch"] == "develop"
     assert got["already_existed"] is False
 
@@ -628,7 +615,7 @@ async def test_a_short_secondary_rate_limit_is_waited_out(world: World, method: 
     assert len(world.gh.requests_to(PULLS, method)) == 2  # the limited request, then its retry
     assert len(world.gh.pulls) == 1
     assert await pr_columns(app) == (got["pr_number"], got["pr_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1]
 
 
 async def test_a_rate_limit_that_persists_is_not_waited_forever(world: World) -> None:

@@ -5,14 +5,12 @@ addresses, and a GitHub Enterprise-style stand-in (``/api/v3``) end to end.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from github_standin import GitHubStandIn
-from support import GIT_ENV, make_repo
+from support import git, make_repo
 
 from codex_mcp.errors import ConfigError
 from codex_mcp.github import RepoRef, _github_hosts, parse_remote_url, resolve_repo, web_url
@@ -24,13 +22,6 @@ from codex_mcp.userconfig import UserConfig
 GITHUB = {"github.com"}
 ENV_TOKEN = "ghp_FromTheEnvironment0123456789abcdefgh"
 CONFIG_TOKEN = "ghp_FromEncryptedConfig0123456789abcdef"
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout.strip()
 
 
 # ------------------------------------------------------------------------------ parse_remote_url

@@ -5,7 +5,6 @@ SQLite and stand-in agents; and the authorization matrix of DESIGN.md (role x to
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -14,7 +13,16 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import GIT_ENV, SettingsMaker, ok, read_standin_log, text_of, tmux_sessions, wait_for
+from support import (
+    SettingsMaker,
+    event_rows,
+    git,
+    ok,
+    read_standin_log,
+    text_of,
+    tmux_sessions,
+    wait_for,
+)
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller
@@ -38,21 +46,13 @@ TERMINATE_RULE = "may terminate itself and the instances it spawned or forked"
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """git's stdout exactly as printed (porcelain output starts with significant spaces)."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout
-
-
 def status(cwd: Path) -> str:
     # --no-optional-locks: `git status` must not refresh (rewrite) the index we are watching.
-    return git(cwd, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all")
+    return git(cwd, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all", strip=False)
 
 
 def index_state(worktree: Path) -> tuple[bytes, int, int]:
-    path = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").strip())
+    path = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     st = path.stat()
     return path.read_bytes(), st.st_mtime_ns, st.st_ino
 
@@ -75,10 +75,7 @@ async def call_as(
 
 
 async def events(db: Database, instance_id: str, tool: str) -> list[dict[str, Any]]:
-    rows = await db.fetchall(
-        "SELECT * FROM mcp_events WHERE instance_id = ? AND tool_name = ? ORDER BY id", (instance_id, tool)
-    )
-    return [dict(r) for r in rows]
+    return await event_rows(db, "instance_id = ? AND tool_name = ?", (instance_id, tool))
 
 
 async def instance_count(db: Database) -> int:
@@ -175,7 +172,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
     (wt / "src" / "new_module.py").write_text("def café():\n    return 'ünïcode'\n")
     (wt / "src" / "run.sh").write_text("#!/bin/sh\necho run\n")
     (wt / "src" / "run.sh").chmod(0o755)
-    head_before = git(wt, "rev-parse", "HEAD").strip()
+    head_before = git(wt, "rev-parse", "HEAD")
     status_before = status(wt)
     index_before = index_state(wt)
     files_before = {p: (wt / p).read_bytes() for p in ("README.md", "staged.txt", "src/new_module.py")}
@@ -191,7 +188,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
     assert index_state(wt) == index_before
     assert {p: (wt / p).read_bytes() for p in files_before} == files_before
     assert not (wt / "old.txt").exists()
-    assert git(wt, "rev-parse", "HEAD").strip() == head_before
+    assert git(wt, "rev-parse", "HEAD") == head_before
 
     # The result matches the row, and the session runs.
     assert data["review_instance_id"] == "review-7-a1"
@@ -205,12 +202,12 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
 
     # The reviewer's branch: a snapshot commit on top of the work's HEAD, with every change in it.
     branch = review.branch_name
-    assert git(repo, "rev-parse", f"{branch}^").strip() == head_before
+    assert git(repo, "rev-parse", f"{branch}^") == head_before
     tracked = set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
     assert tracked == {"README.md", "staged.txt", "src/new_module.py", "src/run.sh"}  # no old.txt, no .codex/
     assert git(repo, "ls-tree", branch, "src/run.sh").startswith("100755 ")
     for path, content in files_before.items():
-        assert git(repo, "show", f"{branch}:{path}").encode() == content
+        assert git(repo, "show", f"{branch}:{path}", strip=False).encode() == content
         assert (Path(review.worktree_path) / path).read_bytes() == content
     assert not (Path(review.worktree_path) / "old.txt").exists()
 
@@ -267,7 +264,7 @@ async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
     fork_wt = Path(fork.worktree_path)
     assert (fork_wt / "README.md").read_text() == "hello\nhalf-done work\n"
     assert (fork_wt / "draft.txt").read_text() == "untracked draft\n"
-    assert git(repo, "rev-parse", f"{fork.branch_name}^").strip() == git(wt, "rev-parse", "HEAD").strip()
+    assert git(repo, "rev-parse", f"{fork.branch_name}^") == git(wt, "rev-parse", "HEAD")
     assert "try the other approach" in (fork.prompt or "")
     assert "original instructions" not in (fork.prompt or "")
 
@@ -433,12 +430,12 @@ async def test_terminate_self_children_grandchildren_and_cleanup_policies(
     (f1_wt / "feature.txt").write_text("committed work\n")
     git(f1_wt, "add", "feature.txt")
     git(f1_wt, "commit", "-q", "-m", "feature")
-    commit = git(f1_wt, "rev-parse", "HEAD").strip()
+    commit = git(f1_wt, "rev-parse", "HEAD")
     cleanup = (await terminate(f1))["cleanup"]
     assert (cleanup["worktree"], cleanup["branch"]) == ("removed", "kept")
     assert any("neither pushed nor merged" in why for why in cleanup["kept_because"])
     assert not f1_wt.exists() and str(f1_wt) not in git(repo, "worktree", "list", "--porcelain")
-    assert git(repo, "rev-parse", rows[f1].branch_name).strip() == commit
+    assert git(repo, "rev-parse", rows[f1].branch_name) == commit
 
     # remove_all on a clean review whose branch holds nothing new (merged into its base): all gone.
     cleanup = (await terminate(r2))["cleanup"]
