@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from github_standin import GitHubStandIn
 from npm_tools import NpmTools, install
-from support import GIT_ENV, ScriptWriter, SettingsMaker, make_repo, standin_command
+from support import GIT_ENV, GITHUB_TOKEN, ScriptWriter, SettingsMaker, make_repo, standin_command
 
 from codex_mcp.app import App
 from codex_mcp.identity import resolve_caller
@@ -122,6 +123,20 @@ def lifecycle_settings(
         return Settings.load(mapping, cwd=repo)
 
     return make
+
+
+@pytest.fixture
+def github_token() -> str | None:
+    """The token the ``gh`` stand-in expects (None: any, or none). Modules override this fixture."""
+    return GITHUB_TOKEN
+
+
+@pytest.fixture
+def gh(github_token: str | None) -> Iterator[GitHubStandIn]:
+    """The GitHub stand-in (a real HTTP server on 127.0.0.1) serving octo/flux; it must end error-free."""
+    with GitHubStandIn(owner="octo", repo="flux", expected_token=github_token) as standin:
+        yield standin
+    assert standin.errors == []
 
 
 @pytest.fixture(scope="session")

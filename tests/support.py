@@ -30,6 +30,9 @@ SettingsMaker = Callable[..., Settings]
 ScriptWriter = Callable[[dict[str, Any]], Path]
 """``write_script``: writes a stand-in script and returns its path."""
 
+# The token the `gh` fixture's GitHub stand-in expects (a module overrides the `github_token` fixture).
+GITHUB_TOKEN = "ghp_IssueCacheCanary0123456789abcdefXYZ"
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.invalid",

@@ -15,7 +15,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ import anyio
 import pytest
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
-from support import cli_ok, db_file, event_rows, failed, invoke, ok, one_line_error
+from support import GITHUB_TOKEN, cli_ok, db_file, event_rows, failed, invoke, ok, one_line_error
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
@@ -41,7 +41,7 @@ from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store.instances import NewInstance
 
-TOKEN = "ghp_IssueCacheCanary0123456789abcdefXYZ"
+TOKEN = GITHUB_TOKEN  # what the `gh` stand-in (conftest) expects
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 LISTING = "/repos/octo/flux/issues"
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -130,13 +130,6 @@ async def call(app: App, name: str, arguments: dict[str, Any] | None = None, **k
 
 
 # --------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(owner="octo", repo="flux", expected_token=TOKEN) as standin:
-        yield standin
-    assert standin.errors == []
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import socket
 import string
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -150,15 +150,9 @@ def posts(gh: GitHubStandIn) -> list[Any]:
 
 
 @pytest.fixture
-def token() -> str:
+def github_token() -> str:
+    """A fresh canary for each test (the conftest `gh` stand-in expects it), searched for where it must not be."""
     return canary_token()
-
-
-@pytest.fixture
-def gh(token: str) -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(owner="octo", repo="flux", expected_token=token) as standin:
-        yield standin
-    assert standin.errors == []
 
 
 @pytest.fixture
@@ -183,12 +177,12 @@ async def world(
     repo: Path,
     origin: Path,
     worktree: Path,
-    token: str,
+    github_token: str,
     gh: GitHubStandIn,
     tmp_path: Path,
     env: dict[str, str],
 ) -> AsyncIterator[World]:
-    w = World(repo, origin, worktree, token, gh, tmp_path, env, [])
+    w = World(repo, origin, worktree, github_token, gh, tmp_path, env, [])
     try:
         yield w
     finally:
@@ -432,7 +426,7 @@ async def test_base_branch_parameter_is_used(world: World) -> None:
 
 
 async def test_without_a_base_branch_the_repositorys_default_branch_is_used(
-    repo: Path, tmp_path: Path, token: str, env: dict[str, str]
+    repo: Path, tmp_path: Path, github_token: str, env: dict[str, str]
 ) -> None:
     # The repository's default branch on GitHub is "trunk" (not the local main).
     bare = tmp_path / "origin.git"
@@ -443,8 +437,8 @@ async def test_without_a_base_branch_the_repositorys_default_branch_is_used(
     tree = tmp_path / "worktrees" / INSTANCE
     git(repo, "worktree", "add", "-q", "-b", BRANCH, str(tree), "trunk")
     commit(tree)
-    with GitHubStandIn(default_branch="trunk", expected_token=token) as standin:
-        w = World(repo, bare, tree.resolve(), token, standin, tmp_path, env, [])
+    with GitHubStandIn(default_branch="trunk", expected_token=github_token) as standin:
+        w = World(repo, bare, tree.resolve(), github_token, standin, tmp_path, env, [])
         try:
             app = await w.app(base_branch=None)
             ok(await create(app))
@@ -789,11 +783,11 @@ async def test_a_repository_github_does_not_know_is_a_404_error(world: World) ->
 
 
 async def test_github_enterprise_style_api_url(
-    repo: Path, origin: Path, worktree: Path, token: str, tmp_path: Path, env: dict[str, str]
+    repo: Path, origin: Path, worktree: Path, github_token: str, tmp_path: Path, env: dict[str, str]
 ) -> None:
     commit(worktree)
-    with GitHubStandIn(prefix="/api/v3", expected_token=token) as standin:
-        w = World(repo, origin, worktree, token, standin, tmp_path, env, [])
+    with GitHubStandIn(prefix="/api/v3", expected_token=github_token) as standin:
+        w = World(repo, origin, worktree, github_token, standin, tmp_path, env, [])
         try:
             app = await w.app()
             got = ok(await create(app))
