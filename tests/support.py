@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -136,6 +137,22 @@ def run_cli(
         timeout=120,
         check=check,
     )
+
+
+def cmdline(pid: int | None) -> list[str]:
+    """A process's argv from /proc ([] when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+    except (OSError, TypeError):
+        return []
+
+
+def unused_port_url() -> str:
+    """A loopback URL nothing listens on (a port bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def tmux_sessions(socket: str) -> set[str]:

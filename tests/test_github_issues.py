@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +25,17 @@ import anyio
 import pytest
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
-from support import GITHUB_TOKEN, cli_ok, db_file, event_rows, failed, invoke, ok, one_line_error
+from support import (
+    GITHUB_TOKEN,
+    cli_ok,
+    db_file,
+    event_rows,
+    failed,
+    invoke,
+    ok,
+    one_line_error,
+    unused_port_url,
+)
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
@@ -94,14 +103,6 @@ def listing(gh: GitHubStandIn) -> list[RecordedRequest]:
 def pages_asked(gh: GitHubStandIn) -> list[tuple[str | None, str | None]]:
     """(page, since) of every listing request."""
     return [(r.query.get("page"), r.query.get("since")) for r in listing(gh)]
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 async def issue_rows(db: Database) -> dict[int, dict[str, Any]]:
@@ -578,7 +579,7 @@ def _not_github_json(gh: GitHubStandIn) -> dict[str, Any]:
 
 
 def _unreachable(gh: GitHubStandIn) -> dict[str, Any]:
-    return {"CODEX_MCP_GITHUB_API_URL": closed_port_url()}
+    return {"CODEX_MCP_GITHUB_API_URL": unused_port_url()}
 
 
 def _no_token(gh: GitHubStandIn) -> dict[str, Any]:
@@ -858,7 +859,7 @@ async def test_start_uses_the_cached_issue_else_fetches_it_else_goes_ahead(
     assert caplog.records == []
 
     # GitHub unreachable: the instance starts anyway, with a warning and no issue text.
-    unreachable = start_settings(CODEX_MCP_GITHUB_API_URL=closed_port_url())
+    unreachable = start_settings(CODEX_MCP_GITHUB_API_URL=unused_port_url())
     gone = await start_issue(unreachable, gdb, 9)
     assert gone.prompt.startswith("# GitHub issue #9\n\nPlease fix it.")
     assert gone.status == "running" and gone.issue_title is None

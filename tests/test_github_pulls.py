@@ -13,7 +13,6 @@ import logging
 import re
 import secrets
 import shutil
-import socket
 import string
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 from github_standin import GitHubStandIn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from support import GIT_ENV, event_rows, failed, git, ok, text_of
+from support import GIT_ENV, event_rows, failed, git, ok, text_of, unused_port_url
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
@@ -649,17 +648,9 @@ async def test_no_token_is_a_token_error_without_any_request(world: World) -> No
     await assert_failed_cleanly(app, message)
 
 
-def nothing_listens() -> str:
-    """A loopback URL on which nothing listens (a port bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 async def test_an_unreachable_api_is_a_network_error(world: World) -> None:
     commit(world.worktree)
-    url = nothing_listens()
+    url = unused_port_url()
     app = await world.app(limits=FAST, CODEX_MCP_GITHUB_API_URL=url)
 
     message = failed(await create(app))

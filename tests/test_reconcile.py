@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import SettingsMaker, read_standin_log, run_cli, tmux_sessions, wait_for
+from support import SettingsMaker, cmdline, read_standin_log, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
@@ -46,20 +46,15 @@ def no_grace(app: App, grace_seconds: float = 0.0) -> Lifecycle:
     return Lifecycle(app.settings, app.db, grace_seconds=grace_seconds)
 
 
-def cmdline(pid: int | None) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except (OSError, TypeError):
-        return ""
-
-
 async def spawn(app: App, issue: int) -> Instance:
     instance = await app.lifecycle.commit(
         await app.lifecycle.prepare_work(issue_number=issue, base=None, prompt="go")
     )
     # The launcher execs the agent once it sees its row: the pane's pid then is the agent.
     await wait_for(
-        lambda: "codex_mcp.launch" not in cmdline(instance.claude_pid) and cmdline(instance.claude_pid)
+        lambda: (
+            "codex_mcp.launch" not in " ".join(cmdline(instance.claude_pid)) and cmdline(instance.claude_pid)
+        )
     )
     return instance
 
@@ -103,7 +98,7 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
         await wait_for(
             lambda: any(e.get("event") == "done" for e in read_standin_log(Path(victim.worktree_path)))
         )
-        assert "codex_mcp.standin" in cmdline(victim.claude_pid)
+        assert "codex_mcp.standin" in " ".join(cmdline(victim.claude_pid))
 
         assert victim.claude_pid is not None
         os.kill(victim.claude_pid, signal.SIGKILL)
@@ -333,7 +328,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
                 == [instance.id] * 2
             )
         )
-        assert "codex_mcp.standin" in cmdline(resumed.claude_pid)
+        assert "codex_mcp.standin" in " ".join(cmdline(resumed.claude_pid))
         assert (await no_grace(app).reconcile()).terminated == []  # and it counts as alive
 
         with pytest.raises(StateError, match="still running"):

@@ -18,7 +18,16 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from support import ScriptWriter, SettingsMaker, git, run_cli, standin_command, tmux_sessions, wait_for
+from support import (
+    ScriptWriter,
+    SettingsMaker,
+    cmdline,
+    git,
+    run_cli,
+    standin_command,
+    tmux_sessions,
+    wait_for,
+)
 
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import ConfigError, DatabaseError, InputError, StateError
@@ -345,13 +354,6 @@ async def _delete_rows(db: Database) -> None:
 # ----------------------------------------------------------------------------------------- concurrent
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
-    except OSError:
-        return []
-
-
 async def test_eight_concurrent_starts_get_eight_ids_and_all_succeed(
     repo: Path, cli_env: dict[str, str], tmux_socket: str, tmp_path: Path
 ) -> None:
@@ -400,7 +402,7 @@ async def test_eight_concurrent_starts_get_eight_ids_and_all_succeed(
     for s in started:
 
         def became_agent(s: dict[str, Any] = s) -> bool:
-            return _cmdline(s["claude_pid"])[-2:] == [str(agent), s["id"]]
+            return cmdline(s["claude_pid"])[-2:] == [str(agent), s["id"]]
 
         await wait_for(became_agent, timeout=30)
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
