@@ -30,7 +30,7 @@ def _pr_label(instance: Any) -> str:
 INSTANCE_COLUMNS = [
     Column("id", lambda r: r.id),
     Column("type", lambda r: r.type, drop=2),
-    Column("status", lambda r: r.status, drop=5),
+    Column("status", lambda r: r.status + (", merged" if r.merged_into else ""), drop=5),
     Column("issue", _issue_label, kind="clip"),
     Column("branch", lambda r: r.branch_name, kind="clip", drop=3),
     Column("tmux session", lambda r: r.tmux_session, drop=1),
