@@ -103,6 +103,13 @@ class ConfigEntry(BaseModel):
     updated_at: str | None = Field(default=None, description="When it was last set, UTC")
 
 
+class ConfigUnset(BaseModel):
+    """What ``config unset`` did (kept with its recorded event; the command prints one line)."""
+
+    key: str = Field(description="Config key")
+    removed: bool = Field(description="False when it was not set")
+
+
 def check_key(key: str) -> None:
     if not _KEY.match(key):
         known = ", ".join(sorted(KNOWN_KEYS))

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from codex_mcp.cli.output import Column, emit, output_options, print_table
+from codex_mcp.cli.person import person_action
 from codex_mcp.cli.running import in_app
 
 if TYPE_CHECKING:
-    from codex_mcp.userconfig import UserConfig
+    from codex_mcp.app import App
+    from codex_mcp.recording import ToolCall
+    from codex_mcp.userconfig import ConfigEntry, ConfigUnset, UserConfig
 
 T = TypeVar("T")
 
@@ -57,7 +60,14 @@ def config_get(ctx: click.Context, key: str, reveal: bool, as_json: bool) -> Non
 @click.pass_context
 def config_set(ctx: click.Context, key: str, value: str, secret: bool) -> None:
     """Set KEY to VALUE."""
-    entry = _user_config_call(ctx, lambda uc: uc.set(key, value, secret=secret))
+    from codex_mcp.userconfig import UserConfig
+
+    async def put(app: App, call: ToolCall) -> ConfigEntry:
+        return await UserConfig(app.db, app.settings.secret_key_file).set(key, value, secret=secret)
+
+    # Changing a setting is a person's action, recorded; a secret's value is not recorded at all.
+    arguments = {"key": key, "secret": secret, **({} if secret else {"value": value})}
+    entry = person_action(ctx, "config set", arguments, put)
     click.echo(f"{entry.key} = {entry.value}" + (" (encrypted)" if entry.is_encrypted else ""))
 
 
@@ -66,7 +76,13 @@ def config_set(ctx: click.Context, key: str, value: str, secret: bool) -> None:
 @click.pass_context
 def config_unset(ctx: click.Context, key: str) -> None:
     """Remove KEY (its built-in default, if any, applies again)."""
-    removed = _user_config_call(ctx, lambda uc: uc.unset(key))
+    from codex_mcp.userconfig import ConfigUnset, UserConfig
+
+    async def remove(app: App, call: ToolCall) -> ConfigUnset:
+        removed = await UserConfig(app.db, app.settings.secret_key_file).unset(key)
+        return ConfigUnset(key=key, removed=removed)
+
+    removed = person_action(ctx, "config unset", {"key": key}, remove).removed
     click.echo(f"{key} removed" if removed else f"{key} was not set")
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from codex_mcp.cli.output import Column, emit, emit_rows, output_options
+from codex_mcp.cli.person import person_action
 from codex_mcp.cli.running import in_app
+
+if TYPE_CHECKING:
+    from codex_mcp.app import App
+    from codex_mcp.outcomes import SyncResult
+    from codex_mcp.recording import ToolCall
 
 ISSUE_COLUMNS = [
     Column("#", lambda r: r.number),
@@ -43,7 +49,10 @@ def issues_sync(ctx: click.Context, as_json: bool) -> None:
     """Fetch new and updated issues from GitHub (incremental; unchanged pages cost only 304s)."""
     from codex_mcp.issue_cache import sync
 
-    emit(in_app(ctx, lambda app: sync(app.settings, app.db)), as_json, _print_synced)
+    async def fetch(app: App, call: ToolCall) -> SyncResult:
+        return await sync(app.settings, app.db)
+
+    emit(person_action(ctx, "issues sync", {}, fetch), as_json, _print_synced)
 
 
 @issues.command("ls")
