@@ -89,6 +89,12 @@ KNOWN_KEYS: dict[str, KnownKey] = {
         _notify_command,
         plain=True,
     ),
+    "github.poll_seconds": KnownKey(
+        "how often long-running processes (serve over HTTP, ui) ask GitHub whether the pull requests of "
+        "running instances were merged or closed (unchanged ones cost no rate limit)",
+        "60",
+        _positive_int,
+    ),
     "github.token": KnownKey(
         "GitHub token (stored encrypted; GITHUB_TOKEN wins)", None, _non_empty, secret=True
     ),
