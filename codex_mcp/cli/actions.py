@@ -71,12 +71,12 @@ def start(
     """
     from codex_mcp.errors import InputError
 
-    if prompt is not None and prompt_file is not None:
-        raise InputError("give --prompt or --prompt-file, not both")
     text = prompt_file.read_text(encoding="utf-8") if prompt_file is not None else prompt
     kind = cast(InstanceType, type_ or ("work" if issue is not None else "adhoc"))
 
     async def spawn(app: App, call: ToolCall) -> Instance:
+        if prompt is not None and prompt_file is not None:
+            raise InputError("give --prompt or --prompt-file, not both")
         lifecycle = app.lifecycle
         prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=text, type=kind)
         started = await lifecycle.commit(prepared)
