@@ -97,7 +97,8 @@ def test_every_cli_action_leaves_one_event_under_the_persons_identity(
     done, event = step("config set", "config", "set", "notify.command", "notify-send {instance_id}")
     assert done.stdout == "notify.command = notify-send {instance_id}\n"
     recorded = json.loads(event["metadata"])["args"]
-    assert recorded["key"] == "notify.command" and recorded["value"]["len"] == len("notify-send {instance_id}")
+    assert recorded["key"] == "notify.command"
+    assert recorded["value"]["redacted"] and recorded["value"]["len"] == len("notify-send {instance_id}")
     done, event = step("config set", "config", "set", "github.token", SECRET, "--secret")
     assert done.stdout == "github.token = ******** (encrypted)\n"
     assert SECRET not in json.dumps(events(db_path))  # a secret's value is never recorded
