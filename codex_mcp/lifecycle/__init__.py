@@ -2,8 +2,8 @@
 
 Each chapter is a module: ``workspace`` (main checkout, worktrees root, branch and worktree),
 ``spawn`` (a new instance and its compensation stack), ``prompts`` (what an agent is told, pure
-functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume`` and
-``reconcile``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
+functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume``,
+``reconcile`` and ``clean``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
 chapters to the settings and database in use, and to the timing knobs tests may change.
 """
 
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_mcp.ids import InstanceType
-from codex_mcp.lifecycle import feedback, reconcile, resume, spawn, terminate
+from codex_mcp.lifecycle import clean, feedback, reconcile, resume, spawn, terminate
 from codex_mcp.lifecycle.cleanup import cleanup_worktree
-from codex_mcp.lifecycle.feedback import FeedbackSent
+from codex_mcp.lifecycle.feedback import FeedbackSent, Sender
 from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
 from codex_mcp.lifecycle.spawn import Prepared, Progress
 from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
 from codex_mcp.lifecycle.workspace import Compensation, Workspace
-from codex_mcp.outcomes import FeedbackType, Priority, ReconcileReport, TerminateResult
+from codex_mcp.outcomes import CleanReport, FeedbackType, Priority, ReconcileReport, TerminateResult
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store.instances import Instance
@@ -33,6 +33,7 @@ __all__ = [
     "FeedbackSent",
     "Lifecycle",
     "Prepared",
+    "Sender",
     "Workspace",
     "cleanup_worktree",
 ]
@@ -87,6 +88,30 @@ class Lifecycle:
         self, caller: Instance, text: str, feedback_type: FeedbackType, priority: Priority
     ) -> FeedbackSent:
         return await feedback.send_feedback(self.workspace, caller, text, feedback_type, priority)
+
+    async def deliver_feedback(
+        self,
+        target: Instance,
+        sender: Sender,
+        text: str,
+        feedback_type: FeedbackType,
+        priority: Priority,
+        *,
+        heading: str = "Review feedback",
+    ) -> FeedbackSent:
+        """File + pane delivery to ``target`` from anyone (a merge's conflict list, for one)."""
+        return await feedback.deliver_feedback(
+            self.workspace, target, sender, text, feedback_type, priority, heading=heading
+        )
+
+    async def person_feedback(
+        self, target_id: str, login: str, text: str, feedback_type: FeedbackType, priority: Priority
+    ) -> FeedbackSent:
+        return await feedback.person_feedback(self.workspace, target_id, login, text, feedback_type, priority)
+
+    # ------------------------------------------------------------------------------------ clean
+    async def clean(self, *, merged_only: bool, dry_run: bool) -> CleanReport:
+        return await clean.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)
 
     # ------------------------------------------------------------------------------------ terminate
     async def authorize_terminate(self, caller: Instance, target_id: str) -> Instance:

@@ -1,14 +1,16 @@
-"""Feedback: a reviewer's answer reaches the work it reviews, as a file and a notice.
+"""Feedback: a reviewer's (or a person's) answer reaches the work, as a file and a notice.
 
 The review is written verbatim as a markdown file under ``.codex/feedback/`` in the work instance's
 worktree; when the work agent's session is alive, a one-line notice pointing at it is typed into its
-terminal (delivered), otherwise the file waits for it (queued).
+terminal (delivered), otherwise the file waits for it (queued). :func:`deliver_feedback` is that delivery, whoever sends:
+a reviewer (``send_feedback``), a person (``codex-mcp feedback``), a merge handing its conflicts back.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +20,7 @@ import anyio
 
 from codex_mcp.agents import AgentFiles, write_private
 from codex_mcp.errors import InputError, PermissionDenied, StateError
+from codex_mcp.ids import parse_instance_id
 from codex_mcp.lifecycle.spawn import require_running
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import DeliveryStatus, FeedbackType, Priority, SendFeedbackResult
@@ -37,6 +40,27 @@ class FeedbackSent:
     file: Path
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who feedback is from: ``label`` is shown (in the document and the notice), ``tag`` goes into
+    the feedback id, which is also the file name (letters, digits, ``.``, ``_``, ``-`` only)."""
+
+    label: str
+    tag: str
+
+    @classmethod
+    def instance(cls, instance_id: str) -> Sender:
+        return cls(label=instance_id, tag=instance_id)
+
+    @classmethod
+    def person(cls, login: str) -> Sender:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", login)[:32] or "unknown"
+        return cls(label=f"a person ({login})", tag=f"person-{safe}")
+
+
+MAX_FEEDBACK = 200_000  # as the send_feedback tool's schema allows
+
+
 async def send_feedback(
     workspace: Workspace, caller: Instance, feedback: str, feedback_type: FeedbackType, priority: Priority
 ) -> FeedbackSent:
@@ -51,26 +75,88 @@ async def send_feedback(
     if target_id is None:
         raise StateError(f"{caller.id} has no work instance recorded as its parent; nothing to send to")
     target = await instances_store.require(db, target_id)
-    if not feedback.strip():
+    return await deliver_feedback(
+        workspace, target, Sender.instance(caller.id), feedback, feedback_type, priority
+    )
+
+
+async def person_feedback(
+    workspace: Workspace,
+    target_id: str,
+    login: str,
+    text: str,
+    feedback_type: FeedbackType,
+    priority: Priority,
+) -> FeedbackSent:
+    """A person's review (``codex-mcp feedback``): to a running work or adhoc instance codex-mcp started.
+
+    Review instances are refused (their answer goes to the work they review: send yours there), and so
+    are adhoc instances registered for a folder codex-mcp did not create (a person's own checkout:
+    there is no agent of ours to tell). A terminated instance is refused: resume it first.
+    """
+    parse_instance_id(target_id)
+    target = await instances_store.require(workspace.db, target_id)
+    if target.type == "review":
+        parent = await relationships_store.reviewed_by(workspace.db, target.id)
+        where = f" (it reviews {parent}: codex-mcp feedback {parent} TEXT)" if parent else ""
+        raise StateError(
+            f"{target.id} is a review instance; a person's feedback goes to the work instance{where}"
+        )
+    if target.status != "running":
+        raise StateError(
+            f"{target.id} is terminated; its agent would never read the feedback. Resume it first "
+            f"(codex-mcp resume {target.id}), then send it"
+        )
+    if target.type == "adhoc" and await workspace.foreign_worktree(target):
+        raise StateError(
+            f"{target.id} is the registration of {target.worktree_path}, not an agent codex-mcp started; "
+            "there is nobody to send feedback to"
+        )
+    return await deliver_feedback(workspace, target, Sender.person(login), text, feedback_type, priority)
+
+
+async def deliver_feedback(
+    workspace: Workspace,
+    target: Instance,
+    sender: Sender,
+    text: str,
+    feedback_type: FeedbackType,
+    priority: Priority,
+    *,
+    heading: str = "Review feedback",
+) -> FeedbackSent:
+    """Write ``text`` to ``.codex/feedback/<id>.md`` in ``target``'s worktree and announce it in its
+    pane when its session is alive (delivered), else leave it for the agent (queued).
+
+    Who may send what to whom is the caller's business (send_feedback, person_feedback, merge's
+    conflict hand-back); this checks only what delivery needs: some text, and the worktree.
+    """
+    if not text.strip():
         raise InputError("feedback is empty; write what the author should know")
+    if len(text) > MAX_FEEDBACK:
+        raise InputError(
+            f"feedback is {len(text)} characters long; at most {MAX_FEEDBACK} are delivered, shorten it"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", sender.tag):
+        raise InputError(f"feedback sender tag {sender.tag!r} must be letters, digits, '.', '_' or '-'")
     worktree = Path(target.worktree_path)
     if not worktree.is_dir():
         raise StateError(
             f"the worktree of {target.id} ({worktree}) is gone; the feedback cannot be delivered"
         )
     stamp = datetime.now(UTC)
-    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{caller.id}-{os.urandom(3).hex()}"
+    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{sender.tag}-{os.urandom(3).hex()}"
     path = AgentFiles(worktree).feedback / f"{feedback_id}.md"
     document = (
-        f"# Review feedback from {caller.id}\n\n"
+        f"# {heading} from {sender.label}\n\n"
         f"- type: {feedback_type}\n- priority: {priority}\n- for: {target.id}\n"
-        f"- time: {stamp:%Y-%m-%d %H:%M:%S} UTC\n\n---\n\n{feedback}\n"
+        f"- time: {stamp:%Y-%m-%d %H:%M:%S} UTC\n\n---\n\n{text}\n"
     )
     await anyio.to_thread.run_sync(partial(write_private, path, document))
     status: DeliveryStatus = "queued"
     if target.status == "running":
         notice = (
-            f"[codex] Review feedback from {caller.id} ({feedback_type}, priority {priority}): read "
+            f"[codex] {heading} from {sender.label} ({feedback_type}, priority {priority}): read "
             f".codex/feedback/{path.name} and act on it."
         )
         tmux = Tmux(target.tmux_socket)
