@@ -24,7 +24,7 @@ from pathlib import Path
 from codex_mcp.errors import ConfigError
 
 KEY = "editor.command"
-DEFAULT_COMMAND = "code {path}"
+DEFAULT_COMMAND = "code"  # the seed's user_config default: `code {path}`
 PLACEHOLDERS = ("path",)
 EXAMPLE = "vim {path}"
 # Editors that draw in the terminal they are started from: detached, they would have none.

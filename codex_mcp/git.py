@@ -1207,10 +1207,21 @@ async def commits_only_on(repo: Path, sha: str, *, excluding: set[str]) -> int:
 
 async def ref_moved_at(repo: Path, branch: str) -> float | None:
     """When ``branch`` last moved (Unix seconds, from its reflog), None without a reflog."""
+    # %gd with --date=unix is "<name>@{<seconds>}": the time of the reflog entry (%ct would be the
+    # commit's own date, which says nothing about when the branch was made).
     result = await run(
-        repo, "reflog", "show", "-n", "1", "--format=%ct", f"refs/heads/{branch}", "--", check=False
+        repo,
+        "reflog",
+        "show",
+        "--date=unix",
+        "-n",
+        "1",
+        "--format=%gd",
+        f"refs/heads/{branch}",
+        "--",
+        check=False,
     )
-    value = result.stdout.strip()
+    value = result.stdout.strip().rpartition("@{")[2].rstrip("}")
     return float(value) if result.returncode == 0 and value.isdigit() else None
 
 

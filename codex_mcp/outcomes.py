@@ -112,7 +112,9 @@ class CleanReport(BaseModel):
     branches_deleted: int = Field(default=0, description="Branches deleted (or that would be)")
     kept: int = Field(default=0, description="Items of which something was kept")
     already_clean: int = Field(default=0, description="Terminated instances with nothing left to remove")
-    running_untouched: int = Field(default=0, description="Running instances, never touched")
+    running_untouched: int = Field(
+        default=0, description="Running agents (worktrees under the root), never touched"
+    )
 
 
 class OpenResult(BaseModel):

@@ -80,7 +80,7 @@ KNOWN_KEYS: dict[str, KnownKey] = {
     "editor.command": KnownKey(
         "command that opens a worktree in your editor (`codex-mcp open`), run without a shell; placeholder "
         "{path} (the worktree; added at the end when absent)",
-        "code {path}",
+        "code",  # the seed's default; without {path} the worktree is added at the end: `code {path}`
         _command(EDITOR_PLACEHOLDERS, "vim {path}"),
     ),
     "worktrees.base_path": KnownKey(

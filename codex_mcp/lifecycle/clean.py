@@ -73,8 +73,10 @@ async def clean(
         worktrees=linked,
         protected_branches={r.branch_name for r in running} | {i.branch for i in listed[:1] if i.branch},
     )
+    # Counted: running agents; a registration of a person's own checkout is not one.
+    agents = [r for r in running if not await workspace.foreign_worktree(r)]
     report = CleanReport(
-        dry_run=dry_run, scope="merged" if merged_only else "terminated", running_untouched=len(running)
+        dry_run=dry_run, scope="merged" if merged_only else "terminated", running_untouched=len(agents)
     )
     running_paths = {Path(r.worktree_path).resolve() for r in running}
     for row in sorted((r for r in rows if r.status == "terminated"), key=lambda r: r.id):
