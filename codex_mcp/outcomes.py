@@ -111,7 +111,9 @@ class CleanReport(BaseModel):
     worktrees_removed: int = Field(default=0, description="Worktrees removed (or that would be)")
     branches_deleted: int = Field(default=0, description="Branches deleted (or that would be)")
     kept: int = Field(default=0, description="Items of which something was kept")
-    already_clean: int = Field(default=0, description="Terminated instances with nothing left to remove")
+    already_clean: int = Field(
+        default=0, description="Terminated instances with nothing of ours left to remove"
+    )
     running_untouched: int = Field(
         default=0, description="Running agents (worktrees under the root), never touched"
     )

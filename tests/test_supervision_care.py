@@ -146,18 +146,22 @@ async def test_clean_removes_only_what_is_safe_and_dry_run_changes_nothing(
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
     git(repo, "push", "-q", "origin", "main")
-    ids: list[str] = [cli.json("start", "--prompt", "work")["id"] for _ in range(5)]
-    merged, unmerged, pushed, dirty, running = ids
-    for instance_id in (merged, unmerged, pushed, dirty, running):
+    ids: list[str] = [cli.json("start", "--prompt", "work")["id"] for _ in range(6)]
+    merged, unmerged, pushed, dirty, running, squashed = ids
+    for instance_id in ids:
         await started(cli, instance_id)
     commit_file(cli.worktree(merged), "merged.txt", "landed\n")
     git(repo, "merge", "-q", "--ff-only", f"codex/{merged}")
+    # Landed by a squash: its own commit is not in main, its change is.
+    commit_file(cli.worktree(squashed), "squashed.txt", "landed as one\n")
+    git(repo, "merge", "-q", "--squash", f"codex/{squashed}")
+    git(repo, "commit", "-q", "-m", "squashed")
     commit_file(cli.worktree(unmerged), "mine.txt", "only here\n")
     commit_file(cli.worktree(pushed), "pushed.txt", "on the remote\n")
     git(cli.worktree(pushed), "push", "-q", "origin", f"codex/{pushed}")
     (cli.worktree(dirty) / "draft.txt").write_text("not committed\n", encoding="utf-8")
     commit_file(cli.worktree(running), "running.txt", "still working\n")
-    for instance_id in (merged, unmerged, pushed, dirty):
+    for instance_id in (merged, unmerged, pushed, dirty, squashed):
         cli.ok("kill", instance_id)
 
     # --dry-run: says what it would do and why the rest stays; nothing changes.
@@ -174,6 +178,10 @@ async def test_clean_removes_only_what_is_safe_and_dry_run_changes_nothing(
     assert (
         f"{unmerged}: would remove worktree {cli.worktree(unmerged)}; keeps branch codex/{unmerged}" in lines
     )
+    assert (
+        f"{squashed}: would remove worktree {cli.worktree(squashed)}; would delete branch codex/{squashed}"
+        in lines
+    )
     assert f"{dirty}: keeps worktree {cli.worktree(dirty)}; keeps branch codex/{dirty}" in lines
     assert "neither pushed nor merged" in out and f"git push origin codex/{unmerged}" in out
     assert "uncommitted changes (1 path(s), e.g. draft.txt)" in out
@@ -181,13 +189,14 @@ async def test_clean_removes_only_what_is_safe_and_dry_run_changes_nothing(
     assert "1 running instance(s) untouched" in out
     dry = cli.json("clean", "--dry-run")
     assert dry["dry_run"] is True and dry["scope"] == "terminated"
-    assert dry["worktrees_removed"] == 3 and dry["branches_deleted"] == 2 and dry["kept"] == 2
+    assert dry["worktrees_removed"] == 4 and dry["branches_deleted"] == 3 and dry["kept"] == 2
     assert world(repo) == before
 
     # --merged: only the merged instance goes; the pushed one is kept as not merged.
     report = cli.json("clean", "--merged")
     fates = {i["instance_id"]: (i["worktree"], i["branch"]) for i in report["items"]}
-    assert fates[merged] == ("removed", "deleted")
+    assert fates[merged] == ("removed", "deleted") and fates[squashed] == ("removed", "deleted")
+    assert not branch_exists(repo, f"codex/{squashed}")
     assert fates[pushed] == ("kept", "kept") and fates[unmerged] == ("kept", "kept")
     assert not cli.worktree(merged).exists() and not branch_exists(repo, f"codex/{merged}")
     assert cli.worktree(pushed).is_dir() and branch_exists(repo, f"codex/{pushed}")
@@ -208,11 +217,11 @@ async def test_clean_removes_only_what_is_safe_and_dry_run_changes_nothing(
     # Again: nothing more goes; what is left is said again.
     again = cli.json("clean")
     assert again["worktrees_removed"] == 0 and again["branches_deleted"] == 0
-    assert again["already_clean"] == 2 and again["kept"] == 2
+    assert again["already_clean"] == 3 and again["kept"] == 2
 
     # Rows stay (history); each run left one event with actor person and the counts.
     statuses = {r["id"]: r["status"] for r in cli.query("SELECT id, status FROM instances")}
-    assert [statuses[i] for i in ids] == ["terminated"] * 4 + ["running"]
+    assert [statuses[i] for i in ids] == ["terminated"] * 4 + ["running", "terminated"]
     rows = cli.events("clean")
     assert len(rows) == 5
     for row in rows:
@@ -387,13 +396,20 @@ async def cache_issue(db_path: Path) -> None:
         await db.close()
 
 
-async def test_feedback_from_a_person_reaches_the_agent(cli: Cli, tmp_path: Path) -> None:
+async def test_feedback_from_a_person_reaches_the_agent(
+    cli: Cli, tmp_path: Path, write_script: Callable[[dict[str, Any]], Path]
+) -> None:
     import getpass
 
     await cache_issue(cli.db_path)
+    script = {"work": [{"call": "spawn_review_instance", "args": {"reviewer_prompt": "look"}}]}
+    cli.env["CODEX_MCP_AGENT_COMMAND"] = standin_command(write_script(script))
     cli.ok("start", "--issue", "4", "--prompt", "spin")
     worktree = cli.worktree("work-4-a1")
     await started(cli, "work-4-a1")
+    await wait_for(
+        lambda: cli.query("SELECT id FROM instances WHERE id = 'review-4-a1' AND status = 'running'")
+    )
     text = 'Rename `spin` to "rotate"; don\'t $(touch canary).\nSecond line ✓'
 
     data = cli.json("feedback", "work-4-a1", text, "--priority", "high")
@@ -431,13 +447,15 @@ async def test_feedback_from_a_person_reaches_the_agent(cli: Cli, tmp_path: Path
     assert "not both" in cli.error("feedback", "work-4-a1", "x", "--file", str(note), code=2)
     assert "no feedback given" in cli.error("feedback", "work-4-a1", code=2)
     assert "not found" in cli.error("feedback", "work-4-a9", "x", code=2)
+    line = cli.error("feedback", "review-4-a1", "x")
+    assert "review instance" in line and "codex-mcp feedback work-4-a1 TEXT" in line
     cli.ok("kill", "work-4-a1")
     line = cli.error("feedback", "work-4-a1", "too late")
     assert "terminated" in line and "codex-mcp resume work-4-a1" in line
     assert len(list((worktree / ".codex" / "feedback").iterdir())) == 3
 
     rows = cli.events("feedback")
-    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0]  # usage errors are refused before acting
+    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0, 0]  # usage errors are refused before acting
     for row in rows:
         assert_person_event(row, bool(row["success"]))
         assert row["metadata"]["args"]["feedback"]["redacted"] is True  # the text is never kept in clear

@@ -101,19 +101,16 @@ async def clean(
 
 
 async def _instance(run: _Run, row: InstanceSummary, merged_only: bool) -> CleanItem | None:
-    """What happens to one terminated instance; None when nothing of it is left."""
+    """What happens to one terminated instance; None when nothing of it is left (or ours to take)."""
     path = Path(row.worktree_path)
     branch_sha = await git.branch_sha(run.main, row.branch_name)
-    if not path.exists() and branch_sha is None:
+    if (not path.exists() and branch_sha is None) or await run.workspace.foreign_worktree(row):
+        # A registration of a folder codex-mcp did not create (a person's own checkout): never ours
+        # to clean, whatever its status, so not worth a line in every report either.
         return None
     item = CleanItem(
         kind="instance", instance_id=row.id, worktree_path=row.worktree_path, branch_name=row.branch_name
     )
-    foreign = await run.workspace.foreign_worktree(row)
-    if foreign:
-        item.worktree, item.branch = "kept", "kept"
-        item.kept_because.append(foreign)
-        return item
     base = row.base_branch if row.base_branch and await git.branch_sha(run.main, row.base_branch) else None
     if merged_only and not (
         branch_sha is not None
