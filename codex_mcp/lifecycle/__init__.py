@@ -11,19 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_mcp.ids import InstanceType
-from codex_mcp.lifecycle import clean, feedback, reconcile, resume, spawn, terminate
+from codex_mcp.lifecycle import feedback, reconcile, resume, spawn, terminate
 from codex_mcp.lifecycle.cleanup import cleanup_worktree
-from codex_mcp.lifecycle.feedback import FeedbackSent, Sender
+from codex_mcp.lifecycle.feedback import FeedbackSent
 from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
 from codex_mcp.lifecycle.spawn import Prepared, Progress
 from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
 from codex_mcp.lifecycle.workspace import Compensation, Workspace
-from codex_mcp.outcomes import CleanReport, FeedbackType, Priority, ReconcileReport, TerminateResult
+from codex_mcp.outcomes import FeedbackType, Priority, ReconcileReport, TerminateResult
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store.instances import Instance
+
+if TYPE_CHECKING:
+    from codex_mcp.outcomes import CleanReport
 
 __all__ = [
     "GRACE_SECONDS",
@@ -33,7 +37,6 @@ __all__ = [
     "FeedbackSent",
     "Lifecycle",
     "Prepared",
-    "Sender",
     "Workspace",
     "cleanup_worktree",
 ]
@@ -89,30 +92,6 @@ class Lifecycle:
     ) -> FeedbackSent:
         return await feedback.send_feedback(self.workspace, caller, text, feedback_type, priority)
 
-    async def deliver_feedback(
-        self,
-        target: Instance,
-        sender: Sender,
-        text: str,
-        feedback_type: FeedbackType,
-        priority: Priority,
-        *,
-        heading: str = "Review feedback",
-    ) -> FeedbackSent:
-        """File + pane delivery to ``target`` from anyone (a merge's conflict list, for one)."""
-        return await feedback.deliver_feedback(
-            self.workspace, target, sender, text, feedback_type, priority, heading=heading
-        )
-
-    async def person_feedback(
-        self, target_id: str, login: str, text: str, feedback_type: FeedbackType, priority: Priority
-    ) -> FeedbackSent:
-        return await feedback.person_feedback(self.workspace, target_id, login, text, feedback_type, priority)
-
-    # ------------------------------------------------------------------------------------ clean
-    async def clean(self, *, merged_only: bool, dry_run: bool) -> CleanReport:
-        return await clean.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)
-
     # ------------------------------------------------------------------------------------ terminate
     async def authorize_terminate(self, caller: Instance, target_id: str) -> Instance:
         return await terminate.authorize_terminate(self.workspace, caller, target_id)
@@ -132,3 +111,14 @@ class Lifecycle:
 
     async def reconcile_quietly(self) -> None:
         await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
+
+    # ------------------------------------------------------------------------------------ a person's care
+    async def person_feedback(
+        self, target_id: str, login: str, text: str, feedback_type: FeedbackType, priority: Priority
+    ) -> FeedbackSent:
+        return await feedback.person_feedback(self.workspace, target_id, login, text, feedback_type, priority)
+
+    async def clean(self, *, merged_only: bool, dry_run: bool) -> CleanReport:
+        from codex_mcp.lifecycle import clean as chapter
+
+        return await chapter.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)

@@ -1,16 +1,14 @@
-"""Feedback: a reviewer's (or a person's) answer reaches the work, as a file and a notice.
+"""Feedback: a reviewer's answer reaches the work it reviews, as a file and a notice.
 
 The review is written verbatim as a markdown file under ``.codex/feedback/`` in the work instance's
 worktree; when the work agent's session is alive, a one-line notice pointing at it is typed into its
-terminal (delivered), otherwise the file waits for it (queued). :func:`deliver_feedback` is that delivery, whoever sends:
-a reviewer (``send_feedback``), a person (``codex-mcp feedback``), a merge handing its conflicts back.
+terminal (delivered), otherwise the file waits for it (queued).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -40,27 +38,6 @@ class FeedbackSent:
     file: Path
 
 
-@dataclass(frozen=True)
-class Sender:
-    """Who feedback is from: ``label`` is shown (in the document and the notice), ``tag`` goes into
-    the feedback id, which is also the file name (letters, digits, ``.``, ``_``, ``-`` only)."""
-
-    label: str
-    tag: str
-
-    @classmethod
-    def instance(cls, instance_id: str) -> Sender:
-        return cls(label=instance_id, tag=instance_id)
-
-    @classmethod
-    def person(cls, login: str) -> Sender:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", login)[:32] or "unknown"
-        return cls(label=f"a person ({login})", tag=f"person-{safe}")
-
-
-MAX_FEEDBACK = 200_000  # as the send_feedback tool's schema allows
-
-
 async def send_feedback(
     workspace: Workspace, caller: Instance, feedback: str, feedback_type: FeedbackType, priority: Priority
 ) -> FeedbackSent:
@@ -75,9 +52,63 @@ async def send_feedback(
     if target_id is None:
         raise StateError(f"{caller.id} has no work instance recorded as its parent; nothing to send to")
     target = await instances_store.require(db, target_id)
-    return await deliver_feedback(
-        workspace, target, Sender.instance(caller.id), feedback, feedback_type, priority
+    return await deliver_feedback(workspace, target, caller.id, feedback, feedback_type, priority)
+
+
+async def deliver_feedback(
+    workspace: Workspace,
+    target: Instance,
+    sender: str,
+    feedback: str,
+    feedback_type: FeedbackType,
+    priority: Priority,
+) -> FeedbackSent:
+    """Write ``feedback`` from ``sender`` (an instance id, or a person's label) into ``target``'s
+    worktree and announce it in its pane when its session is alive."""
+    if not feedback.strip():
+        raise InputError("feedback is empty; write what the author should know")
+    worktree = Path(target.worktree_path)
+    if not worktree.is_dir():
+        raise StateError(
+            f"the worktree of {target.id} ({worktree}) is gone; the feedback cannot be delivered"
+        )
+    stamp = datetime.now(UTC)
+    safe_sender = "".join(c if c.isalnum() or c in "-_" else "-" for c in sender)[:40]
+    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{safe_sender}-{os.urandom(3).hex()}"
+    path = AgentFiles(worktree).feedback / f"{feedback_id}.md"
+    document = (
+        f"# Review feedback from {sender}\n\n"
+        f"- type: {feedback_type}\n- priority: {priority}\n- for: {target.id}\n"
+        f"- time: {stamp:%Y-%m-%d %H:%M:%S} UTC\n\n---\n\n{feedback}\n"
     )
+    await anyio.to_thread.run_sync(partial(write_private, path, document))
+    status: DeliveryStatus = "queued"
+    if target.status == "running":
+        notice = (
+            f"[codex] Review feedback from {sender} ({feedback_type}, priority {priority}): read "
+            f".codex/feedback/{path.name} and act on it."
+        )
+        tmux = Tmux(target.tmux_socket)
+        try:
+            if await tmux.has_session(target.tmux_session):
+                await tmux.paste(target.tmux_session, notice)
+                status = "delivered"
+        except TmuxError as exc:
+            log.warning("feedback %s written but not announced in %s: %s", feedback_id, target.id, exc)
+    return FeedbackSent(
+        result=SendFeedbackResult(
+            feedback_id=feedback_id, delivery_status=status, target_instance_id=target.id
+        ),
+        file=path,
+    )
+
+
+MAX_FEEDBACK = 200_000  # as the send_feedback tool's schema allows
+
+
+def person_label(login: str) -> str:
+    """How a person signs feedback: ``a person (<login>)``."""
+    return f"a person ({login})"
 
 
 async def person_feedback(
@@ -112,63 +143,8 @@ async def person_feedback(
             f"{target.id} is the registration of {target.worktree_path}, not an agent codex-mcp started; "
             "there is nobody to send feedback to"
         )
-    return await deliver_feedback(workspace, target, Sender.person(login), text, feedback_type, priority)
-
-
-async def deliver_feedback(
-    workspace: Workspace,
-    target: Instance,
-    sender: Sender,
-    text: str,
-    feedback_type: FeedbackType,
-    priority: Priority,
-    *,
-    heading: str = "Review feedback",
-) -> FeedbackSent:
-    """Write ``text`` to ``.codex/feedback/<id>.md`` in ``target``'s worktree and announce it in its
-    pane when its session is alive (delivered), else leave it for the agent (queued).
-
-    Who may send what to whom is the caller's business (send_feedback, person_feedback, merge's
-    conflict hand-back); this checks only what delivery needs: some text, and the worktree.
-    """
-    if not text.strip():
-        raise InputError("feedback is empty; write what the author should know")
     if len(text) > MAX_FEEDBACK:
         raise InputError(
             f"feedback is {len(text)} characters long; at most {MAX_FEEDBACK} are delivered, shorten it"
         )
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", sender.tag):
-        raise InputError(f"feedback sender tag {sender.tag!r} must be letters, digits, '.', '_' or '-'")
-    worktree = Path(target.worktree_path)
-    if not worktree.is_dir():
-        raise StateError(
-            f"the worktree of {target.id} ({worktree}) is gone; the feedback cannot be delivered"
-        )
-    stamp = datetime.now(UTC)
-    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{sender.tag}-{os.urandom(3).hex()}"
-    path = AgentFiles(worktree).feedback / f"{feedback_id}.md"
-    document = (
-        f"# {heading} from {sender.label}\n\n"
-        f"- type: {feedback_type}\n- priority: {priority}\n- for: {target.id}\n"
-        f"- time: {stamp:%Y-%m-%d %H:%M:%S} UTC\n\n---\n\n{text}\n"
-    )
-    await anyio.to_thread.run_sync(partial(write_private, path, document))
-    status: DeliveryStatus = "queued"
-    if target.status == "running":
-        notice = (
-            f"[codex] {heading} from {sender.label} ({feedback_type}, priority {priority}): read "
-            f".codex/feedback/{path.name} and act on it."
-        )
-        tmux = Tmux(target.tmux_socket)
-        try:
-            if await tmux.has_session(target.tmux_session):
-                await tmux.paste(target.tmux_session, notice)
-                status = "delivered"
-        except TmuxError as exc:
-            log.warning("feedback %s written but not announced in %s: %s", feedback_id, target.id, exc)
-    return FeedbackSent(
-        result=SendFeedbackResult(
-            feedback_id=feedback_id, delivery_status=status, target_instance_id=target.id
-        ),
-        file=path,
-    )
+    return await deliver_feedback(workspace, target, person_label(login), text, feedback_type, priority)
