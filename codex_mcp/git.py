@@ -1242,3 +1242,56 @@ async def land(
     return await apply_landing(
         repo, await plan_landing(repo, target_branch, source, strategy, message=message)
     )
+
+
+# ------------------------------------------------------------------------------------------- cleaning
+# What `clean` needs beyond the supervision engine: the branches under a prefix, whether a branch's
+# commits live anywhere else, and when a ref last moved.
+
+
+async def branches_under(repo: Path, prefix: str) -> dict[str, str]:
+    """Every local branch named ``<prefix>...`` (e.g. ``codex/``) and the commit it points at."""
+    out = (
+        await run(repo, "for-each-ref", "--format=%(refname:short)%00%(objectname)", f"refs/heads/{prefix}")
+    ).stdout
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition("\0")
+        if name and sha:
+            found[name] = sha
+    return found
+
+
+async def commits_only_on(repo: Path, sha: str, *, excluding: set[str]) -> int:
+    """How many commits reachable from ``sha`` no remote-tracking branch and no local branch contains,
+    the local branches named in ``excluding`` (short names) left out: they are about to go."""
+    # --exclude applies to the next --branches only (names without refs/heads/); branch names cannot
+    # hold glob characters (check-ref-format refuses them), so each pattern matches one branch.
+    excludes = [f"--exclude={name}" for name in sorted(excluding)]
+    out = await run(repo, "rev-list", "--count", sha, "--not", *excludes, "--branches", "--remotes", "--")
+    return int(out.stdout.strip() or "0")
+
+
+async def ref_moved_at(repo: Path, branch: str) -> float | None:
+    """When ``branch`` last moved (Unix seconds, from its reflog), None without a reflog."""
+    # %gd with --date=unix is "<name>@{<seconds>}": the time of the reflog entry (%ct would be the
+    # commit's own date, which says nothing about when the branch was made).
+    result = await run(
+        repo,
+        "reflog",
+        "show",
+        "--date=unix",
+        "-n",
+        "1",
+        "--format=%gd",
+        f"refs/heads/{branch}",
+        "--",
+        check=False,
+    )
+    value = result.stdout.strip().rpartition("@{")[2].rstrip("}")
+    return float(value) if result.returncode == 0 and value.isdigit() else None
+
+
+async def subject(repo: Path, sha: str) -> str:
+    """The first line of ``sha``'s commit message."""
+    return (await run(repo, "log", "-1", "--format=%s", sha, "--")).stdout.strip()
