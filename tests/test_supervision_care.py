@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import commit_file, git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -117,12 +117,6 @@ def branch_exists(repo: Path, branch: str) -> bool:
         ["git", "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False
     )
     return done.returncode == 0
-
-
-def commit_file(worktree: Path, name: str, text: str) -> None:
-    (worktree / name).write_text(text, encoding="utf-8")
-    git(worktree, "add", name)
-    git(worktree, "commit", "-q", "-m", f"add {name}")
 
 
 def assert_person_event(row: dict[str, Any], success: bool) -> None:
