@@ -436,6 +436,19 @@ async def test_feedback_from_a_person_reaches_the_agent(
         .endswith("\n\nfrom stdin\n\n")
     )
 
+    # A symlinked feedback folder (an agent can make one) is refused: nothing is written through it.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    feedback_dir = worktree / ".codex" / "feedback"
+    moved = worktree / ".codex" / "feedback-real"
+    feedback_dir.rename(moved)
+    feedback_dir.symlink_to(outside, target_is_directory=True)
+    line = cli.error("feedback", "work-4-a1", "through the link")
+    assert "is a symbolic link" in line and "rm " in line
+    assert list(outside.iterdir()) == []
+    feedback_dir.unlink()
+    moved.rename(feedback_dir)
+
     # Refusals: empty text, both or neither source, a review instance, unknown, terminated.
     assert "empty" in cli.error("feedback", "work-4-a1", "   ", code=2)
     assert "not both" in cli.error("feedback", "work-4-a1", "x", "--file", str(note), code=2)
@@ -449,7 +462,7 @@ async def test_feedback_from_a_person_reaches_the_agent(
     assert len(list((worktree / ".codex" / "feedback").iterdir())) == 3
 
     rows = cli.events("feedback")
-    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0, 0]  # usage errors are refused before acting
+    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0, 0, 0]  # usage errors are refused before acting
     for row in rows:
         assert_person_event(row, bool(row["success"]))
         assert row["metadata"]["args"]["feedback"]["redacted"] is True  # the text is never kept in clear
