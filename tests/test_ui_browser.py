@@ -150,13 +150,14 @@ async def test_start_watch_take_over_and_kill(page: Any, repo: Path, tmux_socket
     await page.get_by_role("textbox", name="What do you want to work on?").fill("Tidy the README")
     await expect(page.get_by_role("combobox", name="Base branch")).to_have_value("main")
     await page.get_by_role("button", name="Start", exact=True).click()
-    await expect(page.get_by_role("heading", name="adhoc-a1")).to_be_visible(timeout=60_000)
-    assert page.url.endswith("/instances/adhoc-a1")
-    row = row_of(repo, "adhoc-a1")
+    # adhoc-a1 is the person's own identity (the main checkout): the start is recorded under it.
+    await expect(page.get_by_role("heading", name="adhoc-a2")).to_be_visible(timeout=60_000)
+    assert page.url.endswith("/instances/adhoc-a2")
+    row = row_of(repo, "adhoc-a2")
     assert row["status"] == "running" and "Tidy the README" in row["prompt"]
     size = window_size(tmux_socket, row["tmux_session"])
 
-    terminal = page.get_by_role("region", name="Terminal of adhoc-a1")
+    terminal = page.get_by_role("region", name="Terminal of adhoc-a2")
     await expect(terminal).to_contain_text('"event": "start"', timeout=30_000)
     # Printed by the agent while the page watches.
     await expect(terminal).to_contain_text(LATE_TEXT, timeout=30_000)
@@ -177,12 +178,12 @@ async def test_start_watch_take_over_and_kill(page: Any, repo: Path, tmux_socket
     await page.screenshot(path=str(ROOT / "docs" / "dashboard-instance.png"))
 
     await page.get_by_role("link", name="Instances").click()
-    await expect(page.get_by_role("link", name="adhoc-a1", exact=True)).to_be_visible()
+    await expect(page.get_by_role("link", name="adhoc-a2", exact=True)).to_be_visible()
     await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
-    await page.get_by_role("link", name="adhoc-a1", exact=True).click()
+    await page.get_by_role("link", name="adhoc-a2", exact=True).click()
 
     await page.get_by_role("button", name="Kill").click()
     await expect(page.locator("#status")).to_contain_text("terminated", timeout=30_000)
     await expect(page.get_by_role("button", name="Resume")).to_be_visible()
-    assert row_of(repo, "adhoc-a1")["status"] == "terminated"
+    assert row_of(repo, "adhoc-a2")["status"] == "terminated"
     assert row["tmux_session"] not in tmux_sessions(tmux_socket)

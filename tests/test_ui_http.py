@@ -74,19 +74,22 @@ def start(client: httpx.Client, **fields: Any) -> dict[str, Any]:
 def test_json_routes_match_the_cli(dashboard: Dashboard, repo: Path, ui_env: dict[str, str]) -> None:
     client = dashboard.client()
     made = start(client)
-    assert made["id"] == "adhoc-a1" and made["status"] == "running"
+    # adhoc-a1 is the person's own identity (the main checkout), under which the start was recorded.
+    assert made["id"] == "adhoc-a2" and made["status"] == "running"
 
     def cli_json(*args: str) -> Any:
         done = run_cli(*args, "--json", cwd=repo, env=ui_env)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    wait_for_event = lambda: client.get("/api/events", params={"since": "1d"}).json()  # noqa: E731
+    def wait_for_event() -> Any:
+        return client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a2"}).json()
+
     anyio.run(wait_for, wait_for_event)
     assert client.get("/api/instances").json() == cli_json("ls", "--all")
-    assert client.get("/api/instances/adhoc-a1").json() == cli_json("show", "adhoc-a1")
-    events = client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a1"}).json()
-    assert events == cli_json("events", "--since", "1d", "--instance", "adhoc-a1")
+    assert client.get("/api/instances/adhoc-a2").json() == cli_json("show", "adhoc-a2")
+    events = client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a2"}).json()
+    assert events == cli_json("events", "--since", "1d", "--instance", "adhoc-a2")
     assert [e["tool_name"] for e in events] == ["query_instances"]
     assert client.get("/api/issues").json() == []
     missing = client.get("/api/instances/work-9-a1")
@@ -196,8 +199,12 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
                 await writer.send(b"typed-after-take-over\r")
                 await read_until(watcher, "typed-after-take-over")
             assert window_size(tmux_socket, session) == before
-    inputs = [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
-    assert inputs == ["typed-after-take-over"]
+
+    def inputs() -> list[Any]:
+        return [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
+
+    await wait_for(inputs)  # the pane echoed it; the agent logs it a moment later
+    assert inputs() == ["typed-after-take-over"]
     assert window_size(tmux_socket, session) == before
 
     # Each viewer's tmux client ends with its socket.
