@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from github_standin import GitHubStandIn
-from support import run_cli, standin_command, tmux_sessions
+from support import run_cli, standin_command, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
+
+from codex_mcp.demo import FEEDBACK
 
 
 @pytest.fixture
@@ -208,3 +211,30 @@ def test_read_only_refuses_every_action_on_the_server(
     assert query(repo, "SELECT id, status, pr_number FROM instances ORDER BY id") == before
     assert query(repo, "SELECT * FROM instance_relationships") == edges_before
     assert [r for r in person_events(repo) if r["metadata"].get("via") == "ui"] == []
+
+
+def test_a_kept_demo_shows_its_instances_graph_feedback_and_tool_calls(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    done = run_cli("demo", "--keep", "--json", cwd=tmp_path, env={**cli_env, "TMPDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    repo = Path(json.loads(done.stdout)["repository"])
+    with running_dashboard(repo, cli_env) as board:
+        client = board.client()
+        listing = client.get("/?view=all").text
+        assert '<a href="/instances/work-1-a1">work-1-a1</a>' in listing
+        assert '<a href="/instances/review-1-a1">review-1-a1</a>' in listing
+        assert "review round 1 of 3" in listing and "#1 Greet the user" in listing
+        work = client.get("/instances/work-1-a1").text
+        assert "<td>spawn_review_instance</td>" in work
+        assert 'href="/instances/review-1-a1">review-1-a1</a> (review, terminated)' in work
+        thread = work[work.index('id="feedback"') :]
+        assert "Review feedback from review-1-a1" in thread and FEEDBACK in thread
+        review = client.get("/instances/review-1-a1").text
+        assert "<td>send_feedback</td>" in review and "<td>terminate_instance</td>" in review
+
+        # The demo stopped its tmux server: the dashboard's first reconcile says the work agent is gone.
+        def gone() -> bool:
+            return bool(client.get("/api/instances/work-1-a1").json()["instance"]["status"] == "terminated")
+
+        anyio.run(wait_for, gone)
