@@ -35,7 +35,7 @@ def timed_standin_class() -> Any:
         sys.path.insert(0, str(TESTS))
     from github_standin import GitHubStandIn
 
-    class TimedStandIn(GitHubStandIn):  # type: ignore[misc]
+    class TimedStandIn(GitHubStandIn):
         """The stand-in, with the time spent in each request's handler summed up."""
 
         def __init__(self, **kwargs: Any) -> None:

@@ -137,7 +137,10 @@ def operations(runs: int, cwd: Path) -> dict[str, list[float]]:
         for _ in range(2):  # warm-up
             timed_async(ours_list), timed(lib_list), timed_async(ours_new_kill), timed(lib_new_kill)
         for i in range(runs):
-            pairs = [("ours list", lambda: timed_async(ours_list)), ("libtmux list", lambda: timed(lib_list))]
+            pairs: list[tuple[str, Callable[[], float]]] = [
+                ("ours list", lambda: timed_async(ours_list)),
+                ("libtmux list", lambda: timed(lib_list)),
+            ]
             pairs += [
                 ("ours new+kill", lambda: timed_async(ours_new_kill)),
                 ("libtmux new+kill", lambda: timed(lib_new_kill)),

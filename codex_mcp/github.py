@@ -26,15 +26,13 @@ import anyio
 
 from codex_mcp import git
 from codex_mcp.errors import ConfigError, UpstreamError
-from codex_mcp.settings import DEFAULT_GITHUB_API_URL, Settings
+from codex_mcp.settings import DEFAULT_GITHUB_API_URL, GitHubLimits, Settings
 
 if TYPE_CHECKING:
     from githubkit import GitHub
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = 20.0
-MAX_RATE_LIMIT_WAIT = 30.0
 MAX_RATE_LIMIT_RETRIES = 3
 _OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 _NAME = r"[A-Za-z0-9._-]{1,100}?"
@@ -136,16 +134,14 @@ class GitHubClient:
         api_url: str,
         token: str,
         repo: RepoRef,
-        timeout: float | None = None,
-        max_wait: float | None = None,
+        limits: GitHubLimits,
     ) -> None:
         from githubkit import GitHub
 
         self.repo = repo
         self.api_url = api_url.rstrip("/")
-        # The module's constants are read here, at call time (not bound as defaults at import).
-        self.timeout = REQUEST_TIMEOUT if timeout is None else timeout
-        self.max_wait = MAX_RATE_LIMIT_WAIT if max_wait is None else max_wait
+        self.timeout = limits.request_timeout
+        self.max_wait = limits.max_rate_limit_wait
         self._gh: GitHub[Any] = GitHub(
             token,
             base_url=self.api_url + "/",
@@ -387,4 +383,9 @@ async def client_for(settings: Settings, token: str | None, configured_repo: str
     if not token:
         raise token_missing()
     repo = await resolve_repo(settings, configured_repo)
-    return GitHubClient(api_url=settings.github_api_url or DEFAULT_GITHUB_API_URL, token=token, repo=repo)
+    return GitHubClient(
+        api_url=settings.github_api_url or DEFAULT_GITHUB_API_URL,
+        token=token,
+        repo=repo,
+        limits=settings.github_limits,
+    )

@@ -134,3 +134,64 @@ class ListIssuesResult(BaseModel):
     issues: list[Issue] = Field(description="Cached issues, most recently updated first")
     count: int = Field(description="How many are listed")
     truncated: bool = Field(description="True when more matched than `limit`")
+
+
+# ------------------------------------------------------------------------------------ supervision
+
+ChangeType = Literal["added", "modified", "deleted", "renamed", "copied", "type_changed"]
+MergeStrategy = Literal["merge", "squash", "rebase"]
+
+
+class FileChange(BaseModel):
+    """One changed file of an instance's work (`diff --json`)."""
+
+    path: str = Field(description="Path in the work (the new path of a rename)")
+    old_path: str | None = Field(default=None, description="Path before a rename or copy")
+    change_type: ChangeType = Field(description="added, modified, deleted, renamed, copied or type_changed")
+    additions: int = Field(description="Lines added")
+    deletions: int = Field(description="Lines deleted")
+    binary: bool = Field(description="A binary file (no patch)")
+    patch: str = Field(description="The unified diff of this file; empty for binary files")
+
+
+class CommitSummary(BaseModel):
+    sha: str = Field(description="Commit id")
+    subject: str = Field(description="First line of its message")
+    author: str = Field(description="Author name")
+    date: str = Field(description="Author date, ISO 8601")
+
+
+class InstanceDiff(BaseModel):
+    """An instance's work against its base: commits plus uncommitted and untracked changes."""
+
+    instance_id: str = Field(description="The instance")
+    base: str = Field(description="The branch compared with")
+    merge_base: str = Field(description="Where the work left the base")
+    head: str = Field(description="The worktree's HEAD commit")
+    uncommitted: list[str] = Field(description="Paths with uncommitted or untracked changes")
+    commits: list[CommitSummary] = Field(description="Commits on the branch since the base, newest first")
+    files: list[FileChange] = Field(description="Every changed file")
+    additions: int = Field(description="Lines added in all")
+    deletions: int = Field(description="Lines deleted in all")
+    stat: str = Field(description="The summary `git diff --stat` would print")
+
+
+class MergeResult(BaseModel):
+    """What `codex-mcp merge` did."""
+
+    instance_id: str = Field(description="The instance whose work was merged")
+    target: str = Field(description="The branch merged into")
+    strategy: MergeStrategy = Field(description="merge, squash or rebase")
+    outcome: Literal["merged", "up_to_date", "sent_to_agent"] = Field(
+        description="merged; up_to_date (nothing to land); sent_to_agent (conflicts handed to the agent)"
+    )
+    old_commit: str = Field(description="Where the target pointed before")
+    new_commit: str = Field(description="Where it points now")
+    updated_worktree: str | None = Field(
+        default=None, description="The worktree updated (None: the ref alone moved)"
+    )
+    commits: int = Field(default=0, description="Commits landed")
+    conflicts: list[str] = Field(default_factory=list, description="Conflicted files (sent_to_agent)")
+    feedback_id: str | None = Field(
+        default=None, description="The feedback holding the conflicts (sent_to_agent)"
+    )

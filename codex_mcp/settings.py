@@ -38,6 +38,18 @@ class Secret(str):
 
 
 @dataclass(frozen=True)
+class GitHubLimits:
+    """How long a GitHub request may take, and the longest rate-limit wait sat out instead of reported.
+
+    No environment variable sets them: the program runs with these defaults; tests pass shorter ones
+    (``dataclasses.replace(settings, github_limits=...)``) to provoke timeouts and limits quickly.
+    """
+
+    request_timeout: float = 20.0
+    max_rate_limit_wait: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     cwd: Path
     repo: git.RepoLocation | None
@@ -54,6 +66,7 @@ class Settings:
     port: int = DEFAULT_PORT
     log_level: LogLevel = "INFO"
     transport: Transport = "stdio"
+    github_limits: GitHubLimits = GitHubLimits()
 
     def require_db_path(self) -> Path:
         if self.db_path is None:

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import GIT_ENV, make_repo, standin_command
+from github_standin import GitHubStandIn
+from npm_tools import NpmTools, install
+from support import GIT_ENV, GITHUB_TOKEN, ScriptWriter, SettingsMaker, make_repo, standin_command
 
 from codex_mcp.app import App
 from codex_mcp.identity import resolve_caller
@@ -89,7 +91,7 @@ def tmux_socket() -> Iterator[str]:
 
 
 @pytest.fixture
-def write_script(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+def write_script(tmp_path: Path) -> ScriptWriter:
     """Write a stand-in script ({"work": [steps], "review": [...]}) and return its path."""
     counter = iter(range(1_000_000))
 
@@ -103,8 +105,8 @@ def write_script(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
 
 @pytest.fixture
 def lifecycle_settings(
-    repo: Path, env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
-) -> Callable[..., Settings]:
+    repo: Path, env: dict[str, str], tmux_socket: str, write_script: ScriptWriter
+) -> SettingsMaker:
     """Settings for spawning in `repo` on the private tmux server, agents being stand-ins.
 
     Call it with a script (default: agents that do nothing but stay alive) and optional extra variables.
@@ -123,11 +125,23 @@ def lifecycle_settings(
     return make
 
 
-@pytest.fixture(scope="session")
-def npm_tools() -> Any:
-    """Node 22 + the MCP Inspector, the conformance suite and Claude Code (see npm_tools.py)."""
-    from npm_tools import install
+@pytest.fixture
+def github_token() -> str | None:
+    """The token the ``gh`` stand-in expects (None: any, or none). Modules override this fixture."""
+    return GITHUB_TOKEN
 
+
+@pytest.fixture
+def gh(github_token: str | None) -> Iterator[GitHubStandIn]:
+    """The GitHub stand-in (a real HTTP server on 127.0.0.1) serving octo/flux; it must end error-free."""
+    with GitHubStandIn(owner="octo", repo="flux", expected_token=github_token) as standin:
+        yield standin
+    assert standin.errors == []
+
+
+@pytest.fixture(scope="session")
+def npm_tools() -> NpmTools:
+    """Node 22 + the MCP Inspector, the conformance suite and Claude Code (see npm_tools.py)."""
     return install()
 
 

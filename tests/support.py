@@ -6,13 +6,33 @@ are imported by name (``from support import git, wait_for``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from click.testing import CliRunner, Result
+
+from codex_mcp.cli import cli
+from codex_mcp.ids import INSTANCE_TYPES
+from codex_mcp.settings import Settings
+from codex_mcp.store import Database
+from codex_mcp.store.instances import NewInstance
+
+# The types of two conftest fixtures, for annotating the tests that take them.
+SettingsMaker = Callable[..., Settings]
+"""``lifecycle_settings``: Settings for spawning stand-in agents, given a script and extra variables."""
+ScriptWriter = Callable[[dict[str, Any]], Path]
+"""``write_script``: writes a stand-in script and returns its path."""
+
+# The token the `gh` fixture's GitHub stand-in expects (a module overrides the `github_token` fixture).
+GITHUB_TOKEN = "ghp_IssueCacheCanary0123456789abcdefXYZ"
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -23,11 +43,13 @@ GIT_ENV = {
 }
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, check: bool = True, strip: bool = True) -> str:
+    """Run git in ``cwd``; its stdout, stripped (``strip=False``: exactly as printed, e.g. porcelain
+    output whose leading spaces matter, or file contents)."""
     done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, env={**os.environ, **GIT_ENV}
     )
-    return done.stdout.strip()
+    return done.stdout.strip() if strip else done.stdout
 
 
 def make_repo(path: Path) -> Path:
@@ -37,6 +59,69 @@ def make_repo(path: Path) -> Path:
     git(path, "add", "README.md")
     git(path, "commit", "-q", "-m", "initial")
     return path.resolve()
+
+
+def db_file(repo: Path) -> Path:
+    """The default database of a repository (``<git dir>/codex-mcp/codex.db``)."""
+    return repo / ".git" / "codex-mcp" / "codex.db"
+
+
+def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows read from a database file through a read-only connection of its own."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def event_rows(db: Database, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """The ``mcp_events`` rows (matching ``where``), oldest first."""
+    rows = await db.fetchall(f"SELECT * FROM mcp_events WHERE {where} ORDER BY id", params)
+    return [dict(r) for r in rows]
+
+
+def new_instance(instance_id: str, worktree: Path | str, **extra: Any) -> NewInstance:
+    """An instance row to insert: the type read from the id, branch codex/<id>, tmux session codex-<id>;
+    ``extra`` sets (or overrides) any other field."""
+    kind = next(t for t in INSTANCE_TYPES if t == instance_id.split("-")[0])
+    fields: dict[str, Any] = {
+        "id": instance_id,
+        "type": kind,
+        "worktree_path": str(worktree),
+        "branch_name": f"codex/{instance_id}",
+        "tmux_session": f"codex-{instance_id}",
+        **extra,
+    }
+    return NewInstance(**fields)
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+
+
+def invoke(*args: str) -> Result:
+    """Run a `codex-mcp` command in-process (click's runner), in the current folder and environment."""
+    return CliRunner().invoke(cli, list(args), prog_name="codex-mcp")
+
+
+def cli_ok(*args: str) -> Result:
+    """Run a command in-process; it must succeed."""
+    result = invoke(*args)
+    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}"
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result
+
+
+def one_line_error(result: Result, *needles: str) -> str:
+    """The command failed with exactly one line on stderr, our prefix, nothing on stdout, no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    line = lines[0]
+    assert line.startswith("codex-mcp: error: "), line
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    return line
 
 
 def run_cli(
@@ -52,6 +137,22 @@ def run_cli(
         timeout=120,
         check=check,
     )
+
+
+def cmdline(pid: int | None) -> list[str]:
+    """A process's argv from /proc ([] when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+    except (OSError, TypeError):
+        return []
+
+
+def unused_port_url() -> str:
+    """A loopback URL nothing listens on (a port bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def tmux_sessions(socket: str) -> set[str]:

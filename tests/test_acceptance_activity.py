@@ -9,10 +9,8 @@ no ``~/.claude.json`` may appear. Skipped, with the reason, when npm cannot inst
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +19,8 @@ from typing import Any
 
 import pytest
 from anthropic_standin import AnthropicStandin, Call, Role
-from support import run_cli, tmux_sessions, wait_for
+from npm_tools import NpmTools
+from support import query, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.settings import Settings
 
@@ -67,7 +66,11 @@ def config_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def claude_env(
-    npm_tools: Any, cli_env: dict[str, str], config_dir: Path, tmux_socket: str, standin: AnthropicStandin
+    npm_tools: NpmTools,
+    cli_env: dict[str, str],
+    config_dir: Path,
+    tmux_socket: str,
+    standin: AnthropicStandin,
 ) -> dict[str, str]:
     env = npm_tools.env(cli_env)
     for name in list(env):
@@ -82,11 +85,6 @@ def claude_env(
         DISABLE_AUTOUPDATER="1",
     )
     return env
-
-
-def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def row(db: Path, instance_id: str) -> tuple[Any, ...]:

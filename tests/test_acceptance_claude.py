@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 import pytest
 from anthropic_standin import AnthropicStandin, Call, Role
 from http_server import serve
-from support import run_cli, tmux_sessions, wait_for
+from npm_tools import NpmTools
+from support import query, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.settings import Settings
 
@@ -78,7 +78,7 @@ def home() -> Path:
 
 @pytest.fixture
 def claude_env(
-    npm_tools: Any, cli_env: dict[str, str], home: Path, tmux_socket: str, standin: AnthropicStandin
+    npm_tools: NpmTools, cli_env: dict[str, str], home: Path, tmux_socket: str, standin: AnthropicStandin
 ) -> dict[str, str]:
     """Environment for `codex-mcp` and `claude`: Node 22 + claude on PATH, the stand-in as the API."""
     env = npm_tools.env(cli_env)
@@ -145,11 +145,6 @@ def diagnostics(socket: str, standin: AnthropicStandin, db: Path | None = None) 
         rows = query(db, "SELECT instance_id, tool_name, success, error_message FROM mcp_events ORDER BY id")
         parts.append("---- mcp_events\n" + "\n".join(map(str, rows)))
     return "\n".join(parts)
-
-
-def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def claude(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

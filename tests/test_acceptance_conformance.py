@@ -33,6 +33,7 @@ import httpx
 import pytest
 import uvicorn
 from http_server import serve
+from npm_tools import NpmTools
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +154,7 @@ PROTOCOL_SCENARIOS = {
 RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 
 
-def list_scenarios(npm_tools: Any, env: dict[str, str]) -> list[str]:
+def list_scenarios(npm_tools: NpmTools, env: dict[str, str]) -> list[str]:
     done = subprocess.run(
         [npm_tools.exe("conformance"), "list", "--server"],
         env=npm_tools.env(env),
@@ -186,7 +187,7 @@ def failures(checks: list[dict[str, Any]]) -> list[str]:
 
 
 def test_every_conformance_scenario(
-    npm_tools: Any, repo: Path, cli_env: dict[str, str], tmp_path: Path
+    npm_tools: NpmTools, repo: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     baseline: dict[str, str] = json.loads(BASELINE.read_text())
     assert all(isinstance(reason, str) and reason.strip() for reason in baseline.values()), (

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from http_server import RunningServer, serve
+from npm_tools import NpmTools
 from support import EXPECTED_TOOLS
 
 from codex_mcp import tokens
@@ -36,7 +37,7 @@ def codex_mcp_command() -> list[str]:
 
 
 def inspector(
-    npm_tools: Any, cwd: Path, env: dict[str, str], target: list[str], *args: str
+    npm_tools: NpmTools, cwd: Path, env: dict[str, str], target: list[str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [npm_tools.exe("mcp-inspector"), "--cli", *target, *args, "--format", "json"],
@@ -86,7 +87,7 @@ async def add_work_instance(db: Database, repo: Path) -> str:
 
 
 def test_stdio_tools_list_strict_call_and_tool_error(
-    npm_tools: Any, repo: Path, cli_env: dict[str, str]
+    npm_tools: NpmTools, repo: Path, cli_env: dict[str, str]
 ) -> None:
     stdio = [*codex_mcp_command(), "serve"]
 
@@ -118,7 +119,9 @@ def test_stdio_tools_list_strict_call_and_tool_error(
     assert "work-999-a9" in failed.stdout + failed.stderr
 
 
-async def test_http_with_header(npm_tools: Any, repo: Path, db: Database, cli_env: dict[str, str]) -> None:
+async def test_http_with_header(
+    npm_tools: NpmTools, repo: Path, db: Database, cli_env: dict[str, str]
+) -> None:
     agent_token = await add_work_instance(db, repo)
     with serve(repo, cli_env, operator_token=True) as server:
         assert server.operator_token is not None
@@ -148,7 +151,7 @@ async def test_http_with_header(npm_tools: Any, repo: Path, db: Database, cli_en
         )
         content = result_of(called)["structuredContent"]
         adhoc = await db.fetchone("SELECT id FROM instances WHERE type = 'adhoc'")
-        assert content["caller_instance_id"] == adhoc["id"]
+        assert adhoc is not None and content["caller_instance_id"] == adhoc["id"]
         assert "work-4-a1" in {i["id"] for i in content["instances"]}
         # ... an agent with its own token acts as itself.
         called = inspector(

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import tmux_sessions, wait_for
+from support import git, tmux_sessions, wait_for
 
 from codex_mcp.agents import CLAUDE_ALLOWED_TOOLS, HOOK_EVENTS, MAX_PROMPT_BYTES, AgentFiles
 from codex_mcp.app import open_app
@@ -143,15 +143,11 @@ async def start(settings: Settings, prompt: str | None, issue: int | None = None
         return await app.lifecycle.commit(prepared)
 
 
-def git_out(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
 def nothing_created(repo: Path, tmux_socket: str) -> None:
-    assert git_out(repo, "branch", "--list", "codex/*").strip() == ""
+    assert git(repo, "branch", "--list", "codex/*") == ""
     worktrees = repo / "worktrees"
     assert not worktrees.exists() or list(worktrees.iterdir()) == []
-    assert git_out(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert tmux_sessions(tmux_socket) == {"_keep"}
 
 
@@ -380,7 +376,7 @@ async def test_the_largest_prompt_arrives_and_one_byte_more_is_refused_leaving_n
     claude_settings: Callable[..., Settings], fake_agents: FakeAgents, repo: Path, tmux_socket: str
 ) -> None:
     settings = claude_settings()
-    sha = git_out(repo, "rev-parse", "HEAD").strip()
+    sha = git(repo, "rev-parse", "HEAD")
 
     async def spawn_exact(size: int) -> Instance:
         def make_prompt(instance_id: str, worktree: Path, branch: str) -> str:

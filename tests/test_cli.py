@@ -10,12 +10,13 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
 import pytest
-from click.testing import CliRunner, Result
-from support import run_cli
+from click.testing import CliRunner
+from support import cli_ok, db_file, invoke, one_line_error, run_cli
 
 from codex_mcp import __version__
 from codex_mcp.cli import cli
@@ -42,38 +43,8 @@ def here(repo: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Pa
     return repo
 
 
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="codex-mcp")
-
-
-def ok(*args: str) -> Result:
-    result = invoke(*args)
-    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}"
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result
-
-
-def ok_json(*args: str) -> object:
-    return json.loads(ok(*args).stdout)
-
-
-def one_line_error(result: Result, *needles: str) -> str:
-    """The command failed with exactly one line on stderr, our prefix, nothing on stdout, no traceback."""
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    line = lines[0]
-    assert line.startswith("codex-mcp: error: "), line
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    for needle in needles:
-        assert needle in line, f"{needle!r} not in {line!r}"
-    return line
-
-
-def db_file(repo: Path) -> Path:
-    return repo / ".git" / "codex-mcp" / "codex.db"
+def ok_json(*args: str) -> Any:
+    return json.loads(cli_ok(*args).stdout)
 
 
 def table_columns(path: Path, table: str) -> list[str]:
@@ -217,7 +188,7 @@ def test_every_command_has_help(
         result = invoke(*path, flag)
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith("Usage: codex-mcp" + "".join(" " + p for p in path))
-        first_line = command.help.strip().splitlines()[0]  # type: ignore[union-attr]
+        first_line = (command.help or "").strip().splitlines()[0]
         assert first_line.split()[0] in result.stdout
         assert result.stderr == ""
     if isinstance(command, click.Group):
@@ -240,14 +211,14 @@ def test_version_in_process() -> None:
 
 
 def test_ls_on_a_new_repository(here: Path) -> None:
-    result = ok("ls")
+    result = cli_ok("ls")
     assert "No running instances" in result.stdout
     assert ok_json("ls", "--all", "--json") == []
     assert db_file(here).exists()  # the default database was created in the git common dir
 
 
 def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
     rows = ok_json("ls", "--all", "--json")
     assert isinstance(rows, list)
@@ -273,31 +244,31 @@ def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
 
 
 def test_ls_filters(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
     assert [r["id"] for r in ok_json("ls", "--json")] == ["work-7-a1"]  # running only by default
     assert [r["id"] for r in ok_json("ls", "--all", "--type", "review", "--json")] == ["review-7-a1"]
     assert ok_json("ls", "--type", "review", "--json") == []
-    assert len(ok_json("ls", "--all", "--issue", "7", "--json")) == 2  # type: ignore[arg-type]
+    assert len(ok_json("ls", "--all", "--issue", "7", "--json")) == 2
     assert ok_json("ls", "--all", "--issue", "8", "--json") == []
     bad = invoke("ls", "--type", "boss")
     assert bad.exit_code == 2 and "boss" in bad.stderr
 
 
 def test_ls_table(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
-    out = ok("ls").stdout
+    out = cli_ok("ls").stdout
     assert "work-7-a1" in out and "review-7-a1" not in out
     assert "#7 Fix the frobnicator" in out
-    assert "review-7-a1" in ok("ls", "--all").stdout
+    assert "review-7-a1" in cli_ok("ls", "--all").stdout
 
 
 # --------------------------------------------------------------------------------------------- show
 
 
 def test_show_json_has_instance_parents_children_events(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
     data = ok_json("show", "work-7-a1", "--json")
     assert isinstance(data, dict)
@@ -324,9 +295,9 @@ def test_show_json_has_instance_parents_children_events(here: Path) -> None:
 
 
 def test_show_text(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
-    out = ok("show", "work-7-a1").stdout
+    out = cli_ok("show", "work-7-a1").stdout
     assert "work-7-a1" in out
     assert "codex/work-7-a1" in out
     assert "review-7-a1 (spawned_review)" in out
@@ -350,7 +321,7 @@ def test_show_unknown_id_is_a_clear_not_found(here: Path) -> None:
 
 
 def test_events_json_and_filters(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     seed(db_file(here))
     rows = ok_json("events", "--since", "1d", "--json")
     assert isinstance(rows, list)
@@ -369,23 +340,23 @@ def test_events_json_and_filters(here: Path) -> None:
     assert spawn["success"] is True and spawn["instance_id"] == "work-7-a1"
 
     failed = ok_json("events", "--failed", "--json")
-    assert [(r["tool_name"], r["error_message"]) for r in failed] == [("send_feedback", "target is gone")]  # type: ignore[union-attr]
-    assert [r["tool_name"] for r in ok_json("events", "--tool", "spawn_review_instance", "--json")] == [  # type: ignore[union-attr]
+    assert [(r["tool_name"], r["error_message"]) for r in failed] == [("send_feedback", "target is gone")]
+    assert [r["tool_name"] for r in ok_json("events", "--tool", "spawn_review_instance", "--json")] == [
         "spawn_review_instance"
     ]
-    assert [r["instance_id"] for r in ok_json("events", "--instance", "review-7-a1", "--json")] == [  # type: ignore[union-attr]
+    assert [r["instance_id"] for r in ok_json("events", "--instance", "review-7-a1", "--json")] == [
         "review-7-a1"
     ]
     everything = ok_json("events", "--since", "1999-01-01T00:00:00Z", "--json")
-    assert len(everything) == 3  # type: ignore[arg-type]
-    assert len(ok_json("events", "--since", "1999-01-01", "--limit", "1", "--json")) == 1  # type: ignore[arg-type]
+    assert len(everything) == 3
+    assert len(ok_json("events", "--since", "1999-01-01", "--limit", "1", "--json")) == 1
     assert ok_json("events", "--since", "1d", "--instance", "work-9-a1", "--json") == []
 
 
 def test_events_text(here: Path) -> None:
-    assert "No tool calls since" in ok("events").stdout
+    assert "No tool calls since" in cli_ok("events").stdout
     seed(db_file(here))
-    out = ok("events", "--since", "2h").stdout
+    out = cli_ok("events", "--since", "2h").stdout
     assert "spawn_review_instance" in out and "send_feedback" in out and "target is gone" in out
 
 
@@ -402,7 +373,7 @@ def test_events_bad_instance_is_one_line(here: Path) -> None:
 
 
 def test_config_set_get_ls_unset(here: Path) -> None:
-    assert ok("config", "get", "terminal.theme").stdout == "dark\n"
+    assert cli_ok("config", "get", "terminal.theme").stdout == "dark\n"
     entry = ok_json("config", "get", "terminal.theme", "--json")
     assert entry == {
         "key": "terminal.theme",
@@ -411,15 +382,15 @@ def test_config_set_get_ls_unset(here: Path) -> None:
         "source": "default",
         "updated_at": None,
     }
-    assert ok("config", "set", "terminal.theme", "light").stdout == "terminal.theme = light\n"
-    assert ok("config", "get", "terminal.theme").stdout == "light\n"
-    listed = {e["key"]: e for e in ok_json("config", "ls", "--json")}  # type: ignore[union-attr]
+    assert cli_ok("config", "set", "terminal.theme", "light").stdout == "terminal.theme = light\n"
+    assert cli_ok("config", "get", "terminal.theme").stdout == "light\n"
+    listed = {e["key"]: e for e in ok_json("config", "ls", "--json")}
     assert listed["terminal.theme"]["value"] == "light" and listed["terminal.theme"]["source"] == "database"
     assert listed["editor.command"]["value"] == "code" and listed["editor.command"]["source"] == "default"
-    assert "terminal.theme" in ok("config", "ls").stdout
-    assert ok("config", "unset", "terminal.theme").stdout == "terminal.theme removed\n"
-    assert ok("config", "get", "terminal.theme").stdout == "dark\n"
-    assert ok("config", "unset", "terminal.theme").stdout == "terminal.theme was not set\n"
+    assert "terminal.theme" in cli_ok("config", "ls").stdout
+    assert cli_ok("config", "unset", "terminal.theme").stdout == "terminal.theme removed\n"
+    assert cli_ok("config", "get", "terminal.theme").stdout == "dark\n"
+    assert cli_ok("config", "unset", "terminal.theme").stdout == "terminal.theme was not set\n"
     # persisted in the repository's database
     with sqlite3.connect(db_file(here)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM user_config").fetchone()[0] == 0
@@ -428,18 +399,18 @@ def test_config_set_get_ls_unset(here: Path) -> None:
 
 def test_config_secret_is_masked_unless_revealed(here: Path, env: dict[str, str]) -> None:
     value = "canary-cli-4b1d0c"
-    out = ok("config", "set", "github.token", value, "--secret").stdout
+    out = cli_ok("config", "set", "github.token", value, "--secret").stdout
     assert value not in out and "(encrypted)" in out
     assert Path(env["CODEX_MCP_SECRET_KEY_FILE"]).exists()
-    assert ok("config", "get", "github.token").stdout == "********\n"
+    assert cli_ok("config", "get", "github.token").stdout == "********\n"
     masked = ok_json("config", "get", "github.token", "--json")
-    assert masked["value"] == "********" and masked["is_encrypted"] is True  # type: ignore[index]
-    assert ok("config", "get", "github.token", "--reveal").stdout == value + "\n"
+    assert masked["value"] == "********" and masked["is_encrypted"] is True
+    assert cli_ok("config", "get", "github.token", "--reveal").stdout == value + "\n"
     revealed = ok_json("config", "get", "github.token", "--reveal", "--json")
-    assert revealed["value"] == value  # type: ignore[index]
-    ls_text = ok("config", "ls").stdout
+    assert revealed["value"] == value
+    ls_text = cli_ok("config", "ls").stdout
     assert value not in ls_text and "github.token" in ls_text and "encrypted" in ls_text
-    ls_json = ok("config", "ls", "--json").stdout
+    ls_json = cli_ok("config", "ls", "--json").stdout
     assert value not in ls_json
     assert {e["key"]: e["value"] for e in json.loads(ls_json)}["github.token"] == "********"
     for suffix in ("", "-wal", "-shm"):
@@ -454,17 +425,17 @@ def test_config_secret_can_come_from_stdin_instead_of_the_command_line(here: Pat
         ("config", "set", "github.token", "--secret"),
         ("config", "set", "github.token", "-", "--secret"),
     ):
-        result = CliRunner().invoke(cli, list(args), prog_name="codex-mcp", input=value + "\n")
+        result = CliRunner().invoke(cli, list(args), prog_name="codex-mcp", input=value + "\n")  # stdin
         assert result.exit_code == 0, result.output
         assert value not in result.output and "(encrypted)" in result.output
-        assert ok("config", "get", "github.token", "--reveal").stdout == value + "\n"
-    assert "standard input" in ok("config", "set", "--help").stdout
+        assert cli_ok("config", "get", "github.token", "--reveal").stdout == value + "\n"
+    assert "standard input" in cli_ok("config", "set", "--help").stdout
 
 
 def test_config_secret_without_key_file_is_one_line(here: Path, env: dict[str, str]) -> None:
-    ok("config", "set", "github.token", "canary-x", "--secret")
+    cli_ok("config", "set", "github.token", "canary-x", "--secret")
     Path(env["CODEX_MCP_SECRET_KEY_FILE"]).unlink()
-    assert ok("config", "get", "github.token").stdout == "********\n"  # the mask needs no key
+    assert cli_ok("config", "get", "github.token").stdout == "********\n"  # the mask needs no key
     one_line_error(
         invoke("config", "get", "github.token", "--reveal"), "missing", env["CODEX_MCP_SECRET_KEY_FILE"]
     )
@@ -478,7 +449,7 @@ def test_config_errors_are_one_line(here: Path) -> None:
     one_line_error(invoke("config", "get", "github.token"), "not set", "config set github.token")
     one_line_error(invoke("config", "get", "NoDots"), "is not a config key")
     one_line_error(invoke("config", "unset", "bad key"), "is not a config key")
-    assert ok("config", "get", "terminal.theme").stdout == "dark\n"  # nothing was stored
+    assert cli_ok("config", "get", "terminal.theme").stdout == "dark\n"  # nothing was stored
 
 
 # ----------------------------------------------------------------------------------------------- db
@@ -494,8 +465,8 @@ def test_db_status_and_migrate(here: Path) -> None:
         "pending": MIGRATION_NAMES,
     }
     assert not db_file(here).exists()  # reporting created nothing
-    assert "not created yet" in ok("db", "status").stdout
-    out = ok("db", "migrate").stdout
+    assert "not created yet" in cli_ok("db", "status").stdout
+    out = cli_ok("db", "migrate").stdout
     for name in MIGRATION_NAMES:
         assert name in out
     assert f"schema version {LATEST}" in out
@@ -508,8 +479,8 @@ def test_db_status_and_migrate(here: Path) -> None:
         "latest": LATEST,
         "pending": [],
     }
-    assert "up to date" in ok("db", "migrate").stdout
-    text = ok("db", "status").stdout
+    assert "up to date" in cli_ok("db", "migrate").stdout
+    text = cli_ok("db", "status").stdout
     assert str(db_file(here)) in text and "up to date" in text
 
 
@@ -517,20 +488,20 @@ def test_db_flag_and_variable_choose_the_file(
     here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flag_db = tmp_path / "flag" / "x.db"
-    ok("--db", str(flag_db), "db", "migrate")
+    cli_ok("--db", str(flag_db), "db", "migrate")
     assert schema_version(flag_db) == LATEST
-    assert ok_json("--db", str(flag_db), "db", "status", "--json")["path"] == str(flag_db)  # type: ignore[index]
+    assert ok_json("--db", str(flag_db), "db", "status", "--json")["path"] == str(flag_db)
     var_db = tmp_path / "var.db"
     monkeypatch.setenv("CODEX_MCP_DB", str(var_db))
-    ok("config", "set", "editor.command", "vim")
-    assert ok_json("db", "status", "--json")["path"] == str(var_db)  # type: ignore[index]
-    assert ok("--db", str(flag_db), "config", "get", "editor.command").stdout == "code\n"  # the flag wins
-    assert ok("config", "get", "editor.command").stdout == "vim\n"
+    cli_ok("config", "set", "editor.command", "vim")
+    assert ok_json("db", "status", "--json")["path"] == str(var_db)
+    assert cli_ok("--db", str(flag_db), "config", "get", "editor.command").stdout == "code\n"  # the flag wins
+    assert cli_ok("config", "get", "editor.command").stdout == "vim\n"
     assert not db_file(here).exists()
 
 
 def test_database_newer_than_the_code(here: Path) -> None:
-    ok("db", "migrate")
+    cli_ok("db", "migrate")
     path = db_file(here)
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (LATEST + 1,))
@@ -538,8 +509,8 @@ def test_database_newer_than_the_code(here: Path) -> None:
     before = path.read_bytes()
 
     status = ok_json("db", "status", "--json")
-    assert status["version"] == LATEST + 1 and status["latest"] == LATEST and status["pending"] == []  # type: ignore[index]
-    text = ok("db", "status").stdout
+    assert status["version"] == LATEST + 1 and status["latest"] == LATEST and status["pending"] == []
+    text = cli_ok("db", "status").stdout
     assert "newer" in text and "upgrade" in text
 
     result = invoke("ls")
@@ -582,7 +553,7 @@ def test_corrupt_database_is_one_line_and_untouched(here: Path, kind: str) -> No
         path.parent.mkdir(parents=True)
         path.write_bytes(b"this is not a database at all\n" * 300)
     else:
-        ok("config", "set", "editor.command", "vim")
+        cli_ok("config", "set", "editor.command", "vim")
         data = bytearray(path.read_bytes())
         data[4096:] = b"\xab" * (len(data) - 4096)  # keep the header page, wreck every other page
         path.write_bytes(bytes(data))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -114,10 +114,6 @@ def make_cli(
     return make
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
 async def cache_issue(cli: Cli) -> None:
     db = await open_database(cli.db_path)  # created and migrated, as the first command would
     try:
@@ -162,7 +158,7 @@ async def test_start_with_a_cached_issue(make_cli: Callable[..., Cli], repo: Pat
     assert row["tmux_session"] == "work-4-a1" and row["tmux_socket"] == cli.socket
     assert row["issue_number"] == 4 and row["agent_number"] == 1
     assert row["claude_pid"] == cli.pane_pid("work-4-a1")
-    assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD").strip() == "codex/work-4-a1"
+    assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD") == "codex/work-4-a1"
     assert git(worktree, "rev-parse", "HEAD") == git(repo, "rev-parse", "main")
 
     # The issue's title and body are in the prompt, before the user's instructions.
@@ -271,7 +267,7 @@ async def test_show_tree_and_kill(make_cli: Callable[..., Cli], repo: Path) -> N
     row = cli.row("review-4-a1")
     assert row is not None and row["status"] == "terminated" and row["terminated_at"]
     assert (repo / "worktrees" / "review-4-a1").is_dir()
-    assert git(repo, "for-each-ref", "refs/heads/codex/review-4-a1").strip()
+    assert git(repo, "for-each-ref", "refs/heads/codex/review-4-a1")
     assert "work-4-a1" in tmux_sessions(cli.socket)
 
     # The tree shows the terminated child; ls no longer lists it, ls --all does.

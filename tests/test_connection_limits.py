@@ -13,7 +13,8 @@ import anyio
 import httpx
 import uvicorn
 from http_server import serve
-from test_http import http_client, ok, seed, server_env
+from support import ok
+from test_http import http_client, seed, server_env
 
 from codex_mcp.connlimits import ConnectionLimits
 from codex_mcp.store import Database

@@ -269,7 +269,7 @@ async def test_merge_check_lists_conflicts_by_file_and_changes_nothing(two_sides
     assert "resolve" in str(refused.value)
     for strategy in ("squash", "rebase"):
         with pytest.raises(StateError):
-            await g.land(two_sides, "main", "feature", strategy)  # type: ignore[arg-type]
+            await g.land(two_sides, "main", "feature", strategy)
     assert world(two_sides) == before
 
 
@@ -315,7 +315,7 @@ async def test_landing_into_a_dirty_target_worktree_is_refused(two_sides: Path) 
     before = world(two_sides)
     for strategy in ("merge", "squash", "rebase"):
         with pytest.raises(StateError, match=r"uncommitted changes .*commit or stash") as refused:
-            await g.land(two_sides, "main", "feature", strategy)  # type: ignore[arg-type]
+            await g.land(two_sides, "main", "feature", strategy)
         assert "shared.txt" in str(refused.value)
         assert world(two_sides) == before
 
@@ -453,7 +453,7 @@ async def test_landing_what_is_already_there_changes_nothing(two_sides: Path) ->
     git(two_sides, "branch", "old", "main~1")
     before = world(two_sides)
     for strategy in ("merge", "squash", "rebase"):
-        landing = await g.land(two_sides, "main", "old", strategy)  # type: ignore[arg-type]
+        landing = await g.land(two_sides, "main", "old", strategy)
         assert not landing.plan.changed and landing.worktree is None and landing.plan.commits == []
     assert world(two_sides) == before
 

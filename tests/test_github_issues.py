@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,25 +23,34 @@ from urllib.parse import quote
 
 import anyio
 import pytest
-from click.testing import CliRunner, Result
 from github_standin import GitHubStandIn, RecordedRequest, iso
 from mcp import Client
-from support import failed, ok
+from support import (
+    GITHUB_TOKEN,
+    cli_ok,
+    db_file,
+    event_rows,
+    failed,
+    invoke,
+    ok,
+    one_line_error,
+    unused_port_url,
+)
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
-from codex_mcp.cli import cli
 from codex_mcp.errors import StateError, UpstreamError
 from codex_mcp.identity import Caller, resolve_caller
-from codex_mcp.issue_cache import SyncResult, fetch_issue, sync
+from codex_mcp.issue_cache import fetch_issue, sync
+from codex_mcp.outcomes import SyncResult
 from codex_mcp.server import build_server
-from codex_mcp.settings import Settings
+from codex_mcp.settings import GitHubLimits, Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store.instances import NewInstance
 
-TOKEN = "ghp_IssueCacheCanary0123456789abcdefXYZ"
+TOKEN = GITHUB_TOKEN  # what the `gh` stand-in (conftest) expects
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 LISTING = "/repos/octo/flux/issues"
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -96,14 +105,6 @@ def pages_asked(gh: GitHubStandIn) -> list[tuple[str | None, str | None]]:
     return [(r.query.get("page"), r.query.get("since")) for r in listing(gh)]
 
 
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 async def issue_rows(db: Database) -> dict[int, dict[str, Any]]:
     return {int(r["number"]): dict(r) for r in await db.fetchall("SELECT * FROM github_issues")}
 
@@ -111,10 +112,6 @@ async def issue_rows(db: Database) -> dict[int, dict[str, Any]]:
 async def page_rows(db: Database) -> list[dict[str, Any]]:
     rows = await db.fetchall("SELECT request, etag, next_request FROM github_sync_pages ORDER BY request")
     return [dict(r) for r in rows]
-
-
-async def event_rows(db: Database) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetchall("SELECT * FROM mcp_events ORDER BY id")]
 
 
 async def newest_cached(db: Database) -> str:
@@ -137,18 +134,13 @@ async def call(app: App, name: str, arguments: dict[str, Any] | None = None, **k
 
 
 @pytest.fixture
-def gh() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(owner="octo", repo="flux", expected_token=TOKEN) as standin:
-        yield standin
-    assert standin.errors == []
-
-
-@pytest.fixture
 def make_settings(gh: GitHubStandIn, env: dict[str, str], repo: Path) -> Callable[..., Settings]:
-    """Settings for the repo talking to the stand-in; keyword overrides set (or, with None, drop) variables."""
+    """Settings for the repo talking to the stand-in; keyword overrides set (or, with None, drop) variables,
+    ``limits`` replaces the GitHub request timeout and rate-limit bound."""
 
-    def make(**overrides: str | None) -> Settings:
-        return Settings.load(github_env(gh, env, **overrides), cwd=repo)
+    def make(*, limits: GitHubLimits | None = None, **overrides: str | None) -> Settings:
+        settings = Settings.load(github_env(gh, env, **overrides), cwd=repo)
+        return settings if limits is None else replace(settings, github_limits=limits)
 
     return make
 
@@ -166,7 +158,7 @@ async def gdb(make_settings: Callable[..., Settings]) -> AsyncIterator[Database]
 def make_app(make_settings: Callable[..., Settings], gdb: Database) -> Callable[..., Any]:
     """An App (the adhoc instance of the repo as caller) with settings overridden like make_settings."""
 
-    async def make(**overrides: str | None) -> App:
+    async def make(**overrides: Any) -> App:
         settings = make_settings(**overrides)
         return App(settings=settings, db=gdb, caller=await resolve_caller(settings, gdb))
 
@@ -379,7 +371,7 @@ async def test_incremental_sync_uses_since_and_etags_and_rewrites_only_what_chan
     gh.clear_requests()
     fourth = await sync(settings, gdb)
     newest = await newest_cached(gdb)
-    assert newest > watermark  # type: ignore[operator]
+    assert newest > watermark
     assert {since for _, since in pages_asked(gh)} == {newest}
     assert all("if-none-match" in r.headers for r in listing(gh))
     assert fourth.not_modified_pages == fourth.pages and fourth.changed == 0 and fourth.fetched == 0
@@ -457,31 +449,6 @@ def here(
     return set_env
 
 
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="codex-mcp")
-
-
-def ok_cli(*args: str) -> Result:
-    result = invoke(*args)
-    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}"
-    return result
-
-
-def one_line_error(result: Result, *needles: str) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("codex-mcp: error: ") and "Traceback" not in result.output
-    assert result.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
-
-
-def db_file(repo: Path) -> Path:
-    return repo / ".git" / "codex-mcp" / "codex.db"
-
-
 def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
     gh: GitHubStandIn, here: Callable[..., None], repo: Path, tmp_path: Path
 ) -> None:
@@ -489,7 +456,7 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
     merged = gh.add_pull("codex/work-1-a1", title="Work on 1")
     closed = gh.add_pull("codex/work-2-a1", title="Work on 2")
     gh.add_pull("someone-else", title="Not ours")
-    ok_cli("issues", "sync")  # creates the database
+    cli_ok("issues", "sync")  # creates the database
     path = db_file(repo)
     seed_instances(
         path,
@@ -500,7 +467,7 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
         },
     )
 
-    out = ok_cli("issues", "sync").stdout
+    out = cli_ok("issues", "sync").stdout
     assert "pull request state" not in out  # still open, as recorded
     assert pr_states(path) == {
         "work-1-a1": (merged["number"], "open"),
@@ -509,26 +476,26 @@ def test_sync_refreshes_pull_request_states_shown_by_ls_and_show(
 
     gh.merge_pull(merged["number"])
     gh.update_issue(closed["number"], state="closed")
-    data = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    data = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert data["pull_requests_updated"] == 2
     assert (data["fetched"], data["changed"]) == (1, 0)  # issue 3 again (since is inclusive), unchanged
     assert pr_states(path) == {
         "work-1-a1": (merged["number"], "merged"),
         "work-2-a1": (closed["number"], "closed"),
     }
-    again = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    again = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert again["pull_requests_updated"] == 0
 
-    table = ok_cli("ls").stdout
+    table = cli_ok("ls").stdout
     assert f"#{merged['number']} (merged)" in table
     assert f"#{closed['number']} (closed)" in table
-    listed = {r["id"]: r for r in json.loads(ok_cli("ls", "--json").stdout)}
+    listed = {r["id"]: r for r in json.loads(cli_ok("ls", "--json").stdout)}
     assert listed["work-1-a1"]["pr_state"] == "merged"
     assert listed["work-1-a1"]["pr_url"] == merged["html_url"]
     assert listed["work-1-a1"]["issue_title"] == "Issue 1"
-    shown = ok_cli("show", "work-1-a1").stdout
+    shown = cli_ok("show", "work-1-a1").stdout
     assert f"pull request: #{merged['number']} (merged) {merged['html_url']}" in shown
-    shown_json = json.loads(ok_cli("show", "work-2-a1", "--json").stdout)
+    shown_json = json.loads(cli_ok("show", "work-2-a1", "--json").stdout)
     assert shown_json["instance"]["pr_state"] == "closed"
 
 
@@ -562,61 +529,60 @@ async def test_a_sync_for_another_repository_is_refused_and_changes_nothing(
 # --------------------------------------------------------------------------------------- 5. faults
 
 
-def _bad_token(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _bad_token(gh: GitHubStandIn) -> dict[str, Any]:
     return {"GITHUB_TOKEN": "ghp_wrongwrongwrongwrongwrongwrongwrong0"}
 
 
-def _unauthorized(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _unauthorized(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_unauthorized()
     return {}
 
 
-def _forbidden(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _forbidden(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_forbidden()
     return {}
 
 
-def _rate_limited(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _rate_limited(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_rate_limited(reset_in=3600)
     return {}
 
 
-def _too_many_too_long(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _too_many_too_long(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_too_many(retry_after=120)
     return {}
 
 
-def _server_error(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _server_error(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_server_error(502)
     return {}
 
 
-def _unavailable(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _unavailable(gh: GitHubStandIn) -> dict[str, Any]:
     gh.fail_server_error(503)
     return {}
 
 
-def _timeout(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
-    mp.setattr(github_module, "REQUEST_TIMEOUT", 0.5)
+def _timeout(gh: GitHubStandIn) -> dict[str, Any]:
     gh.delay(5)
-    return {}
+    return {"limits": GitHubLimits(request_timeout=0.5)}
 
 
-def _not_github_html(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _not_github_html(gh: GitHubStandIn) -> dict[str, Any]:
     gh.not_github("html")
     return {}
 
 
-def _not_github_json(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _not_github_json(gh: GitHubStandIn) -> dict[str, Any]:
     gh.not_github("json")
     return {}
 
 
-def _unreachable(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
-    return {"CODEX_MCP_GITHUB_API_URL": closed_port_url()}
+def _unreachable(gh: GitHubStandIn) -> dict[str, Any]:
+    return {"CODEX_MCP_GITHUB_API_URL": unused_port_url()}
 
 
-def _no_token(gh: GitHubStandIn, mp: pytest.MonkeyPatch) -> dict[str, str | None]:
+def _no_token(gh: GitHubStandIn) -> dict[str, Any]:
     return {"GITHUB_TOKEN": None}
 
 
@@ -638,20 +604,19 @@ FAULTS = [
 
 @pytest.mark.parametrize(("setup", "needles"), FAULTS)
 async def test_each_fault_is_a_clear_error_a_failed_event_and_no_change(
-    setup: Callable[[GitHubStandIn, pytest.MonkeyPatch], dict[str, str | None]],
+    setup: Callable[[GitHubStandIn], dict[str, Any]],
     needles: list[str],
     gh: GitHubStandIn,
     make_settings: Callable[..., Settings],
     make_app: Callable[..., Any],
     gdb: Database,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gh.add_many_issues(3, START)
     await sync(make_settings(), gdb)
     rows, pages = await issue_rows(gdb), await page_rows(gdb)
     gh.update_issue(1, title="Changed upstream")
     gh.add_issue(4, "New upstream")
-    overrides = setup(gh, monkeypatch)
+    overrides = setup(gh)
     app = await make_app(**overrides)
 
     started = time.monotonic()
@@ -694,26 +659,23 @@ async def test_the_rate_limit_wait_is_bounded(
     gh: GitHubStandIn,
     make_settings: Callable[..., Settings],
     gdb: Database,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gh.add_many_issues(3, START)
-    # Read when the client is made (not bound at import): a lower bound turns the wait into an error.
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 0.5)
+    # A lower bound turns the wait into an error.
     gh.fail_too_many(retry_after=1)
     started = time.monotonic()
     with pytest.raises(UpstreamError, match=r"retry after 1 s"):
-        await sync(make_settings(), gdb)
+        await sync(make_settings(limits=GitHubLimits(max_rate_limit_wait=0.5)), gdb)
     assert time.monotonic() - started < 0.9
     assert len(listing(gh)) == 1
     assert await issue_rows(gdb) == {}
 
     # A limit that keeps coming back is retried a bounded number of times, then reported.
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 30.0)
     gh.clear_faults()
     gh.clear_requests()
     gh.fail_too_many(retry_after=0, times=None)
     with pytest.raises(UpstreamError, match="rate limit"):
-        await sync(make_settings(), gdb)
+        await sync(make_settings(limits=GitHubLimits(max_rate_limit_wait=30.0)), gdb)
     assert len(listing(gh)) == github_module.MAX_RATE_LIMIT_RETRIES + 1
     assert await issue_rows(gdb) == {}
 
@@ -795,14 +757,14 @@ def test_issues_sync_and_issues_ls_commands(gh: GitHubStandIn, here: Callable[..
     gh.add_issue(3, "Old crash", state="closed", labels=["bug"], updated_at=minutes(3))
     gh.add_pull("feature")
 
-    empty = ok_cli("issues", "ls").stdout
+    empty = cli_ok("issues", "ls").stdout
     assert "No cached issues match" in empty and "issues sync" in empty
 
-    out = ok_cli("issues", "sync").stdout
+    out = cli_ok("issues", "sync").stdout
     assert out.strip() == (
         "octo/flux: 3 issue(s) received, 3 new or changed, 0 unchanged; 2 page(s), 0 not modified"
     )
-    again = json.loads(ok_cli("issues", "sync", "--json").stdout)
+    again = json.loads(cli_ok("issues", "sync", "--json").stdout)
     assert again == {
         "repository": "octo/flux",
         "fetched": 0,
@@ -813,23 +775,23 @@ def test_issues_sync_and_issues_ls_commands(gh: GitHubStandIn, here: Callable[..
         "pull_requests_updated": 0,
     }
 
-    table = ok_cli("issues", "ls").stdout
+    table = cli_ok("issues", "ls").stdout
     assert "Crash on save" in table and "Dark mode" in table and "Old crash" not in table
     assert "alice" in table and minutes(2) in table
-    rows = json.loads(ok_cli("issues", "ls", "--json", "--state", "all").stdout)
+    rows = json.loads(cli_ok("issues", "ls", "--json", "--state", "all").stdout)
     assert [r["number"] for r in rows] == [3, 2, 1]
     assert all(set(r) == ISSUE_COLUMNS for r in rows)  # keyed by the table's column names
     assert rows[2]["labels"] == ["bug"] and rows[2]["assignee"] == "alice" and rows[2]["body"] == "boom"
 
     def numbers(*args: str) -> list[int]:
-        return [r["number"] for r in json.loads(ok_cli("issues", "ls", "--json", *args).stdout)]
+        return [r["number"] for r in json.loads(cli_ok("issues", "ls", "--json", *args).stdout)]
 
     assert numbers("--label", "bug", "--state", "all") == [3, 1]
     assert numbers("--assignee", "alice") == [1]
     assert numbers("--text", "CRASH", "--state", "closed") == [3]
     assert numbers("--state", "all", "--limit", "1") == [3]
     assert numbers("--label", "nope") == []
-    assert "No cached issues match" in ok_cli("issues", "ls", "--label", "nope").stdout
+    assert "No cached issues match" in cli_ok("issues", "ls", "--label", "nope").stdout
 
     # A failure is one line on stderr and a non-zero exit; the cache is untouched.
     here(GITHUB_TOKEN="ghp_wrongwrongwrongwrongwrongwrongwrong0")
@@ -897,7 +859,7 @@ async def test_start_uses_the_cached_issue_else_fetches_it_else_goes_ahead(
     assert caplog.records == []
 
     # GitHub unreachable: the instance starts anyway, with a warning and no issue text.
-    unreachable = start_settings(CODEX_MCP_GITHUB_API_URL=closed_port_url())
+    unreachable = start_settings(CODEX_MCP_GITHUB_API_URL=unused_port_url())
     gone = await start_issue(unreachable, gdb, 9)
     assert gone.prompt.startswith("# GitHub issue #9\n\nPlease fix it.")
     assert gone.status == "running" and gone.issue_title is None

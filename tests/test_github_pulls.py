@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
-import socket
 import string
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +26,13 @@ import pytest
 from github_standin import GitHubStandIn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from support import GIT_ENV, failed, ok, text_of
+from support import GIT_ENV, event_rows, failed, git, ok, text_of, unused_port_url
 
 from codex_mcp import github as github_module
 from codex_mcp.app import App
 from codex_mcp.identity import Caller
 from codex_mcp.server import build_server
-from codex_mcp.settings import Settings
+from codex_mcp.settings import GitHubLimits, Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import NewInstance
@@ -44,16 +42,11 @@ INSTANCE = "work-1-a1"
 BRANCH = "codex/work-1-a1"
 LABEL = f"octo:{BRANCH}"
 PULLS = "/repos/octo/flux/pulls"
+# A short request timeout and rate-limit bound, so faults are quick to provoke.
+FAST = GitHubLimits(request_timeout=1.0, max_rate_limit_wait=3.0)
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout.strip()
 
 
 def canary_token() -> str:
@@ -86,7 +79,7 @@ class World:
     env: dict[str, str]
     databases: list[Database]
 
-    def settings(self, **overrides: str | None) -> Settings:
+    def settings(self, *, limits: GitHubLimits | None = None, **overrides: str | None) -> Settings:
         mapping = {
             **self.env,
             "CODEX_MCP_GITHUB_API_URL": self.gh.base_url,
@@ -98,10 +91,13 @@ class World:
                 mapping.pop(key, None)
             else:
                 mapping[key] = value
-        return Settings.load(mapping, cwd=self.repo)
+        settings = Settings.load(mapping, cwd=self.repo)
+        return settings if limits is None else replace(settings, github_limits=limits)
 
-    async def app(self, *, base_branch: str | None = "main", **overrides: str | None) -> App:
-        settings = self.settings(**overrides)
+    async def app(
+        self, *, base_branch: str | None = "main", limits: GitHubLimits | None = None, **overrides: str | None
+    ) -> App:
+        settings = self.settings(limits=limits, **overrides)
         db = await open_database(settings.require_db_path())
         self.databases.append(db)
         if await instances_store.get(db, INSTANCE) is None:
@@ -128,11 +124,6 @@ async def create(app: App, **arguments: Any) -> Any:
         return await client.call_tool("create_pull_request", args)
 
 
-async def events(app: App) -> list[dict[str, Any]]:
-    rows = await app.db.fetchall("SELECT * FROM mcp_events ORDER BY id")
-    return [dict(r) for r in rows]
-
-
 async def pr_columns(app: App) -> tuple[Any, Any, Any]:
     row = await app.db.fetchone("SELECT pr_number, pr_url, pr_state FROM instances WHERE id = ?", (INSTANCE,))
     assert row is not None
@@ -141,7 +132,7 @@ async def pr_columns(app: App) -> tuple[Any, Any, Any]:
 
 async def assert_failed_cleanly(app: App, message: str) -> None:
     """One failed create_pull_request event with the tool's message, and no pull request on the row."""
-    recorded = await events(app)
+    recorded = await event_rows(app.db)
     assert [(e["tool_name"], e["success"]) for e in recorded] == [("create_pull_request", 0)]
     assert recorded[0]["instance_id"] == INSTANCE
     # The tool's text is the recorded message (the SDK prefixes "Error executing tool ...: ").
@@ -158,15 +149,9 @@ def posts(gh: GitHubStandIn) -> list[Any]:
 
 
 @pytest.fixture
-def token() -> str:
+def github_token() -> str:
+    """A fresh canary for each test (the conftest `gh` stand-in expects it), searched for where it must not be."""
     return canary_token()
-
-
-@pytest.fixture
-def gh(token: str) -> Iterator[GitHubStandIn]:
-    with GitHubStandIn(owner="octo", repo="flux", expected_token=token) as standin:
-        yield standin
-    assert standin.errors == []
 
 
 @pytest.fixture
@@ -191,24 +176,17 @@ async def world(
     repo: Path,
     origin: Path,
     worktree: Path,
-    token: str,
+    github_token: str,
     gh: GitHubStandIn,
     tmp_path: Path,
     env: dict[str, str],
 ) -> AsyncIterator[World]:
-    w = World(repo, origin, worktree, token, gh, tmp_path, env, [])
+    w = World(repo, origin, worktree, github_token, gh, tmp_path, env, [])
     try:
         yield w
     finally:
         for db in w.databases:
             await db.close()
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A short request timeout and rate-limit bound, so faults are quick to provoke."""
-    monkeypatch.setattr(github_module, "REQUEST_TIMEOUT", 1.0)
-    monkeypatch.setattr(github_module, "MAX_RATE_LIMIT_WAIT", 3.0)
 
 
 # --------------------------------------------------------------------------------------------- success
@@ -248,7 +226,7 @@ async def test_opens_the_pull_request_for_the_callers_branch(world: World) -> No
     assert git(world.worktree, "rev-parse", "--abbrev-ref", "@{u}") == f"origin/{BRANCH}"
     # The row knows its pull request; one successful event.
     assert await pr_columns(app) == (got["pr_number"], got["pr_url"], "open")
-    recorded = await events(app)
+    recorded = await event_rows(app.db)
     assert [(e["tool_name"], e["success"], e["instance_id"]) for e in recorded] == [
         ("create_pull_request", 1, INSTANCE)
     ]
@@ -299,7 +277,7 @@ async def test_title_and_description_arrive_exactly(world: World, title: str) ->
     assert json.loads(post.body.decode("utf-8"))["body"] == ODD_DESCRIPTION
     assert world.gh.pulls[0]["title"] == title and world.gh.pulls[0]["body"] == ODD_DESCRIPTION
     # The event keeps the description only as length and digest.
-    [event] = await events(app)
+    [event] = await event_rows(app.db)
     assert event["success"] == 1
     assert ODD_DESCRIPTION not in (event["metadata"] or "")
     assert got["already_existed"] is False
@@ -359,7 +337,7 @@ async def test_a_second_call_returns_the_open_pull_request_and_pushes_new_commit
     assert lookup.query["head"] == LABEL and lookup.query["base"] == "main"
     assert origin_has(world.origin, f"refs/heads/{BRANCH}") == newer
     assert await pr_columns(app) == (first["pr_number"], first["pr_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1, 1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1, 1]
 
 
 async def test_already_exists_answer_returns_the_existing_pull_request(world: World) -> None:
@@ -385,7 +363,7 @@ async def test_already_exists_answer_returns_the_existing_pull_request(world: Wo
     ]
     assert world.gh.requests[2].query["head"] == LABEL
     assert await pr_columns(app) == (existing["number"], existing["html_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1]
 
 
 async def test_a_closed_pull_request_for_the_branch_is_not_reused(world: World) -> None:
@@ -441,13 +419,13 @@ async def test_base_branch_parameter_is_used(world: World) -> None:
     [lookup] = world.gh.requests_to(PULLS, "GET")
     assert lookup.query["base"] == "develop"
     assert world.gh.pulls[0]["base"]["ref"] == "develop"
-    [event] = await events(app)
+    [event] = await event_rows(app.db)
     assert json.loads(event["metadata"])["base_branch"] == "develop"
     assert got["already_existed"] is False
 
 
 async def test_without_a_base_branch_the_repositorys_default_branch_is_used(
-    repo: Path, tmp_path: Path, token: str, env: dict[str, str]
+    repo: Path, tmp_path: Path, github_token: str, env: dict[str, str]
 ) -> None:
     # The repository's default branch on GitHub is "trunk" (not the local main).
     bare = tmp_path / "origin.git"
@@ -458,8 +436,8 @@ async def test_without_a_base_branch_the_repositorys_default_branch_is_used(
     tree = tmp_path / "worktrees" / INSTANCE
     git(repo, "worktree", "add", "-q", "-b", BRANCH, str(tree), "trunk")
     commit(tree)
-    with GitHubStandIn(default_branch="trunk", expected_token=token) as standin:
-        w = World(repo, bare, tree.resolve(), token, standin, tmp_path, env, [])
+    with GitHubStandIn(default_branch="trunk", expected_token=github_token) as standin:
+        w = World(repo, bare, tree.resolve(), github_token, standin, tmp_path, env, [])
         try:
             app = await w.app(base_branch=None)
             ok(await create(app))
@@ -563,11 +541,11 @@ FAULTS: list[tuple[str, Inject, list[str], bool]] = [
 
 @pytest.mark.parametrize(("inject", "words", "pushed"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
 async def test_github_faults_are_clear_errors_with_a_failed_event_and_no_row_change(
-    world: World, fast: None, inject: Inject, words: list[str], pushed: bool
+    world: World, inject: Inject, words: list[str], pushed: bool
 ) -> None:
     head = commit(world.worktree)
     inject(world.gh)
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(30):
         message = failed(await create(app))
@@ -583,10 +561,10 @@ async def test_github_faults_are_clear_errors_with_a_failed_event_and_no_row_cha
         assert posts(world.gh) == []
 
 
-async def test_primary_rate_limit_says_when_to_retry(world: World, fast: None) -> None:
+async def test_primary_rate_limit_says_when_to_retry(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_rate_limited(reset_in=120, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     message = failed(await create(app))
 
@@ -599,10 +577,10 @@ async def test_primary_rate_limit_says_when_to_retry(world: World, fast: None) -
     assert origin_has(world.origin, f"refs/heads/{BRANCH}") is None
 
 
-async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: World, fast: None) -> None:
+async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=45, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(20):
         message = failed(await create(app))
@@ -615,10 +593,10 @@ async def test_secondary_rate_limit_beyond_the_bound_says_when_to_retry(world: W
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_a_short_secondary_rate_limit_is_waited_out(world: World, fast: None, method: str) -> None:
+async def test_a_short_secondary_rate_limit_is_waited_out(world: World, method: str) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=1, path="/pulls", method=method)
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     started = anyio.current_time()
     with anyio.fail_after(20):
@@ -630,13 +608,13 @@ async def test_a_short_secondary_rate_limit_is_waited_out(world: World, fast: No
     assert len(world.gh.requests_to(PULLS, method)) == 2  # the limited request, then its retry
     assert len(world.gh.pulls) == 1
     assert await pr_columns(app) == (got["pr_number"], got["pr_url"], "open")
-    assert [e["success"] for e in await events(app)] == [1]
+    assert [e["success"] for e in await event_rows(app.db)] == [1]
 
 
-async def test_a_rate_limit_that_persists_is_not_waited_forever(world: World, fast: None) -> None:
+async def test_a_rate_limit_that_persists_is_not_waited_forever(world: World) -> None:
     commit(world.worktree)
     world.gh.fail_too_many(retry_after=1, times=None, path="/pulls", method="GET")
-    app = await world.app()
+    app = await world.app(limits=FAST)
 
     with anyio.fail_after(30):
         message = failed(await create(app))
@@ -670,18 +648,10 @@ async def test_no_token_is_a_token_error_without_any_request(world: World) -> No
     await assert_failed_cleanly(app, message)
 
 
-def nothing_listens() -> str:
-    """A loopback URL on which nothing listens (a port bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-async def test_an_unreachable_api_is_a_network_error(world: World, fast: None) -> None:
+async def test_an_unreachable_api_is_a_network_error(world: World) -> None:
     commit(world.worktree)
-    url = nothing_listens()
-    app = await world.app(CODEX_MCP_GITHUB_API_URL=url)
+    url = unused_port_url()
+    app = await world.app(limits=FAST, CODEX_MCP_GITHUB_API_URL=url)
 
     message = failed(await create(app))
 
@@ -804,11 +774,11 @@ async def test_a_repository_github_does_not_know_is_a_404_error(world: World) ->
 
 
 async def test_github_enterprise_style_api_url(
-    repo: Path, origin: Path, worktree: Path, token: str, tmp_path: Path, env: dict[str, str]
+    repo: Path, origin: Path, worktree: Path, github_token: str, tmp_path: Path, env: dict[str, str]
 ) -> None:
     commit(worktree)
-    with GitHubStandIn(prefix="/api/v3", expected_token=token) as standin:
-        w = World(repo, origin, worktree, token, standin, tmp_path, env, [])
+    with GitHubStandIn(prefix="/api/v3", expected_token=github_token) as standin:
+        w = World(repo, origin, worktree, github_token, standin, tmp_path, env, [])
         try:
             app = await w.app()
             got = ok(await create(app))
@@ -896,12 +866,12 @@ def assert_token_absent(token: str, *texts: str) -> None:
         assert token not in text
 
 
-async def test_the_token_never_leaks(world: World, fast: None, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_token_never_leaks(world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "githubkit", "codex_mcp", "mcp"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     commit(world.worktree)
-    app = await world.app()
+    app = await world.app(limits=FAST)
     results: list[Any] = []
 
     world.gh.fail_unauthorized(path="/pulls", method="GET")

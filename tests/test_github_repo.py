@@ -5,14 +5,12 @@ addresses, and a GitHub Enterprise-style stand-in (``/api/v3``) end to end.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from github_standin import GitHubStandIn
-from support import GIT_ENV, make_repo
+from support import git, make_repo
 
 from codex_mcp.errors import ConfigError
 from codex_mcp.github import RepoRef, _github_hosts, parse_remote_url, resolve_repo, web_url
@@ -24,13 +22,6 @@ from codex_mcp.userconfig import UserConfig
 GITHUB = {"github.com"}
 ENV_TOKEN = "ghp_FromTheEnvironment0123456789abcdefgh"
 CONFIG_TOKEN = "ghp_FromEncryptedConfig0123456789abcdef"
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout.strip()
 
 
 # ------------------------------------------------------------------------------ parse_remote_url
@@ -208,27 +199,25 @@ async def repo_db(repo: Path, env: dict[str, str]) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def gh_any() -> Iterator[GitHubStandIn]:
-    """A stand-in accepting any token (the test reads which one was sent)."""
-    with GitHubStandIn(owner="octo", repo="flux") as standin:
-        yield standin
-    assert standin.errors == []
+def github_token() -> None:
+    """The `gh` stand-in accepts any token here (the test reads which one was sent)."""
+    return None
 
 
 async def test_github_token_wins_over_the_encrypted_config_token(
-    repo: Path, env: dict[str, str], repo_db: Database, gh_any: GitHubStandIn
+    repo: Path, env: dict[str, str], repo_db: Database, gh: GitHubStandIn
 ) -> None:
-    base = {**env, "CODEX_MCP_GITHUB_API_URL": gh_any.base_url, "CODEX_MCP_GITHUB_REPO": "octo/flux"}
+    base = {**env, "CODEX_MCP_GITHUB_API_URL": gh.base_url, "CODEX_MCP_GITHUB_REPO": "octo/flux"}
     key_file = Path(env["CODEX_MCP_SECRET_KEY_FILE"])
     entry = await UserConfig(repo_db, key_file).set("github.token", CONFIG_TOKEN, secret=True)
     assert entry.is_encrypted and entry.value != CONFIG_TOKEN
-    gh_any.add_issue(1, "One")
+    gh.add_issue(1, "One")
 
     sent: list[set[str]] = []
     for variables in ({"GITHUB_TOKEN": ENV_TOKEN}, {}, {"GITHUB_TOKEN": "   "}):  # blank counts as unset
-        gh_any.clear_requests()
+        gh.clear_requests()
         await sync(Settings.load({**base, **variables}, cwd=repo), repo_db)
-        sent.append({r.headers.get("authorization", "") for r in gh_any.requests})
+        sent.append({r.headers.get("authorization", "") for r in gh.requests})
 
     assert sent[0] in ({f"Bearer {ENV_TOKEN}"}, {f"token {ENV_TOKEN}"})
     assert sent[1] in ({f"Bearer {CONFIG_TOKEN}"}, {f"token {CONFIG_TOKEN}"})

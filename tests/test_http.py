@@ -22,7 +22,17 @@ from http_server import RunningServer, free_port, serve
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from support import ok, read_standin_log, run_cli, standin_command, text_of, tmux_sessions, wait_for
+from support import (
+    event_rows,
+    new_instance,
+    ok,
+    read_standin_log,
+    run_cli,
+    standin_command,
+    text_of,
+    tmux_sessions,
+    wait_for,
+)
 
 from codex_mcp import tokens
 from codex_mcp.app import open_app
@@ -63,11 +73,6 @@ async def sse_session(url: str, token: str) -> AsyncIterator[Client]:
 
 def server_env(cli_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**cli_env, "CODEX_MCP_LOG_LEVEL": "INFO", **extra}
-
-
-async def event_rows(db: Database, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    rows = await db.fetchall(f"SELECT * FROM mcp_events WHERE {where} ORDER BY id", params)
-    return [dict(r) for r in rows]
 
 
 async def successes(db: Database) -> list[tuple[str, str]]:
@@ -153,15 +158,13 @@ def message_of(response: httpx.Response) -> dict[str, Any]:
     return dict(response.json())
 
 
-def new_instance(
+def agent_instance(
     instance_id: str, worktree: Path, token: str | None, socket: str, **extra: Any
 ) -> NewInstance:
     worktree.mkdir(parents=True, exist_ok=True)
-    return NewInstance(
-        id=instance_id,
-        type=instance_id.split("-")[0],
-        worktree_path=str(worktree),
-        branch_name=f"codex/{instance_id}",
+    return new_instance(
+        instance_id,
+        worktree,
         tmux_session=instance_id,  # never started: feedback for it is queued, not pasted
         tmux_socket=socket,
         token_hash=tokens.hash_token(token) if token else None,
@@ -175,13 +178,13 @@ async def seed(db: Database, repo: Path, socket: str) -> dict[str, str]:
     root = repo / "worktrees"
     async with db.write() as tx:
         await instances_store.insert(
-            tx, new_instance("work-7-a1", root / "work-7-a1", issued["W"], socket, issue_number=7)
+            tx, agent_instance("work-7-a1", root / "work-7-a1", issued["W"], socket, issue_number=7)
         )
         await instances_store.insert(
-            tx, new_instance("review-7-a1", root / "review-7-a1", issued["R"], socket, issue_number=7)
+            tx, agent_instance("review-7-a1", root / "review-7-a1", issued["R"], socket, issue_number=7)
         )
         await instances_store.insert(
-            tx, new_instance("work-8-a1", root / "work-8-a1", issued["X"], socket, issue_number=8)
+            tx, agent_instance("work-8-a1", root / "work-8-a1", issued["X"], socket, issue_number=8)
         )
         await relationships_store.add(
             tx,
@@ -435,6 +438,7 @@ async def test_bad_requests_execute_nothing_and_record_no_success(
             assert 400 <= response.status_code < 500
             assert message_of(response)["error"]["code"] == -32700
             # JSON, but not JSON-RPC.
+            payload: object
             for payload in (
                 {"foo": 1},
                 {"jsonrpc": "1.0", "id": 5, "method": "tools/call"},
@@ -661,7 +665,7 @@ async def test_spawned_agents_use_the_shared_server_with_their_own_tokens(
         assert authorization.startswith("Bearer cmcp_")
         work_token = authorization.removeprefix("Bearer ")
         row = await db.fetchone("SELECT token_hash FROM instances WHERE id = ?", (work.id,))
-        assert row["token_hash"] == tokens.hash_token(work_token)
+        assert row is not None and row["token_hash"] == tokens.hash_token(work_token)
 
         # The stand-in agent talks to the shared server with its token, as itself.
         async def logged_call(wt: Path, tool: str) -> dict[str, Any] | None:
@@ -680,7 +684,7 @@ async def test_spawned_agents_use_the_shared_server_with_their_own_tokens(
         review_token = review_config["headers"]["Authorization"].removeprefix("Bearer ")
         assert review_token != work_token
         row = await db.fetchone("SELECT token_hash FROM instances WHERE id = ?", (review_id,))
-        assert row["token_hash"] == tokens.hash_token(review_token)
+        assert row is not None and row["token_hash"] == tokens.hash_token(review_token)
 
         # The reviewer's feedback reaches the work through the same server.
         files = await wait_for(lambda: list((worktree / ".codex" / "feedback").glob("*.md")))

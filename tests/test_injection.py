@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from support import read_standin_log, run_cli, tmux_sessions, wait_for
+from support import ok, read_standin_log, run_cli, tmux_sessions, wait_for
 from test_agents import FakeAgents, argv_bytes, make_fake_agents
 
 from codex_mcp.agents import AgentFiles
@@ -262,12 +262,6 @@ async def test_reviewer_prompts_and_feedback_through_stand_in_agents(
 async def as_instance(settings: Settings, app: App, instance_id: str) -> App:
     instance = await instances_store.require(app.db, instance_id)
     return App(settings=settings, db=app.db, caller=Caller(instance, "explicit"))
-
-
-def ok(result: Any) -> dict[str, Any]:
-    text = " ".join(getattr(c, "text", "") for c in result.content)
-    assert not result.is_error, text
-    return dict(result.structured_content)
 
 
 async def test_review_and_fork_prompts_reach_claude_and_feedback_files_verbatim(

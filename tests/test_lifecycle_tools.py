@@ -5,7 +5,6 @@ SQLite and stand-in agents; and the authorization matrix of DESIGN.md (role x to
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
@@ -15,15 +14,24 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import GIT_ENV, ok, read_standin_log, text_of, tmux_sessions, wait_for
+from support import (
+    SettingsMaker,
+    event_rows,
+    git,
+    ok,
+    read_standin_log,
+    text_of,
+    tmux_sessions,
+    wait_for,
+)
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller
+from codex_mcp.ids import InstanceType
 from codex_mcp.lifecycle import Lifecycle
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
-from codex_mcp.store import db as store_db
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
@@ -39,21 +47,13 @@ TERMINATE_RULE = "may terminate itself and the instances it spawned or forked"
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """git's stdout exactly as printed (porcelain output starts with significant spaces)."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, env={**os.environ, **GIT_ENV}
-    )
-    return done.stdout
-
-
 def status(cwd: Path) -> str:
     # --no-optional-locks: `git status` must not refresh (rewrite) the index we are watching.
-    return git(cwd, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all")
+    return git(cwd, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all", strip=False)
 
 
 def index_state(worktree: Path) -> tuple[bytes, int, int]:
-    path = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index").strip())
+    path = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index"))
     st = path.stat()
     return path.read_bytes(), st.st_mtime_ns, st.st_ino
 
@@ -76,10 +76,7 @@ async def call_as(
 
 
 async def events(db: Database, instance_id: str, tool: str) -> list[dict[str, Any]]:
-    rows = await db.fetchall(
-        "SELECT * FROM mcp_events WHERE instance_id = ? AND tool_name = ? ORDER BY id", (instance_id, tool)
-    )
-    return [dict(r) for r in rows]
+    return await event_rows(db, "instance_id = ? AND tool_name = ?", (instance_id, tool))
 
 
 async def instance_count(db: Database) -> int:
@@ -155,7 +152,7 @@ def assert_git_fsck_clean(repo: Path) -> None:
 
 
 async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_callers_tree(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     # A second tracked file on main, so the work can delete one.
     (repo / "old.txt").write_text("to be deleted\n")
@@ -176,7 +173,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
     (wt / "src" / "new_module.py").write_text("def café():\n    return 'ünïcode'\n")
     (wt / "src" / "run.sh").write_text("#!/bin/sh\necho run\n")
     (wt / "src" / "run.sh").chmod(0o755)
-    head_before = git(wt, "rev-parse", "HEAD").strip()
+    head_before = git(wt, "rev-parse", "HEAD")
     status_before = status(wt)
     index_before = index_state(wt)
     files_before = {p: (wt / p).read_bytes() for p in ("README.md", "staged.txt", "src/new_module.py")}
@@ -192,7 +189,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
     assert index_state(wt) == index_before
     assert {p: (wt / p).read_bytes() for p in files_before} == files_before
     assert not (wt / "old.txt").exists()
-    assert git(wt, "rev-parse", "HEAD").strip() == head_before
+    assert git(wt, "rev-parse", "HEAD") == head_before
 
     # The result matches the row, and the session runs.
     assert data["review_instance_id"] == "review-7-a1"
@@ -206,12 +203,12 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
 
     # The reviewer's branch: a snapshot commit on top of the work's HEAD, with every change in it.
     branch = review.branch_name
-    assert git(repo, "rev-parse", f"{branch}^").strip() == head_before
+    assert git(repo, "rev-parse", f"{branch}^") == head_before
     tracked = set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
     assert tracked == {"README.md", "staged.txt", "src/new_module.py", "src/run.sh"}  # no old.txt, no .codex/
     assert git(repo, "ls-tree", branch, "src/run.sh").startswith("100755 ")
     for path, content in files_before.items():
-        assert git(repo, "show", f"{branch}:{path}").encode() == content
+        assert git(repo, "show", f"{branch}:{path}", strip=False).encode() == content
         assert (Path(review.worktree_path) / path).read_bytes() == content
     assert not (Path(review.worktree_path) / "old.txt").exists()
 
@@ -246,7 +243,7 @@ async def test_spawn_review_snapshots_uncommitted_work_without_touching_the_call
 
 
 async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7, prompt="original instructions")
@@ -268,7 +265,7 @@ async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
     fork_wt = Path(fork.worktree_path)
     assert (fork_wt / "README.md").read_text() == "hello\nhalf-done work\n"
     assert (fork_wt / "draft.txt").read_text() == "untracked draft\n"
-    assert git(repo, "rev-parse", f"{fork.branch_name}^").strip() == git(wt, "rev-parse", "HEAD").strip()
+    assert git(repo, "rev-parse", f"{fork.branch_name}^") == git(wt, "rev-parse", "HEAD")
     assert "try the other approach" in (fork.prompt or "")
     assert "original instructions" not in (fork.prompt or "")
 
@@ -297,7 +294,7 @@ async def test_fork_starts_the_next_agent_on_the_same_issue_from_a_snapshot(
 
 
 async def test_a_fork_of_an_instance_recorded_before_tasks_were_kept_gets_its_whole_prompt(
-    lifecycle_settings, db: Database, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7, prompt="original instructions")
@@ -316,7 +313,7 @@ async def test_a_fork_of_an_instance_recorded_before_tasks_were_kept_gets_its_wh
 
 
 async def test_send_feedback_writes_verbatim_file_and_notifies_or_queues(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     settings = lifecycle_settings()
     work = await start_work(settings, db, 7)
@@ -380,17 +377,17 @@ async def test_send_feedback_writes_verbatim_file_and_notifies_or_queues(
 
 
 async def test_terminate_self_children_grandchildren_and_cleanup_policies(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     config = UserConfig(db)
     work = await start_work(settings, db, 5)
 
     async def spawn_review(caller: str) -> str:
-        return ok(await call_as(settings, db, caller, "spawn_review_instance", {}))["review_instance_id"]
+        return str(ok(await call_as(settings, db, caller, "spawn_review_instance", {}))["review_instance_id"])
 
     async def fork(caller: str) -> str:
-        return ok(await call_as(settings, db, caller, "fork_instance", {}))["instance_id"]
+        return str(ok(await call_as(settings, db, caller, "fork_instance", {}))["instance_id"])
 
     r1, r2 = await spawn_review(work.id), await spawn_review(work.id)
     f1, f2 = await fork(work.id), await fork(work.id)
@@ -434,12 +431,12 @@ async def test_terminate_self_children_grandchildren_and_cleanup_policies(
     (f1_wt / "feature.txt").write_text("committed work\n")
     git(f1_wt, "add", "feature.txt")
     git(f1_wt, "commit", "-q", "-m", "feature")
-    commit = git(f1_wt, "rev-parse", "HEAD").strip()
+    commit = git(f1_wt, "rev-parse", "HEAD")
     cleanup = (await terminate(f1))["cleanup"]
     assert (cleanup["worktree"], cleanup["branch"]) == ("removed", "kept")
     assert any("neither pushed nor merged" in why for why in cleanup["kept_because"])
     assert not f1_wt.exists() and str(f1_wt) not in git(repo, "worktree", "list", "--porcelain")
-    assert git(repo, "rev-parse", rows[f1].branch_name).strip() == commit
+    assert git(repo, "rev-parse", rows[f1].branch_name) == commit
 
     # remove_all on a clean review whose branch holds nothing new (merged into its base): all gone.
     cleanup = (await terminate(r2))["cleanup"]
@@ -474,7 +471,7 @@ async def test_terminate_self_children_grandchildren_and_cleanup_policies(
 
 
 async def test_cleanup_policy_never_touches_a_worktree_codex_mcp_did_not_create(
-    lifecycle_settings, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
+    lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     """An adhoc instance registered in a person's own worktree ends itself under remove_all: the
     person's worktree and branch (clean, merged: everything a removal policy would take) stay."""
@@ -535,7 +532,7 @@ async def build_world(settings: Settings, db: Database, repo: Path, socket: str)
     work-9-a1 spawned review-9-a1; adhoc-a1 forked adhoc-a2; work-8-a1 is unrelated to all.
     """
     root = repo / "worktrees"
-    specs = [
+    specs: list[tuple[str, InstanceType, int | None, str]] = [
         (WORK, "work", 9, "main"),
         (REVIEW, "review", 9, f"codex/{WORK}"),
         (ADHOC, "adhoc", None, "main"),
@@ -576,7 +573,7 @@ async def build_world(settings: Settings, db: Database, repo: Path, socket: str)
 
 
 @pytest.fixture
-async def matrix(lifecycle_settings, db: Database, repo: Path, tmux_socket: str) -> Setup:
+async def matrix(lifecycle_settings: SettingsMaker, db: Database, repo: Path, tmux_socket: str) -> Setup:
     return await build_world(lifecycle_settings(), db, repo, tmux_socket)
 
 
@@ -600,7 +597,7 @@ async def assert_refused(
 
 
 def before_status(snapshot: dict[str, Any], instance_id: str) -> str:
-    return next(status for i, status, _ in snapshot["instances"] if i == instance_id)
+    return str(next(status for i, status, _ in snapshot["instances"] if i == instance_id))
 
 
 @pytest.mark.parametrize(
@@ -717,12 +714,9 @@ async def test_terminate_unknown_malformed_and_terminated_ids(matrix: Setup) -> 
     await assert_refused(s, ADHOC, "terminate_instance", {}, "already terminated")
 
 
-async def test_terminating_a_child_with_the_database_locked_destroys_nothing(
-    matrix: Setup, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_terminating_a_child_with_the_database_locked_destroys_nothing(matrix: Setup) -> None:
     s = matrix
-    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 300)
-    db = await open_database(s.settings.require_db_path())
+    db = await open_database(s.settings.require_db_path(), busy_timeout_ms=300)
     holder = sqlite3.connect(s.settings.require_db_path(), isolation_level=None, timeout=1)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another process holds the writer lock past the busy timeout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 from mcp import Client
-from support import tmux_sessions, wait_for
+from support import SettingsMaker, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.identity import Caller
@@ -25,7 +25,9 @@ def branches(repo: Path) -> set[str]:
     return set(out.stdout.split())
 
 
-async def test_spawn_reports_increasing_progress_and_nothing_after_the_result(lifecycle_settings) -> None:
+async def test_spawn_reports_increasing_progress_and_nothing_after_the_result(
+    lifecycle_settings: SettingsMaker,
+) -> None:
     settings = lifecycle_settings()
     async with open_app(settings) as base:
         work = await base.lifecycle.commit(
@@ -51,7 +53,7 @@ async def test_spawn_reports_increasing_progress_and_nothing_after_the_result(li
 
 
 async def test_a_cancelled_spawn_is_either_complete_or_gone(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     async with open_app(settings) as base:

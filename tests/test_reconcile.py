@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import read_standin_log, run_cli, tmux_sessions, wait_for
+from support import SettingsMaker, cmdline, read_standin_log, run_cli, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
@@ -46,20 +46,15 @@ def no_grace(app: App, grace_seconds: float = 0.0) -> Lifecycle:
     return Lifecycle(app.settings, app.db, grace_seconds=grace_seconds)
 
 
-def cmdline(pid: int | None) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except (OSError, TypeError):
-        return ""
-
-
 async def spawn(app: App, issue: int) -> Instance:
     instance = await app.lifecycle.commit(
         await app.lifecycle.prepare_work(issue_number=issue, base=None, prompt="go")
     )
     # The launcher execs the agent once it sees its row: the pane's pid then is the agent.
     await wait_for(
-        lambda: "codex_mcp.launch" not in cmdline(instance.claude_pid) and cmdline(instance.claude_pid)
+        lambda: (
+            "codex_mcp.launch" not in " ".join(cmdline(instance.claude_pid)) and cmdline(instance.claude_pid)
+        )
     )
     return instance
 
@@ -92,7 +87,7 @@ def cli_environment(cli_env: dict[str, str], socket: str, **extra: str) -> dict[
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
+    remain_on_exit: bool, lifecycle_settings: SettingsMaker, tmux_socket: str
 ) -> None:
     if remain_on_exit:  # the session outlives its agent: a dead pane is a dead agent too
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
@@ -103,8 +98,9 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
         await wait_for(
             lambda: any(e.get("event") == "done" for e in read_standin_log(Path(victim.worktree_path)))
         )
-        assert "codex_mcp.standin" in cmdline(victim.claude_pid)
+        assert "codex_mcp.standin" in " ".join(cmdline(victim.claude_pid))
 
+        assert victim.claude_pid is not None
         os.kill(victim.claude_pid, signal.SIGKILL)
         if remain_on_exit:
             await wait_for(lambda: pane_dead(tmux_socket, victim.id))
@@ -129,7 +125,7 @@ async def test_kill_9_of_an_agent_terminates_its_instance_after_the_grace_period
 
 
 async def test_kill_9_of_the_tmux_server_terminates_all_its_instances(
-    lifecycle_settings, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
+    lifecycle_settings: SettingsMaker, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
 ) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
@@ -162,7 +158,7 @@ async def test_kill_9_of_the_tmux_server_terminates_all_its_instances(
 @pytest.mark.parametrize("how", ["not-installed", "broken", "refused"])
 async def test_tmux_unreachable_is_not_session_gone(
     how: str,
-    lifecycle_settings,
+    lifecycle_settings: SettingsMaker,
     idle_agent: str,
     repo: Path,
     tmux_socket: str,
@@ -220,7 +216,9 @@ async def test_tmux_unreachable_is_not_session_gone(
 # ---------------------------------------------------------------------------------- reads reconcile
 
 
-async def test_reads_reconcile_lazily(lifecycle_settings, idle_agent: str, tmux_socket: str) -> None:
+async def test_reads_reconcile_lazily(
+    lifecycle_settings: SettingsMaker, idle_agent: str, tmux_socket: str
+) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
         dead = await spawn(app, 5)
@@ -249,7 +247,7 @@ async def test_reads_reconcile_lazily(lifecycle_settings, idle_agent: str, tmux_
 
 
 async def test_orphan_sessions_and_worktrees_are_reported(
-    lifecycle_settings,
+    lifecycle_settings: SettingsMaker,
     idle_agent: str,
     repo: Path,
     tmux_socket: str,
@@ -293,7 +291,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
 
 
 async def test_a_running_instance_whose_worktree_was_deleted_is_flagged(
-    lifecycle_settings, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
+    lifecycle_settings: SettingsMaker, idle_agent: str, repo: Path, tmux_socket: str, cli_env: dict[str, str]
 ) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
     async with open_app(settings) as app:
@@ -319,7 +317,7 @@ async def test_a_running_instance_whose_worktree_was_deleted_is_flagged(
 
 @pytest.mark.parametrize("remain_on_exit", [False, True], ids=["session-closes", "pane-stays-dead"])
 async def test_resume_restarts_a_dead_instance_in_its_worktree(
-    remain_on_exit: bool, lifecycle_settings, tmux_socket: str
+    remain_on_exit: bool, lifecycle_settings: SettingsMaker, tmux_socket: str
 ) -> None:
     if remain_on_exit:  # the dead agent's pane stays: resume must replace it, not call it running
         tmux(tmux_socket, "set-option", "-g", "remain-on-exit", "on")
@@ -332,6 +330,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
         with pytest.raises(StateError, match="still running in tmux session work-7-a1"):
             await app.lifecycle.resume(await instances_store.require(app.db, instance.id))
 
+        assert instance.claude_pid is not None
         os.kill(instance.claude_pid, signal.SIGKILL)
         if remain_on_exit:
             await wait_for(lambda: pane_dead(tmux_socket, instance.id))
@@ -351,7 +350,7 @@ async def test_resume_restarts_a_dead_instance_in_its_worktree(
                 == [instance.id] * 2
             )
         )
-        assert "codex_mcp.standin" in cmdline(resumed.claude_pid)
+        assert "codex_mcp.standin" in " ".join(cmdline(resumed.claude_pid))
         assert (await no_grace(app).reconcile()).terminated == []  # and it counts as alive
 
         with pytest.raises(StateError, match="still running"):
@@ -404,6 +403,7 @@ async def test_resume_with_the_claude_profile_continues_the_conversation(
         argv = first["argv"]
         assert argv[argv.index("--session-id") + 1] == session_id and "--resume" not in argv
 
+        assert instance.claude_pid is not None
         os.kill(instance.claude_pid, signal.SIGKILL)
         await wait_for(lambda: instance.id not in tmux_sessions(tmux_socket))
         assert (await no_grace(app).reconcile()).terminated == [instance.id]

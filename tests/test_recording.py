@@ -24,7 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
-from support import text_of
+from support import new_instance, text_of
 
 from codex_mcp.app import App
 from codex_mcp.errors import StateError
@@ -32,7 +32,7 @@ from codex_mcp.identity import Caller
 from codex_mcp.recording import READ_ONLY, ToolCall, ToolSpec, register, tool
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
-from codex_mcp.store.instances import Instance, NewInstance
+from codex_mcp.store.instances import Instance
 
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -84,18 +84,6 @@ def db_bytes(path: Path) -> bytes:
             data += candidate.read_bytes()
     assert data, f"no database file at {path}"
     return data
-
-
-def new_instance(instance_id: str, worktree: str, **extra: Any) -> NewInstance:
-    kind = instance_id.split("-")[0]
-    return NewInstance(
-        id=instance_id,
-        type=kind,
-        worktree_path=worktree,
-        branch_name=f"codex/{instance_id}",
-        tmux_session=f"codex-{instance_id}",
-        **extra,
-    )
 
 
 # ----------------------------------------------------------------------------------------- test tools
@@ -487,7 +475,8 @@ def test_incomplete_tools_are_refused_at_decoration() -> None:
         """Doc."""
         return Echo(ok=True)
 
-    cases = {
+    # Deliberately ill-formed tools: their types are what the decorator refuses.
+    cases: dict[Any, str] = {
         sync_tool: "async def",
         no_doc: "docstring",
         no_call: "call: ToolCall",

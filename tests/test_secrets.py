@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -375,7 +376,7 @@ async def test_secrets_written_concurrently_all_decrypt(uc: UserConfig, db: Data
     async with anyio.create_task_group() as tg:
         for i, (key, value) in enumerate(values.items()):
             target = uc if i % 2 else other
-            tg.start_soon(lambda t=target, k=key, v=value: t.set(k, v, secret=True))
+            tg.start_soon(partial(target.set, key, value, secret=True))
     for key, value in values.items():
         assert await uc.get(key) == value
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
-from support import EXPECTED_TOOLS, ok, text_of
+from support import EXPECTED_TOOLS, event_rows, git, new_instance, ok, text_of
 
 from codex_mcp.app import App
 from codex_mcp.errors import ConfigError
@@ -23,7 +23,6 @@ from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
-from codex_mcp.store.instances import NewInstance
 from codex_mcp.store.issues import Issue
 from codex_mcp.store.relationships import Relationship
 from codex_mcp.tmux import NOT_IN_TMUX
@@ -35,27 +34,6 @@ READ_TOOLS = {"query_instances", "get_instance", "list_events", "list_issues", "
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def new_instance(instance_id: str, worktree: Path, **extra: Any) -> NewInstance:
-    kind = instance_id.split("-")[0]
-    return NewInstance(
-        id=instance_id,
-        type=kind,
-        worktree_path=str(worktree),
-        branch_name=f"codex/{instance_id}",
-        tmux_session=f"codex-{instance_id}",
-        **extra,
-    )
-
-
-async def event_rows(db: Database, where: str = "1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetchall(f"SELECT * FROM mcp_events WHERE {where} ORDER BY id", params)]
 
 
 ISSUE_TITLE = "Fix the flux capacitor"
@@ -234,6 +212,7 @@ async def test_query_instances_bad_filter_is_an_error_never_a_success(
     assert await event_rows(app.db, "success = 1") == []
     # Rejected before the tool ran, the call still leaves exactly one failed row.
     (row,) = await event_rows(app.db)
+    assert app.caller is not None
     assert (row["tool_name"], row["success"], row["instance_id"]) == ("query_instances", 0, app.caller.id)
     assert field in row["error_message"]
     assert json.loads(row["metadata"])["rejected"] is True
@@ -488,7 +467,7 @@ async def test_servers_started_at_once_share_one_adhoc_instance(repo: Path, cli_
 
 @pytest.mark.slow
 async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[str, str]) -> None:
-    requests = [
+    requests: list[dict[str, Any]] = [
         {
             "jsonrpc": "2.0",
             "id": 1,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import read_standin_log, tmux_sessions, wait_for
+from support import SettingsMaker, read_standin_log, tmux_sessions, wait_for
 
 from codex_mcp.app import App, open_app
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import relationships as relationships_store
 
 
-async def test_review_loop_through_tmux_and_stand_in_agents(lifecycle_settings, tmux_socket: str) -> None:
+async def test_review_loop_through_tmux_and_stand_in_agents(
+    lifecycle_settings: SettingsMaker, tmux_socket: str
+) -> None:
     settings = lifecycle_settings(
         {
             "work": [{"call": "spawn_review_instance", "args": {}}, {"wait_feedback": 30}],

@@ -18,16 +18,24 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from support import git, run_cli, standin_command, tmux_sessions, wait_for
+from support import (
+    ScriptWriter,
+    SettingsMaker,
+    cmdline,
+    git,
+    run_cli,
+    standin_command,
+    tmux_sessions,
+    wait_for,
+)
 
-import codex_mcp.store.db as store_db
 from codex_mcp.app import App, open_app
 from codex_mcp.errors import ConfigError, DatabaseError, InputError, StateError
 from codex_mcp.identity import Caller
 from codex_mcp.ids import parse_instance_id
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
-from codex_mcp.store import Database
+from codex_mcp.store import Database, open_database
 from codex_mcp.store.instances import Instance
 from codex_mcp.tmux import TmuxError
 
@@ -65,7 +73,7 @@ async def spawn(app: App, issue: int, **kwargs: Any) -> Instance:
 
 
 async def test_worktree_folder_in_the_way_fails_and_releases_its_branch(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     root = worktrees_root(repo)
@@ -83,7 +91,7 @@ async def test_worktree_folder_in_the_way_fails_and_releases_its_branch(
 
 
 async def test_a_foreign_branch_with_the_next_id_is_skipped_and_left_untouched(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     git(repo, "switch", "-q", "-c", "codex/work-4-a1")
@@ -107,7 +115,7 @@ async def test_a_foreign_branch_with_the_next_id_is_skipped_and_left_untouched(
 
 
 async def test_tmux_refusing_the_session_undoes_worktree_and_branch(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "work-4-a1"], check=True)
@@ -121,7 +129,7 @@ async def test_tmux_refusing_the_session_undoes_worktree_and_branch(
 
 
 async def test_missing_agent_command_fails_before_anything_is_created(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND="/nonexistent/agent {prompt_file}")
     exclude = repo / ".git" / "info" / "exclude"
@@ -149,12 +157,13 @@ def test_unknown_placeholder_is_a_config_error_before_anything_exists(
 
 
 async def test_database_busy_at_commit_removes_branch_worktree_and_session(
-    lifecycle_settings, repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
-    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 300)
     settings = lifecycle_settings()
     root = worktrees_root(repo)
-    async with open_app(settings) as app:
+    # A short busy timeout: the commit gives up on the lock held below in 0.3 s instead of 15.
+    async with await open_database(settings.require_db_path(), busy_timeout_ms=300) as db:
+        app = App(settings=settings, db=db)
         before = world(repo, tmux_socket, root)
         prepared = await app.lifecycle.prepare_work(issue_number=4, base=None, prompt="go")
         made = world(repo, tmux_socket, root)
@@ -179,7 +188,7 @@ async def test_database_busy_at_commit_removes_branch_worktree_and_session(
     ["--upload-pack=touch {canary}", "a..b", "no-such-branch", "", "HEAD~999", "main;touch {canary}"],
 )
 async def test_bad_base_is_a_clear_input_error_and_creates_nothing(
-    base: str, lifecycle_settings, repo: Path, tmux_socket: str, tmp_path: Path
+    base: str, lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     canary = tmp_path / "canary"
     base = base.replace("{canary}", str(canary))
@@ -196,7 +205,7 @@ async def test_bad_base_is_a_clear_input_error_and_creates_nothing(
 
 
 def test_bad_base_through_the_cli_is_one_line_and_exit_2(
-    repo: Path, cli_env: dict[str, str], tmux_socket: str, tmp_path: Path, write_script
+    repo: Path, cli_env: dict[str, str], tmux_socket: str, tmp_path: Path, write_script: ScriptWriter
 ) -> None:
     canary = tmp_path / "canary"
     env = {
@@ -217,7 +226,7 @@ def test_bad_base_through_the_cli_is_one_line_and_exit_2(
 
 
 async def test_worktrees_stay_under_the_configured_root(
-    lifecycle_settings, repo: Path, tmux_socket: str, tmp_path: Path
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str, tmp_path: Path
 ) -> None:
     root = tmp_path / "elsewhere" / "trees"
     outside = tmp_path / "outside"
@@ -247,7 +256,7 @@ async def test_worktrees_stay_under_the_configured_root(
 
 @pytest.mark.parametrize("obstacle", ["folder", "session"])
 async def test_spawn_review_failing_through_the_tool_leaves_nothing_and_a_failed_event(
-    obstacle: str, lifecycle_settings, repo: Path, tmux_socket: str
+    obstacle: str, lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     root = worktrees_root(repo)
@@ -291,7 +300,7 @@ async def test_spawn_review_failing_through_the_tool_leaves_nothing_and_a_failed
 
 
 async def test_a_cancelled_spawn_leaves_nothing_behind(
-    lifecycle_settings, repo: Path, tmux_socket: str
+    lifecycle_settings: SettingsMaker, repo: Path, tmux_socket: str
 ) -> None:
     settings = lifecycle_settings()
     root = worktrees_root(repo)
@@ -345,13 +354,6 @@ async def _delete_rows(db: Database) -> None:
 # ----------------------------------------------------------------------------------------- concurrent
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
-    except OSError:
-        return []
-
-
 async def test_eight_concurrent_starts_get_eight_ids_and_all_succeed(
     repo: Path, cli_env: dict[str, str], tmux_socket: str, tmp_path: Path
 ) -> None:
@@ -398,7 +400,11 @@ async def test_eight_concurrent_starts_get_eight_ids_and_all_succeed(
     assert sorted(p.name for p in root.iterdir()) == ids
     # Every launcher found its committed row and became the agent (same pid: exec).
     for s in started:
-        await wait_for(lambda s=s: _cmdline(s["claude_pid"])[-2:] == [str(agent), s["id"]], timeout=30)
+
+        def became_agent(s: dict[str, Any] = s) -> bool:
+            return cmdline(s["claude_pid"])[-2:] == [str(agent), s["id"]]
+
+        await wait_for(became_agent, timeout=30)
     fsck = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     exclude = (repo / ".git" / "info" / "exclude").read_text()

@@ -13,14 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codex_mcp.ids import InstanceType
-from codex_mcp.lifecycle import feedback, reconcile, resume, spawn, terminate
+from codex_mcp.lifecycle import diff, feedback, merge, reconcile, resume, spawn, terminate
 from codex_mcp.lifecycle.cleanup import cleanup_worktree
 from codex_mcp.lifecycle.feedback import FeedbackSent
 from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
 from codex_mcp.lifecycle.spawn import Prepared, Progress
 from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
 from codex_mcp.lifecycle.workspace import Compensation, Workspace
-from codex_mcp.outcomes import FeedbackType, Priority, ReconcileReport, TerminateResult
+from codex_mcp.outcomes import (
+    FeedbackType,
+    InstanceDiff,
+    MergeResult,
+    MergeStrategy,
+    Priority,
+    ReconcileReport,
+    TerminateResult,
+)
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store.instances import Instance
@@ -102,6 +110,17 @@ class Lifecycle:
     async def terminate_now(self, target: Instance) -> TerminateResult:
         """Mark ``target`` terminated, then kill its session and clean up (see terminate.terminate_now)."""
         return await terminate.terminate_now(self.workspace, target)
+
+    # ------------------------------------------------------------------------------------ supervision
+    async def diff(self, instance: Instance, base: str | None = None) -> InstanceDiff:
+        return await diff.instance_diff(instance, base)
+
+    async def merge(
+        self, instance: Instance, *, into: str | None, strategy: MergeStrategy, to_agent: bool, sender: str
+    ) -> MergeResult:
+        return await merge.merge(
+            self.workspace, instance, into=into, strategy=strategy, to_agent=to_agent, sender=sender
+        )
 
     # ------------------------------------------------------------------------------------ reconcile
     async def reconcile(self, *, find_orphans: bool = False) -> ReconcileReport:

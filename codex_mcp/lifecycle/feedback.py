@@ -51,6 +51,19 @@ async def send_feedback(
     if target_id is None:
         raise StateError(f"{caller.id} has no work instance recorded as its parent; nothing to send to")
     target = await instances_store.require(db, target_id)
+    return await deliver_feedback(workspace, target, caller.id, feedback, feedback_type, priority)
+
+
+async def deliver_feedback(
+    workspace: Workspace,
+    target: Instance,
+    sender: str,
+    feedback: str,
+    feedback_type: FeedbackType,
+    priority: Priority,
+) -> FeedbackSent:
+    """Write ``feedback`` from ``sender`` (an instance id, or a person's label) into ``target``'s
+    worktree and announce it in its pane when its session is alive."""
     if not feedback.strip():
         raise InputError("feedback is empty; write what the author should know")
     worktree = Path(target.worktree_path)
@@ -59,10 +72,11 @@ async def send_feedback(
             f"the worktree of {target.id} ({worktree}) is gone; the feedback cannot be delivered"
         )
     stamp = datetime.now(UTC)
-    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{caller.id}-{os.urandom(3).hex()}"
+    safe_sender = "".join(c if c.isalnum() or c in "-_" else "-" for c in sender)[:40]
+    feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{safe_sender}-{os.urandom(3).hex()}"
     path = AgentFiles(worktree).feedback / f"{feedback_id}.md"
     document = (
-        f"# Review feedback from {caller.id}\n\n"
+        f"# Review feedback from {sender}\n\n"
         f"- type: {feedback_type}\n- priority: {priority}\n- for: {target.id}\n"
         f"- time: {stamp:%Y-%m-%d %H:%M:%S} UTC\n\n---\n\n{feedback}\n"
     )
@@ -70,7 +84,7 @@ async def send_feedback(
     status: DeliveryStatus = "queued"
     if target.status == "running":
         notice = (
-            f"[codex] Review feedback from {caller.id} ({feedback_type}, priority {priority}): read "
+            f"[codex] Review feedback from {sender} ({feedback_type}, priority {priority}): read "
             f".codex/feedback/{path.name} and act on it."
         )
         tmux = Tmux(target.tmux_socket)

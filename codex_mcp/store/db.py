@@ -62,9 +62,13 @@ class Tx:
 class Database:
     """One open database file. Use :func:`open_database` to get one (it migrates on first use)."""
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self.path = path
         self._conn = conn
+        # What ``conn`` was opened with (connect()): how long a lock held elsewhere is waited for.
+        self.busy_timeout_ms = busy_timeout_ms
         self._read = Tx(conn)
         # One connection serves every concurrent tool call of this process: transactions on it
         # must not interleave.
@@ -102,7 +106,7 @@ class Database:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise DatabaseError(
                         f"database {self.path} stayed locked by another process for "
-                        f"{BUSY_TIMEOUT_MS // 1000} s; nothing was changed, retry in a moment"
+                        f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
                     ) from exc
                 raise
         assert row is not None
@@ -119,7 +123,7 @@ class Database:
                     if "locked" in str(exc) or "busy" in str(exc):
                         raise DatabaseError(
                             f"database {self.path} stayed locked by another process for "
-                            f"{BUSY_TIMEOUT_MS // 1000} s; nothing was changed, retry in a moment"
+                            f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
                         ) from exc
                     raise
                 yield Tx(self._conn)
@@ -178,9 +182,10 @@ def check_creatable(path: Path) -> None:
         )
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
+async def connect(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
     """Open ``path`` with the project's pragmas (creating the folder and file when missing).
 
+    ``busy_timeout_ms``: how long a statement waits for a lock another process holds before failing.
     A new folder and file are private (0700 / 0600): the database holds prompts and every tool call.
     SQLite gives its -wal and -shm files the database file's permissions.
     """
@@ -199,12 +204,12 @@ async def connect(path: Path) -> aiosqlite.Connection:
     if path.is_dir():
         raise DatabaseError(f"database path {path} is a folder; set CODEX_MCP_DB to a file path")
     try:
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
     except sqlite3.Error as exc:
         raise _database_error(path, exc) from exc
     conn.row_factory = sqlite3.Row
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Refuse a file that is not a codex-mcp database before changing it (WAL mode is persistent).
         await migrations.current_version(conn, path)
         await _enable_wal(conn)

@@ -17,7 +17,7 @@ Activity = Literal["working", "waiting", "idle"]
 _COLUMNS = (
     "id, type, status, worktree_path, branch_name, base_branch, tmux_session, claude_pid, "
     "issue_number, pr_number, created_at, terminated_at, prompt, agent_number, tmux_socket, agent_session_id, "
-    "pr_url, pr_state, activity, activity_at, activity_detail"
+    "pr_url, pr_state, activity, activity_at, activity_detail, merged_into, merged_at, merged_commit"
 )
 PullRequestState = Literal["open", "closed", "merged"]
 
@@ -51,6 +51,11 @@ class InstanceSummary(BaseModel):
     activity_at: str | None = Field(default=None, description="When activity last changed, UTC")
     activity_detail: str | None = Field(
         default=None, description="What goes with the activity: a waiting agent's message, the last answer"
+    )
+    merged_into: str | None = Field(default=None, description="Branch its work was merged into by codex-mcp")
+    merged_at: str | None = Field(default=None, description="When it was merged, UTC")
+    merged_commit: str | None = Field(
+        default=None, description="Commit the target branch pointed at after the merge"
     )
     issue_title: str | None = Field(default=None, description="Title of the cached GitHub issue")
 
@@ -318,6 +323,13 @@ async def mark_resumed(tx: Tx, instance_id: str, *, claude_pid: int, tmux_socket
         "UPDATE instances SET status = 'running', terminated_at = NULL, claude_pid = ?, tmux_socket = ?, "
         "activity = NULL, activity_at = NULL, activity_detail = NULL, activity_order = NULL WHERE id = ?",
         (claude_pid, tmux_socket, instance_id),
+    )
+
+
+async def mark_merged(tx: Tx, instance_id: str, *, into: str, commit: str) -> None:
+    await tx.execute(
+        "UPDATE instances SET merged_into = ?, merged_at = CURRENT_TIMESTAMP, merged_commit = ? WHERE id = ?",
+        (into, commit, instance_id),
     )
 
 

@@ -1,0 +1,100 @@
+"""Landing an instance's work: check first, change nothing on refusal, then move the target branch.
+
+Order: the instance's worktree must hold no uncommitted work (only committed work lands); the target
+must exist and, where it is checked out, be clean; a conflict check runs without touching any working
+tree (``git merge-tree --write-tree``). Conflicts are refused with the files listed, or, asked
+``to_agent``, handed to the instance's agent as review feedback (and nothing else changes). Then the
+new target commit is computed and applied: a worktree where the target is checked out is updated by
+fast-forward, a branch checked out nowhere has its ref moved (compare-and-swap). The instance's row
+records where and when its work landed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codex_mcp import git
+from codex_mcp.errors import StateError
+from codex_mcp.lifecycle.diff import base_of
+from codex_mcp.lifecycle.feedback import deliver_feedback
+from codex_mcp.lifecycle.workspace import Workspace
+from codex_mcp.outcomes import MergeResult, MergeStrategy
+from codex_mcp.store.instances import Instance
+
+
+async def merge(
+    workspace: Workspace,
+    instance: Instance,
+    *,
+    into: str | None,
+    strategy: MergeStrategy,
+    to_agent: bool,
+    sender: str,
+) -> MergeResult:
+    """Land ``instance``'s branch on ``into`` (default: its base branch). See the module docstring.
+
+    Returns the result; the caller records ``mark_merged`` when ``outcome`` is merged or up_to_date.
+    """
+    repo = workspace.main_root
+    target = await git.validate_branch_name(repo, into, what="target branch") if into else base_of(instance)
+    source = instance.branch_name
+    if target == source:
+        raise StateError(f"{instance.id} works on {target} itself; pass --into BRANCH to land it elsewhere")
+    worktree = Path(instance.worktree_path)
+    if worktree.is_dir():
+        dirty = await git.dirty_paths(worktree)
+        if dirty:
+            shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+            raise StateError(
+                f"{instance.id} has uncommitted work ({len(dirty)} path(s): {shown}); only committed work is "
+                f"merged: commit it (git -C {worktree} add -A && git -C {worktree} commit -m '...'), or ask the "
+                "agent to, then merge again"
+            )
+    where = await git.checked_out_in(repo, target)
+    if where is not None and where.is_dir():
+        dirty_target = await git.dirty_paths(where)
+        if dirty_target:
+            shown = ", ".join(dirty_target[:10]) + (" ..." if len(dirty_target) > 10 else "")
+            raise StateError(
+                f"{target} is checked out in {where} with uncommitted changes ({shown}); commit or stash them "
+                "there, then merge again"
+            )
+    check = await git.merge_check(repo, target, source)
+    if not check.clean:
+        listed = ", ".join(check.conflicts)
+        if not to_agent:
+            raise StateError(
+                f"{source} conflicts with {target} in {len(check.conflicts)} file(s): {listed}; nothing was "
+                f"changed. Resolve them in the instance (merge {target} into its branch), or hand them to the "
+                "agent with --to-agent"
+            )
+        text = (
+            f"Merging your branch {source} into {target} ({strategy}) stopped on conflicts in "
+            f"{len(check.conflicts)} file(s):\n\n"
+            + "\n".join(f"- {path}" for path in check.conflicts)
+            + f"\n\nMerge {target} into your branch (git merge {target}), resolve these files, commit, and say so: "
+            "the merge will then be tried again.\n"
+        )
+        sent = await deliver_feedback(workspace, instance, sender, text, "needs_work", "high")
+        return MergeResult(
+            instance_id=instance.id,
+            target=target,
+            strategy=strategy,
+            outcome="sent_to_agent",
+            old_commit=check.target_sha,
+            new_commit=check.target_sha,
+            conflicts=check.conflicts,
+            feedback_id=sent.result.feedback_id,
+        )
+    landing = await git.land(repo, target, source, strategy)
+    plan = landing.plan
+    return MergeResult(
+        instance_id=instance.id,
+        target=target,
+        strategy=strategy,
+        outcome="merged" if plan.changed else "up_to_date",
+        old_commit=plan.old_sha,
+        new_commit=plan.new_sha,
+        updated_worktree=str(landing.worktree) if landing.worktree else None,
+        commits=len(plan.commits),
+    )
