@@ -34,7 +34,7 @@ from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.timeutil import parse_since
-from codex_mcp.ui import terminal, views
+from codex_mcp.ui import supervise, terminal, views
 from codex_mcp.ui.stream import Hub
 
 if TYPE_CHECKING:
@@ -43,12 +43,18 @@ if TYPE_CHECKING:
     from codex_mcp.lifecycle import Lifecycle
     from codex_mcp.outcomes import (
         CreatePullRequestResult,
+        FeedbackType,
         ForkResult,
+        MergeResult,
+        MergeStrategy,
+        Priority,
+        SendFeedbackResult,
         SpawnReviewResult,
         SyncResult,
         TerminateResult,
     )
     from codex_mcp.recording import ToolCall
+    from codex_mcp.store import Tx
     from codex_mcp.store.instances import NewInstance
 
 log = logging.getLogger(__name__)
@@ -186,6 +192,17 @@ async def _show(db: Database, instance_id: str) -> dict[str, Any]:
 @guarded
 async def api_instance(request: Request) -> Response:
     return JSONResponse(await _show(_ui(request).db, request.path_params["instance_id"]))
+
+
+@guarded
+async def api_diff(request: Request) -> Response:
+    """The instance's work against its base, uncommitted and untracked changes included (`diff --json`)."""
+    ui = _ui(request)
+    instance_id = request.path_params["instance_id"]
+    validate_instance_id(instance_id)
+    instance = await instances_store.require(ui.db, instance_id)
+    diff = await ui.lifecycle.diff(instance, request.query_params.get("base") or None)
+    return JSONResponse(diff.model_dump(mode="json"))
 
 
 @guarded
@@ -375,6 +392,82 @@ async def _pull_request(ui: Ui, target: instances_store.Instance, form: dict[str
     return result.model_dump(mode="json")
 
 
+STRATEGIES = ("merge", "squash", "rebase")
+
+
+async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Land the instance's branch (as `merge ID [--into] [--strategy] [--to-agent]`); refusals change nothing."""
+    into = form.get("into", "").strip() or None
+    strategy = form.get("strategy", "").strip() or "merge"
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    to_agent = _checked(form, "to_agent")
+    sender = _person_label()
+
+    async def body(call: ToolCall) -> MergeResult:
+        instance = await _current(ui, target)
+        result = await ui.lifecycle.merge(
+            instance, into=into, strategy=cast(MergeStrategy, strategy), to_agent=to_agent, sender=sender
+        )
+        if result.outcome in ("merged", "up_to_date"):
+
+            async def mark(tx: Tx) -> None:
+                await instances_store.mark_merged(
+                    tx, instance.id, into=result.target, commit=result.new_commit
+                )
+
+            call.stage(mark)
+        return result
+
+    arguments = _arguments(target, into=into, strategy=strategy, to_agent=to_agent)
+    result = await ui.as_person("merge", arguments, body)
+    return result.model_dump(mode="json")
+
+
+def _person_label() -> str:
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (person)"
+    except Exception:  # no login name (a container without a passwd entry)
+        return "a person"
+
+
+FEEDBACK_TYPES = ("needs_work", "suggestions", "clarification", "approved")
+
+
+async def _feedback(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """A person's review feedback: the file under .codex/feedback/ and the notice in the agent's pane."""
+    from codex_mcp.lifecycle.feedback import deliver_feedback
+    from codex_mcp.lifecycle.spawn import require_running
+
+    text = form.get("feedback", "")
+    kind = form.get("feedback_type", "").strip() or "needs_work"
+    if kind not in FEEDBACK_TYPES:
+        raise InputError(f"feedback_type must be one of {', '.join(FEEDBACK_TYPES)}, not {kind!r}")
+    priority = form.get("priority", "").strip() or "medium"
+    if priority not in ("low", "medium", "high"):
+        raise InputError(f"priority must be low, medium or high, not {priority!r}")
+
+    async def body(call: ToolCall) -> SendFeedbackResult:
+        instance = await _current(ui, target)
+        require_running(instance)
+        sent = await deliver_feedback(
+            ui.lifecycle.workspace,
+            instance,
+            _person_label(),
+            text,
+            cast(FeedbackType, kind),
+            cast(Priority, priority),
+        )
+        call.notes["feedback_file"] = str(sent.file)
+        return sent.result
+
+    arguments = _arguments(target, feedback=text, feedback_type=kind, priority=priority)
+    result = await ui.as_person("feedback", arguments, body)
+    return result.model_dump(mode="json")
+
+
 # The route table of POST /api/instances/{id}/{action}: one entry each, a handler getting the posted
 # fields (JSON or form); _instance_details.html offers a button (or a small form) per entry. A
 # handler may answer "open": the page to show next (a new instance), else the instance's own page.
@@ -385,6 +478,8 @@ ACTIONS: dict[str, Action] = {
     "review": _review,
     "fork": _fork,
     "pull-request": _pull_request,
+    "merge": _merge,
+    "feedback": _feedback,
 }
 
 
@@ -442,7 +537,13 @@ async def index(request: Request) -> Response:
 
 
 # The parts of an instance's page that refresh on their own (``?fragment=``), and their templates.
-FRAGMENTS = {"1": "_instance_details.html", "details": "_instance_details.html", "feedback": "_feedback.html"}
+FRAGMENTS = {
+    "1": "_instance_details.html",
+    "details": "_instance_details.html",
+    "feedback": "_feedback.html",
+    "diff": "_diff.html",
+    "merge": "_merge_check.html",
+}
 
 
 @guarded
@@ -454,17 +555,24 @@ async def instance_page(request: Request) -> Response:
     data = await _show(ui.db, request.path_params["instance_id"])
     inst = data["instance"]
     activity = (await dashboard_store.activities(ui.db)).get(inst["id"], dashboard_store.Activity())
-    feedback = await anyio.to_thread.run_sync(views.feedback_thread, Path(inst["worktree_path"]))
+    row = await instances_store.require(ui.db, inst["id"])
+    context: dict[str, Any] = {"show": data, "inst": inst, "activity": activity, "actions": sorted(ACTIONS)}
+    if fragment in (None, "feedback"):
+        context["feedback"] = await anyio.to_thread.run_sync(views.feedback_thread, Path(row.worktree_path))
+    if fragment in (None, "diff"):
+        context["diff"], context["diff_error"] = await _diff_or_words(ui, row)
+    if fragment in (None, "merge") and row.type != "review":
+        into = request.query_params.get("into") or None
+        context["merge"] = await supervise.merge_preview(ui.lifecycle.main_root, row, into)
     template = FRAGMENTS[fragment] if fragment is not None else "instance.html"
-    return await _page(
-        request,
-        template,
-        show=data,
-        inst=inst,
-        activity=activity,
-        feedback=feedback,
-        actions=sorted(ACTIONS),
-    )
+    return await _page(request, template, **context)
+
+
+async def _diff_or_words(ui: Ui, row: instances_store.Instance) -> tuple[Any, str | None]:
+    try:
+        return await ui.lifecycle.diff(row), None
+    except CodexError as exc:
+        return None, str(exc)
 
 
 @guarded
@@ -525,6 +633,7 @@ def build_app(
         Route("/api/instances", api_instances, methods=["GET"]),
         Route("/api/instances", start_instance, methods=["POST"]),
         Route("/api/instances/{instance_id}", api_instance),
+        Route("/api/instances/{instance_id}/diff", api_diff, methods=["GET"]),
         Route("/api/instances/{instance_id}/{action}", instance_action, methods=["POST"]),
         Route("/api/events", api_events),
         Route("/api/issues", api_issues),

@@ -1,9 +1,19 @@
 // The dashboard's own script (not vendored): live updates from /api/stream, the terminal, Copy branch.
 "use strict";
 
-function refresh(el) {
-  // htmx swaps the server-rendered fragment in; no page reload.
-  return htmx.ajax("GET", el.dataset.src, { target: el, swap: "innerHTML" }).then(updateAttention).then(updateSince);
+async function refresh(el) {
+  // The server renders the fragment; it replaces the part in place (no page reload). An unchanged
+  // fragment is left alone, and the files a person opened in a diff stay open.
+  const answer = await fetch(el.dataset.src, { headers: { accept: "text/html" }, cache: "no-store" });
+  if (!answer.ok) return;
+  const html = await answer.text();
+  if (html === el.dataset.rendered) return;
+  const open = new Set(Array.from(el.querySelectorAll("details[open][data-key]")).map((d) => d.dataset.key));
+  el.innerHTML = html;
+  el.dataset.rendered = html;
+  el.querySelectorAll("details[data-key]").forEach((d) => { if (open.has(d.dataset.key)) d.open = true; });
+  updateAttention();
+  updateSince();
 }
 
 function updateAttention() {
@@ -48,6 +58,12 @@ function liveUpdates() {
   const list = document.querySelector("[data-live-list]");
   const details = document.querySelector("[data-live-instance]");
   const anyChange = Array.from(document.querySelectorAll("[data-live-any]"));
+  const forInstance = (id) => Array.from(document.querySelectorAll("[data-live-for]")).filter((el) => el.dataset.liveFor === id);
+  // Files change without the database knowing (an agent editing): parts with data-poll also look
+  // every few seconds while the page is in front.
+  document.querySelectorAll("[data-poll]").forEach((el) => {
+    setInterval(() => { if (document.visibilityState === "visible") soon(el); }, Number(el.dataset.poll));
+  });
   const source = new EventSource("/api/stream");
   const pending = new Map();
   const soon = (el) => {
@@ -60,6 +76,7 @@ function liveUpdates() {
     notifyWaiting(row);
     if (list) soon(list);
     anyChange.forEach(soon);
+    forInstance(row.id).forEach(soon);
     if (details && details.dataset.liveInstance === row.id) {
       if (row.status !== details.querySelector("[data-status]")?.dataset.status) {
         window.location.reload();  // running <-> terminated changes the terminal too
@@ -71,6 +88,7 @@ function liveUpdates() {
   source.addEventListener("event", (msg) => {
     const ev = JSON.parse(msg.data);
     anyChange.forEach(soon);
+    forInstance(ev.instance_id).forEach(soon);
     if (details && details.dataset.liveInstance === ev.instance_id) soon(details);
   });
   source.addEventListener("attention", (msg) => setAttention(JSON.parse(msg.data).waiting));
