@@ -291,6 +291,21 @@ class GitHubClient:
         pr = resp.parsed_data
         return PullRequestInfo(pr.number, pr.html_url, pr.state, pr.merged_at is not None), False
 
+    async def pull_request_state(self, number: int, etag: str | None) -> tuple[str | None, str | None]:
+        """Pull request ``number``'s state (open, closed or merged) and its ETag, asked with
+        ``If-None-Match: etag``: an unchanged pull request answers 304 (state None), which costs no rate
+        limit."""
+        headers = {"If-None-Match": etag} if etag else None
+        resp = await self.call(
+            f"read pull request #{number}",
+            lambda: self._gh.rest.pulls.async_get(self.repo.owner, self.repo.name, number, headers=headers),
+        )
+        new_etag = resp.headers.get("etag") or etag
+        if resp.status_code == 304:
+            return None, new_etag
+        pr = resp.parsed_data  # validated by call()
+        return ("merged" if pr.merged or pr.merged_at is not None else str(pr.state)), new_etag
+
     # ---------------------------------------------------------------------------------------- issues
     async def get_issue(self, number: int) -> dict[str, Any] | None:
         from githubkit.exception import RequestFailed

@@ -80,13 +80,12 @@ async def person_caller(settings: Settings, db: Database) -> Caller:
     repository's main checkout (the one a person's own Claude Code session there also gets), never
     under an agent's instance, even when the command runs inside an agent's worktree.
     """
-    if settings.repo is None:
-        raise ConfigError(
-            f"{settings.cwd} is not inside a git repository; run codex-mcp inside your repository"
-        )
-    common = settings.repo.common_dir
-    root = common.parent if common.name == ".git" else settings.repo.toplevel
-    branch, session = await anyio.to_thread.run_sync(_where, root, True)
+    if settings.repo is None:  # a database named by CODEX_MCP_DB, used from outside any repository
+        root = settings.cwd
+    else:
+        common = settings.repo.common_dir
+        root = common.parent if common.name == ".git" else settings.repo.toplevel
+    branch, session = await anyio.to_thread.run_sync(_where, root, settings.repo is not None)
     instance, _ = await instances_store.register_adhoc(
         db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
     )

@@ -1,21 +1,37 @@
-"""Opening the pull request for an instance's own branch: check, push, create (idempotently)."""
+"""Pull requests of instances: opening one for an instance's own branch (check, push, create,
+idempotently), and following their state (open, closed, merged) while the instances run.
+
+The state is polled with conditional requests: each pull request is asked with the ETag GitHub gave
+last time (kept in ``github_sync_pages``), so an unchanged one answers 304 and costs no rate limit.
+``issues sync`` refreshes them once (:func:`refresh_pull_request_states`); long-running processes
+(``serve --transport http|sse``, the dashboard) keep :func:`poll_pull_requests` running beside them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import anyio
+
 from codex_mcp import git
-from codex_mcp.errors import InputError, StateError
+from codex_mcp.errors import CodexError, ConfigError, InputError, StateError, UpstreamError
 from codex_mcp.issue_cache import github_client
 from codex_mcp.outcomes import CreatePullRequestResult
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, Tx
+from codex_mcp.store import github_sync as sync_store
 from codex_mcp.store import instances as instances_store
+from codex_mcp.store.github_sync import SyncPage
 from codex_mcp.store.instances import Instance
 
+log = logging.getLogger(__name__)
+
+POLL_KEY = "github.poll_seconds"
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 STEPS = 4.0
 
@@ -98,3 +114,74 @@ async def open_pull_request(
 
 async def _record(instance_id: str, number: int, url: str, state: str, tx: Tx) -> None:
     await instances_store.set_pull_request(tx, instance_id, number=number, url=url, state=state)
+
+
+# ------------------------------------------------------------------------------------ following state
+
+
+async def refresh_pull_request_states(settings: Settings, db: Database) -> int:
+    """Ask GitHub for the pull request of every running instance that has one, each with its ETag;
+    set ``pr_state`` to what GitHub says (open, closed, merged). How many rows changed.
+
+    No running instance with a pull request: no request at all. GitHub not configured (no token, no
+    repository): :class:`ConfigError`. A failed request (network, rate limit, an error status) stops
+    the round with :class:`UpstreamError`, leaving every state not yet read as it was.
+    """
+    numbers = await instances_store.running_pull_requests(db)
+    if not numbers:
+        return 0
+    client = await github_client(settings, db)
+    changed = 0
+    async with client:  # one HTTP connection for every pull request
+        for number in numbers:
+            key = f"{client.repo} pulls/{number}"
+            known = await sync_store.get(db, key)
+            state, etag = await client.pull_request_state(number, known.etag if known else None)
+            async with db.write() as tx:
+                if etag and (known is None or known.etag != etag):
+                    await sync_store.put(tx, SyncPage(request=key, etag=etag))
+                if state is not None:
+                    changed += await instances_store.update_pr_states(tx, {number: state})
+    return changed
+
+
+async def poll_seconds(settings: Settings, db: Database) -> float:
+    """``github.poll_seconds`` from user_config (default 60), read each round: a change applies at once."""
+    from codex_mcp.userconfig import UserConfig
+
+    return float(await UserConfig(db, settings.secret_key_file).get(POLL_KEY) or 60)
+
+
+async def poll_pull_requests(settings: Settings, db: Database, *, interval: float | None = None) -> None:
+    """Refresh the pull request states every ``interval`` seconds (default: ``github.poll_seconds``)
+    until cancelled. Never raises: GitHub not configured is skipped quietly (checked again each
+    round); failures and rate limits are logged and leave the states as they were."""
+    while True:
+        try:
+            changed = await refresh_pull_request_states(settings, db)
+            if changed:
+                log.info("pull request poll: %d instance(s) changed state", changed)
+        except ConfigError as exc:
+            log.debug("pull request poll skipped: %s", exc)
+        except (UpstreamError, CodexError) as exc:
+            log.warning("pull request poll: %s; trying again next round", exc)
+        except Exception:
+            log.exception("pull request poll failed unexpectedly; trying again next round")
+        try:
+            seconds = interval if interval is not None else await poll_seconds(settings, db)
+        except Exception:  # an unreadable setting must not end the loop
+            seconds = 60.0
+        await anyio.sleep(seconds)
+
+
+@asynccontextmanager
+async def polling_pull_requests(
+    settings: Settings, db: Database, *, interval: float | None = None
+) -> AsyncIterator[None]:
+    """Keep :func:`poll_pull_requests` running while the block runs (a long-running process's life)."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(poll_pull_requests, settings, db, interval=interval))
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

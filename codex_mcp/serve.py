@@ -20,6 +20,7 @@ from dataclasses import replace
 from codex_mcp.app import open_app
 from codex_mcp.http import Guard, HostCheck, bind, request_caller, token_resolver
 from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.pulls import polling_pull_requests
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 
@@ -97,4 +98,6 @@ async def serve_http(
             )
         if ready is not None:
             ready(url)
-        await uv.serve(sockets=[sock])
+        # A long-running process follows the pull requests of running instances (merged, closed).
+        async with polling_pull_requests(settings, app.db):
+            await uv.serve(sockets=[sock])

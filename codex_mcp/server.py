@@ -37,7 +37,9 @@ agent's terminal. Each side ends itself with terminate_instance when done.
 - terminate_instance: end yourself (default) or an instance you spawned or forked.
 - create_pull_request: push your branch and open its pull request (safe to call again).
 - sync_issues, list_issues, get_issue: the repository's GitHub issues, from a local cache.
-- query_instances: who is working on what (running instances by default), with issue titles.
+- query_instances: who is working on what (running instances by default), with issue titles,
+  each agent's activity (working, waiting for a person, idle; null: not reported) and since when,
+  and its pull request's state (open, closed, merged).
 - get_instance: one instance in full: prompt, the instance it came from, the reviews and forks it
   made, and its recent tool calls.
 - list_events: the recent tool calls of every instance, with errors; use it to see why a call failed.

@@ -89,6 +89,12 @@ KNOWN_KEYS: dict[str, KnownKey] = {
         _notify_command,
         plain=True,
     ),
+    "github.poll_seconds": KnownKey(
+        "how often long-running processes (serve over HTTP, ui) ask GitHub whether the pull requests of "
+        "running instances were merged or closed (unchanged ones cost no rate limit)",
+        "60",
+        _positive_int,
+    ),
     "github.token": KnownKey(
         "GitHub token (stored encrypted; GITHUB_TOKEN wins)", None, _non_empty, secret=True
     ),
@@ -101,6 +107,13 @@ class ConfigEntry(BaseModel):
     is_encrypted: bool = Field(description="Stored encrypted")
     source: Literal["database", "default"] = Field(description="Set by a user, or the built-in default")
     updated_at: str | None = Field(default=None, description="When it was last set, UTC")
+
+
+class ConfigUnset(BaseModel):
+    """What ``config unset`` did (kept with its recorded event; the command prints one line)."""
+
+    key: str = Field(description="Config key")
+    removed: bool = Field(description="False when it was not set")
 
 
 def check_key(key: str) -> None:

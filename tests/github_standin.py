@@ -99,6 +99,7 @@ class RecordedRequest:
     json: Any  # the parsed JSON body, or None
     body: bytes = b""
     raw_path: str = ""  # exactly as received, prefix and query included
+    status: int | None = None  # the status answered (304 for a matching If-None-Match); None until sent
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -167,6 +168,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 30
     server: _Server
+    recorded: RecordedRequest | None = None  # the request being answered (its status is noted on it)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -993,6 +995,7 @@ class GitHubStandIn:
         record = RecordedRequest(method, path, query, headers, parsed, raw, handler.path)
         with self._lock:
             self.requests.append(record)
+        handler.recorded = record
 
         delayed = self._take(method, path, delay=True)
         if delayed is not None:
@@ -1049,6 +1052,8 @@ class GitHubStandIn:
         self._send(handler, status, body, headers)
 
     def _send(self, handler: _Handler, status: int, body: bytes, headers: dict[str, str]) -> None:
+        if handler.recorded is not None:
+            handler.recorded.status = status
         handler.send_response(status)
         for name, value in headers.items():
             handler.send_header(name, value)

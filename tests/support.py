@@ -7,6 +7,7 @@ are imported by name (``from support import git, wait_for``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -223,3 +224,41 @@ def failed(result: Any) -> str:
     """The error text of a failed tool result."""
     assert result.is_error, result.structured_content
     return text_of(result)
+
+
+# ------------------------------------------------------------------------- everything git holds
+
+
+def world(repo: Path) -> dict[str, Any]:
+    """Everything landing or diffing must leave as it was (or change only as intended)."""
+    state: dict[str, Any] = {
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+        "stash": git(repo, "stash", "list"),
+        "scratch": sorted(
+            str(p)
+            for p in (Path(git(repo, "rev-parse", "--git-common-dir")).resolve() / "codex-mcp").rglob("*")
+        )
+        if (repo / ".git" / "codex-mcp").exists()
+        else [],
+    }
+    for line in state["worktrees"].splitlines():
+        if not line.startswith("worktree "):
+            continue
+        wt = Path(line.removeprefix("worktree "))
+        index = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+        files = {
+            str(p.relative_to(wt)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(wt.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(wt).parts
+        }
+        state[str(wt)] = {
+            "head": git(wt, "rev-parse", "HEAD"),
+            # --no-optional-locks: a plain `git status` would itself rewrite the index it inspects.
+            "status": git(wt, "--no-optional-locks", "status", "--porcelain=v1", "--untracked-files=all"),
+            "staged": git(wt, "--no-optional-locks", "diff", "--cached"),
+            "unstaged": git(wt, "--no-optional-locks", "diff"),
+            "index": hashlib.sha1(index.read_bytes()).hexdigest(),
+            "files": files,
+        }
+    return state

@@ -222,7 +222,10 @@ def test_ls_json_is_keyed_by_column_names(here: Path) -> None:
     seed(db_file(here))
     rows = ok_json("ls", "--all", "--json")
     assert isinstance(rows, list)
-    assert [r["id"] for r in rows] == ["review-7-a1", "work-7-a1"]  # newest first
+    assert [r["id"] for r in rows] == ["work-7-a1", "review-7-a1"]  # running first, terminated last
+    newest = ok_json("ls", "--all", "--sort", "newest", "--json")
+    assert isinstance(newest, list)
+    assert [r["id"] for r in newest] == ["review-7-a1", "work-7-a1"]
     # Every column but the token hash, which is never printed or returned; the task, kept for forks (the
     # prompt, printed, holds it); and activity_order, the hooks'
     # bookkeeping of which report is newest (activity_at says when the activity changed).

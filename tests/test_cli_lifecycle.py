@@ -70,6 +70,11 @@ class Cli:
             conn.close()
         return dict(found) if found else None
 
+    def agents_listed(self, *args: str) -> list[str]:
+        """Ids `ls --json` lists, less the person's own identity (the main checkout's adhoc instance,
+        registered by the first recorded action)."""
+        return [r["id"] for r in self.json("ls", *args) if r["worktree_path"] != str(self.repo)]
+
     def ids(self) -> list[str]:
         if not self.db_path.exists():
             return []
@@ -179,7 +184,7 @@ async def test_start_with_a_cached_issue(make_cli: Callable[..., Cli], repo: Pat
     # `ls` shows it running, with the issue title.
     listing = cli.ok("ls")
     assert "work-4-a1" in listing and "running" in listing and ISSUE_TITLE in listing
-    assert [r["id"] for r in cli.json("ls")] == ["work-4-a1"]
+    assert cli.agents_listed() == ["work-4-a1"]
 
     # A second start for the same issue takes the next agent number.
     assert "started work-4-a2" in cli.ok("start", "--issue", "4")
@@ -195,8 +200,8 @@ async def test_start_adhoc_prompt_file_json_and_bad_combinations(
 
     # Without an issue: adhoc, prompt read from the file; --json is the row keyed by column names.
     data = cli.json("start", "--prompt-file", str(prompt_file))
-    assert data["id"] == "adhoc-a1" and data["type"] == "adhoc" and data["issue_number"] is None
-    row = cli.row("adhoc-a1")
+    assert data["id"] == "adhoc-a2" and data["type"] == "adhoc" and data["issue_number"] is None
+    row = cli.row("adhoc-a2")
     assert row is not None
     for column, value in row.items():
         if column in (
@@ -209,7 +214,7 @@ async def test_start_adhoc_prompt_file_json_and_bad_combinations(
         assert column in data, column
         assert data[column] == value, column
     assert data["prompt"].startswith(prompt_file.read_text(encoding="utf-8").rstrip("\n"))
-    assert "adhoc-a1" in tmux_sessions(cli.socket)
+    assert "adhoc-a2" in tmux_sessions(cli.socket)
 
     # Bad combinations: one line, nothing created.
     line = cli.error("start", "--prompt", "x", "--prompt-file", str(prompt_file), code=2)
@@ -218,14 +223,14 @@ async def test_start_adhoc_prompt_file_json_and_bad_combinations(
     assert "--issue" in line
     line = cli.error("start", "--prompt", "x", "--base", "no-such-branch")
     assert "no-such-branch" in line
-    assert cli.ids() == ["adhoc-a1"]
-    assert tmux_sessions(cli.socket) == {"_keep", "adhoc-a1"}
+    assert cli.ids() == ["adhoc-a1", "adhoc-a2"]  # adhoc-a1: the person's own identity (main checkout)
+    assert tmux_sessions(cli.socket) == {"_keep", "adhoc-a2"}
     assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/codex").split() == [
-        "codex/adhoc-a1"
+        "codex/adhoc-a2"
     ]
 
     # Without an issue, `start` again is the next adhoc agent.
-    assert cli.json("start", "--prompt", "again")["id"] == "adhoc-a2"
+    assert cli.json("start", "--prompt", "again")["id"] == "adhoc-a3"
 
 
 # ------------------------------------------------------------------------------------- show, tree, kill
@@ -272,8 +277,8 @@ async def test_show_tree_and_kill(make_cli: Callable[..., Cli], repo: Path) -> N
 
     # The tree shows the terminated child; ls no longer lists it, ls --all does.
     assert "└─ review-4-a1 (spawned_review, terminated)" in cli.ok("show", "work-4-a1")
-    assert [r["id"] for r in cli.json("ls")] == ["work-4-a1"]
-    assert {r["id"] for r in cli.json("ls", "--all")} == {"work-4-a1", "review-4-a1"}
+    assert cli.agents_listed() == ["work-4-a1"]
+    assert set(cli.agents_listed("--all")) == {"work-4-a1", "review-4-a1"}
 
     # Killing again, a malformed id, an unknown id: one line each.
     assert "already terminated" in cli.error("kill", "review-4-a1")
@@ -298,14 +303,14 @@ async def test_attach(make_cli: Callable[..., Cli]) -> None:
     cli = make_cli()
     cli.ok("start", "--prompt", "hi")
     cli.ok("start", "--prompt", "bye")
-    cli.ok("kill", "adhoc-a2")
-    line = cli.error("attach", "adhoc-a2")
-    assert "terminated" in line and "codex-mcp resume adhoc-a2" in line
+    cli.ok("kill", "adhoc-a3")
+    line = cli.error("attach", "adhoc-a3")
+    assert "terminated" in line and "codex-mcp resume adhoc-a3" in line
     assert "not an instance id" in cli.error("attach", "adhoc-a1;x", code=2)
     assert "not found" in cli.error("attach", "work-9-a9", code=2)
 
     # A terminal inside another tmux session (on the same server) runs `codex-mcp attach`.
-    argv = [sys.executable, "-m", "codex_mcp", "attach", "adhoc-a1"]
+    argv = [sys.executable, "-m", "codex_mcp", "attach", "adhoc-a2"]
     env_args = [arg for name, value in cli.env.items() for arg in ("-e", f"{name}={value}")]
     cli.tmux(
         "new-session",
@@ -327,7 +332,7 @@ async def test_attach(make_cli: Callable[..., Cli]) -> None:
         out = cli.tmux("list-clients", "-F", "#{session_name}", check=False).stdout.split()
         return out
 
-    assert await wait_for(attached, timeout=15) == ["adhoc-a1"]
+    assert await wait_for(attached, timeout=15) == ["adhoc-a2"]
     # The attaching process is `tmux attach` itself (attach replaced itself), in the pane.
     pane_cmd = cli.tmux("display-message", "-p", "-t", "=terminal:", "#{pane_current_command}").stdout.strip()
     assert pane_cmd == "tmux"
@@ -339,38 +344,38 @@ async def test_attach(make_cli: Callable[..., Cli]) -> None:
 async def test_reconcile_and_resume(make_cli: Callable[..., Cli], repo: Path) -> None:
     cli = make_cli()
     cli.ok("start", "--prompt", "hi")
-    worktree = repo / "worktrees" / "adhoc-a1"
-    first_pid = cli.row("adhoc-a1")["claude_pid"]  # type: ignore[index]
+    worktree = repo / "worktrees" / "adhoc-a2"
+    first_pid = cli.row("adhoc-a2")["claude_pid"]  # type: ignore[index]
 
-    cli.tmux("kill-session", "-t", "=adhoc-a1")
+    cli.tmux("kill-session", "-t", "=adhoc-a2")
     cli.tmux("new-session", "-d", "-s", "work-77-a1")  # looks like ours, has no row
 
     # Inside the grace period (10 s after creation) a missing session is not judged yet.
     out = cli.ok("reconcile")
     assert "terminated: none" in out
     assert "tmux sessions named like instances, with no running instance: work-77-a1" in out
-    assert cli.row("adhoc-a1")["status"] == "running"  # type: ignore[index]
+    assert cli.row("adhoc-a2")["status"] == "running"  # type: ignore[index]
 
-    cli.backdate("adhoc-a1")
+    cli.backdate("adhoc-a2")
     out = cli.ok("reconcile")
-    assert "terminated: adhoc-a1" in out
+    assert "terminated: adhoc-a2" in out
     assert "folders under the worktrees root with no running instance:" in out
     assert f"  {worktree}" in out.splitlines()
-    row = cli.row("adhoc-a1")
+    row = cli.row("adhoc-a2")
     assert row is not None and row["status"] == "terminated" and row["terminated_at"]
     data = cli.json("reconcile")
     assert data["terminated"] == [] and data["orphan_worktrees"] == [str(worktree)]
     assert data["orphan_sessions"] == ["work-77-a1"] and data["unreachable_sockets"] == []
-    assert "No running instances" in cli.ok("ls")
+    assert cli.agents_listed() == []
 
     # resume: the agent restarts in its worktree, the row is running again with the new pane pid.
     starts_before = sum(1 for e in read_standin_log(worktree) if e.get("event") == "start")
-    out = cli.ok("resume", "adhoc-a1")
-    assert out.startswith("resumed adhoc-a1: tmux session adhoc-a1")
-    row = cli.row("adhoc-a1")
+    out = cli.ok("resume", "adhoc-a2")
+    assert out.startswith("resumed adhoc-a2: tmux session adhoc-a2")
+    row = cli.row("adhoc-a2")
     assert row is not None and row["status"] == "running" and row["terminated_at"] is None
-    assert row["claude_pid"] == cli.pane_pid("adhoc-a1") != first_pid
+    assert row["claude_pid"] == cli.pane_pid("adhoc-a2") != first_pid
     await wait_for(lambda: standin_started(worktree, starts_before + 1))
-    assert "still running" in cli.error("resume", "adhoc-a1")
+    assert "still running" in cli.error("resume", "adhoc-a2")
     out = cli.ok("reconcile")
     assert "terminated: none" in out and str(worktree) not in out

@@ -40,6 +40,8 @@ INSTANCES = [
     ("adhoc-a7", "adhoc", None, "codex/adhoc-a7-experiment-with-a-long-name", (77, "merged")),
 ]
 IDS = [i[0] for i in INSTANCES]
+# (id, activity, seconds ago): shown as "waiting 2m", "working 3h"
+ACTIVITY = [("work-5-a1", "waiting", 150), ("work-12345-a12", "working", 3 * 3600 + 30)]
 
 
 def seed(path: Path) -> None:
@@ -119,6 +121,13 @@ def seed(path: Path) -> None:
                 await tx.execute(
                     "UPDATE instances SET created_at = '2026-11-2' || substr(id, -1) || ' 10:11:12'"
                 )
+                # What the agents' hooks report: one waits for a person, one works; the rest say nothing.
+                for instance_id, activity, ago in ACTIVITY:
+                    await tx.execute(
+                        "UPDATE instances SET activity = ?, activity_at = datetime('now', ?), "
+                        "activity_detail = 'permission: Bash' WHERE id = ?",
+                        (activity, f"-{ago} seconds", instance_id),
+                    )
         finally:
             await db.close()
 
@@ -164,6 +173,9 @@ def test_ls_in_a_narrow_terminal(here: Path, monkeypatch: pytest.MonkeyPatch, wi
     dates = [f"2026-11-2{i[-1]} 10:11:12" for i in IDS]
     assert_fits(out, width, IDS + dates)
     assert "#12345" in out  # the issue column survives, its title shortened
+    # Activity is among the last columns to go: it is what a person scans the list for.
+    assert "waiting 2m" in out and "working 3h" in out, out
+    assert out.splitlines()[2].startswith("work-5-a1"), out  # the waiting agent comes first
     assert len(out.splitlines()) <= 3 + 2 * len(IDS), out  # header, rule, rows: each at most two lines
 
 
@@ -208,12 +220,13 @@ def test_ls_as_a_real_process(here: Path, cli_env: dict[str, str], width: int) -
 
 
 def test_ls_in_a_wide_terminal_shows_every_column_whole(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = table_at(250, monkeypatch, "ls", "--all")
+    out = table_at(270, monkeypatch, "ls", "--all")
     header = out.splitlines()[0]
     for column in (
         "id",
         "type",
         "status",
+        "activity",
         "issue",
         "branch",
         "tmux session",

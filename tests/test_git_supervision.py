@@ -6,13 +6,11 @@ status, the stash and the worktree list must be exactly as before.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support import git
+from support import git, world
 
 from codex_mcp import git as g
 from codex_mcp.errors import InputError, StateError
@@ -28,41 +26,6 @@ def commit_file(repo: Path, name: str, text: str | bytes, message: str) -> str:
     git(repo, "add", "--", name)
     git(repo, "commit", "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD")
-
-
-def world(repo: Path) -> dict[str, Any]:
-    """Everything landing or diffing must leave as it was (or change only as intended)."""
-    state: dict[str, Any] = {
-        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
-        "worktrees": git(repo, "worktree", "list", "--porcelain"),
-        "stash": git(repo, "stash", "list"),
-        "scratch": sorted(
-            str(p)
-            for p in (Path(git(repo, "rev-parse", "--git-common-dir")).resolve() / "codex-mcp").rglob("*")
-        )
-        if (repo / ".git" / "codex-mcp").exists()
-        else [],
-    }
-    for line in state["worktrees"].splitlines():
-        if not line.startswith("worktree "):
-            continue
-        wt = Path(line.removeprefix("worktree "))
-        index = Path(git(wt, "rev-parse", "--path-format=absolute", "--git-path", "index"))
-        files = {
-            str(p.relative_to(wt)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(wt.rglob("*"))
-            if p.is_file() and ".git" not in p.relative_to(wt).parts
-        }
-        state[str(wt)] = {
-            "head": git(wt, "rev-parse", "HEAD"),
-            # --no-optional-locks: a plain `git status` would itself rewrite the index it inspects.
-            "status": git(wt, "--no-optional-locks", "status", "--porcelain=v1", "--untracked-files=all"),
-            "staged": git(wt, "--no-optional-locks", "diff", "--cached"),
-            "unstaged": git(wt, "--no-optional-locks", "diff"),
-            "index": hashlib.sha1(index.read_bytes()).hexdigest(),
-            "files": files,
-        }
-    return state
 
 
 @pytest.fixture

@@ -426,7 +426,9 @@ def seed_instances(db_path: Path, worktree: Path, prs: dict[str, tuple[int, str]
 
 def pr_states(db_path: Path) -> dict[str, tuple[int, str | None]]:
     with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT id, pr_number, pr_state FROM instances ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT id, pr_number, pr_state FROM instances WHERE pr_number IS NOT NULL ORDER BY id"
+        ).fetchall()
     conn.close()
     return {str(r[0]): (int(r[1]), r[2]) for r in rows}
 

@@ -162,7 +162,8 @@ async def test_start_prompts_arrive_verbatim_at_claude(
         record = await agents.wait_record(row["id"])
         assert argv_bytes(record)[-1] == row["prompt"].encode("utf-8")
         assert record["argv"][-2] == "--"
-    assert ids == [f"adhoc-a{n}" for n in range(1, len(prompts) + 1)]
+    # adhoc-a1 is the person's own identity (the main checkout), registered by the first recorded start.
+    assert ids == [f"adhoc-a{n}" for n in range(2, len(prompts) + 2)]
     await anyio.sleep(0.3)  # anything that would run has had its chance
     assert_nothing_ran(tmp_path, tmux_socket, {"_keep", *ids})
 

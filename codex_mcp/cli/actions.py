@@ -1,4 +1,7 @@
-"""What changes instances: ``start``, ``attach``, ``kill``, ``resume``, ``reconcile``."""
+"""What changes instances: ``start``, ``attach``, ``kill``, ``resume``, ``reconcile``.
+
+Each but ``attach`` (which only looks) is a person's action, recorded like a tool call (cli/person.py).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from codex_mcp.cli.output import emit, output_options
-from codex_mcp.cli.running import in_app, with_instance
+from codex_mcp.cli.person import person_action
+from codex_mcp.cli.running import with_instance
 from codex_mcp.ids import MAX_ISSUE_NUMBER, InstanceType
 
 if TYPE_CHECKING:
     from codex_mcp.app import App
+    from codex_mcp.recording import ToolCall
     from codex_mcp.store.instances import Instance
 
 
@@ -68,17 +73,20 @@ def start(
     """
     from codex_mcp.errors import InputError
 
-    if prompt is not None and prompt_file is not None:
-        raise InputError("give --prompt or --prompt-file, not both")
     text = prompt_file.read_text(encoding="utf-8") if prompt_file is not None else prompt
     kind = cast(InstanceType, type_ or ("work" if issue is not None else "adhoc"))
 
-    async def spawn(app: App) -> Any:
+    async def spawn(app: App, call: ToolCall) -> Instance:
+        if prompt is not None and prompt_file is not None:
+            raise InputError("give --prompt or --prompt-file, not both")
         lifecycle = app.lifecycle
         prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=text, type=kind)
-        return await lifecycle.commit(prepared)
+        started = await lifecycle.commit(prepared)
+        call.notes["instance_id"] = started.id
+        return started
 
-    emit(in_app(ctx, spawn), as_json, _print_started)
+    arguments = {"issue_number": issue, "base": base, "prompt": text, "type": kind}
+    emit(person_action(ctx, "start", arguments, spawn), as_json, _print_started)
 
 
 @click.command()
@@ -115,15 +123,17 @@ def _print_killed(outcome: Any) -> None:
 @click.pass_context
 def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Terminate an instance: kill its tmux session and apply the cleanup policy."""
+    from codex_mcp.ids import validate_instance_id
     from codex_mcp.store import instances
 
-    async def terminate(app: App, target: Instance) -> Any:
-        outcome, _ = await app.lifecycle.terminate(target)
-        async with app.db.write() as tx:
-            await instances.mark_terminated(tx, target.id)
-        return outcome
+    async def terminate(app: App, call: ToolCall) -> Any:
+        validate_instance_id(instance_id)
+        target = await instances.require(app.db, instance_id)
+        # The row first, then the session and the cleanup: a failed write destroys nothing.
+        return await app.lifecycle.terminate_now(target)
 
-    emit(with_instance(ctx, instance_id, terminate, reconcile=False), as_json, _print_killed)
+    outcome = person_action(ctx, "kill", {"instance_id": instance_id}, terminate)
+    emit(outcome, as_json, _print_killed)
 
 
 @click.command()
@@ -132,10 +142,14 @@ def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 def resume(ctx: click.Context, instance_id: str) -> None:
     """Restart a dead instance's agent in its worktree, continuing its conversation."""
 
-    async def restart(app: App, target: Instance) -> Any:
-        return await app.lifecycle.resume(target)
+    from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
 
-    instance = with_instance(ctx, instance_id, restart)
+    async def restart(app: App, call: ToolCall) -> Instance:
+        validate_instance_id(instance_id)
+        return await app.lifecycle.resume(await instances.require(app.db, instance_id))
+
+    instance = person_action(ctx, "resume", {"instance_id": instance_id}, restart, reconcile=True)
     click.echo("resumed " + _instance_summary(instance))
 
 
@@ -164,8 +178,11 @@ def _print_reconciled(report: Any) -> None:
 @click.pass_context
 def reconcile(ctx: click.Context, as_json: bool) -> None:
     """Mark instances whose agent or tmux session died as terminated, and list orphans."""
-    report = in_app(ctx, lambda app: app.lifecycle.reconcile(find_orphans=True))
-    emit(report, as_json, _print_reconciled)
+
+    async def converge(app: App, call: ToolCall) -> Any:
+        return await app.lifecycle.reconcile(find_orphans=True)
+
+    emit(person_action(ctx, "reconcile", {}, converge), as_json, _print_reconciled)
 
 
 COMMANDS: list[click.Command] = [start, attach, kill, resume, reconcile]

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from codex_mcp.cli.output import Column, emit, output_options, print_table
+from codex_mcp.cli.person import person_action
 from codex_mcp.cli.running import in_app
 
 if TYPE_CHECKING:
-    from codex_mcp.userconfig import UserConfig
+    from codex_mcp.app import App
+    from codex_mcp.recording import ToolCall
+    from codex_mcp.userconfig import ConfigEntry, ConfigUnset, UserConfig
 
 T = TypeVar("T")
 
@@ -64,9 +67,18 @@ def config_set(ctx: click.Context, key: str, value: str | None, secret: bool) ->
     /proc) and lands in your shell history. For example:
     `codex-mcp config set github.token --secret < token.txt`.
     """
+    from codex_mcp.userconfig import UserConfig
+
     if value is None or value == "-":
         value = _read_value(key, secret)
-    entry = _user_config_call(ctx, lambda uc: uc.set(key, value, secret=secret))
+    given = value
+
+    async def put(app: App, call: ToolCall) -> ConfigEntry:
+        return await UserConfig(app.db, app.settings.secret_key_file).set(key, given, secret=secret)
+
+    # Changing a setting is a person's action, recorded; a secret's value is not recorded at all.
+    arguments = {"key": key, "secret": secret, **({} if secret else {"value": value})}
+    entry = person_action(ctx, "config set", arguments, put)
     click.echo(f"{entry.key} = {entry.value}" + (" (encrypted)" if entry.is_encrypted else ""))
 
 
@@ -83,7 +95,13 @@ def _read_value(key: str, secret: bool) -> str:
 @click.pass_context
 def config_unset(ctx: click.Context, key: str) -> None:
     """Remove KEY (its built-in default, if any, applies again)."""
-    removed = _user_config_call(ctx, lambda uc: uc.unset(key))
+    from codex_mcp.userconfig import ConfigUnset, UserConfig
+
+    async def remove(app: App, call: ToolCall) -> ConfigUnset:
+        removed = await UserConfig(app.db, app.settings.secret_key_file).unset(key)
+        return ConfigUnset(key=key, removed=removed)
+
+    removed = person_action(ctx, "config unset", {"key": key}, remove).removed
     click.echo(f"{key} removed" if removed else f"{key} was not set")
 
 

@@ -25,12 +25,20 @@ def _pr_label(instance: Any) -> str:
     return f"#{instance.pr_number}{state}"
 
 
+def _activity_label(instance: Any) -> str:
+    from codex_mcp.attention import activity_label
+
+    return activity_label(instance)
+
+
 # The id already says the type (work-, review-, adhoc-) and names the session (codex-<id>): in a narrow
-# terminal those columns go first, then the branch and the pull request, which `show` has too.
+# terminal those columns go first, then the branch and the pull request, which `show` has too. Activity
+# (which agent needs a person) goes last of all: it is what a person scans the list for.
 INSTANCE_COLUMNS = [
     Column("id", lambda r: r.id),
     Column("type", lambda r: r.type, drop=2),
-    Column("status", lambda r: r.status, drop=5),
+    Column("status", lambda r: r.status + (", merged" if r.merged_into else ""), drop=5),
+    Column("activity", _activity_label, drop=6),
     Column("issue", _issue_label, kind="clip"),
     Column("branch", lambda r: r.branch_name, kind="clip", drop=3),
     Column("tmux session", lambda r: r.tmux_session, drop=1),
@@ -71,12 +79,25 @@ INSTANCE_EVENT_COLUMNS = [
     default=None,
     help="Only instances of this type.",
 )
+@click.option(
+    "--sort",
+    type=click.Choice(["attention", "newest"]),
+    default="attention",
+    show_default=True,
+    help="attention: agents waiting for you first, then idle, working, unknown (longest in that state "
+    "first), terminated last; newest: by creation time.",
+)
 @output_options(json_help="Print JSON (objects keyed by column name).")
 @click.pass_context
 def ls_command(
-    ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, as_json: bool
+    ctx: click.Context, show_all: bool, issue: int | None, type_: str | None, sort: str, as_json: bool
 ) -> None:
-    """List instances (running ones unless --all), newest first, with their issue titles."""
+    """List instances (running ones unless --all), what needs you first, with activity and issue titles.
+
+    Activity is working, waiting (needs you: a permission prompt, a question), idle (its turn ended) or
+    — (unknown: only Claude Code agents report it), with how long it has been so.
+    """
+    from codex_mcp.attention import needs_attention_first
     from codex_mcp.store import instances as store
 
     rows = in_app(
@@ -89,6 +110,8 @@ def ls_command(
         ),
         reconcile=True,
     )
+    if sort == "attention":
+        rows = needs_attention_first(rows)
     emit_rows(
         rows,
         as_json,
@@ -134,11 +157,33 @@ async def _instance_view(app: App, instance_id: str) -> dict[str, Any]:
     }
 
 
+_ACTIVITY_KEYS = ("activity", "activity_at", "activity_detail")
+
+
+def _activity_lines(inst: dict[str, Any]) -> list[str]:
+    """Activity, since when, and what goes with it (a waiting agent's message)."""
+    from codex_mcp.attention import age
+
+    if inst.get("activity") is None:
+        if inst.get("status") != "running":
+            return []
+        return [f"{'activity':>14}: unknown (nothing reported; only Claude Code agents report activity)"]
+    since = inst.get("activity_at")
+    when = f" for {age(since)} (since {since} UTC)" if since else ""
+    last = "" if inst.get("status") == "running" else " (last reported before it ended)"
+    lines = [f"{'activity':>14}: {inst['activity']}{when}{last}"]
+    if inst.get("activity_detail"):
+        lines.append(f"{'detail':>14}: {inst['activity_detail']}")
+    return lines
+
+
 def _print_instance_view(data: dict[str, Any]) -> None:
     inst = data["instance"]
     for key, value in inst.items():
-        if value is not None and key != "prompt":
+        if value is not None and key != "prompt" and key not in _ACTIVITY_KEYS:
             click.echo(f"{key:>14}: {value}")
+    for line in _activity_lines(inst):
+        click.echo(line)
     if inst.get("prompt"):
         click.echo(f"{'prompt':>14}: {inst['prompt'][:500]}{'…' if len(inst['prompt']) > 500 else ''}")
     for label, key in (("parents", "parents"), ("children", "children")):

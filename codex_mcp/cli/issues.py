@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from codex_mcp.cli.output import Column, emit, emit_rows, output_options
+from codex_mcp.cli.person import person_action
 from codex_mcp.cli.running import in_app
+
+if TYPE_CHECKING:
+    from codex_mcp.app import App
+    from codex_mcp.outcomes import SyncResult
+    from codex_mcp.recording import ToolCall
+
+log = logging.getLogger(__name__)
 
 ISSUE_COLUMNS = [
     Column("#", lambda r: r.number),
@@ -40,10 +49,23 @@ def _print_synced(result: Any) -> None:
 @output_options()
 @click.pass_context
 def issues_sync(ctx: click.Context, as_json: bool) -> None:
-    """Fetch new and updated issues from GitHub (incremental; unchanged pages cost only 304s)."""
+    """Fetch new and updated issues from GitHub (incremental; unchanged pages cost only 304s), and
+    refresh the state of running instances' pull requests (open, closed, merged)."""
+    from codex_mcp.errors import CodexError
     from codex_mcp.issue_cache import sync
+    from codex_mcp.pulls import refresh_pull_request_states
 
-    emit(in_app(ctx, lambda app: sync(app.settings, app.db)), as_json, _print_synced)
+    async def fetch(app: App, call: ToolCall) -> SyncResult:
+        result = await sync(app.settings, app.db)
+        try:
+            # The listing already updated the pull requests it saw change; this asks for each one.
+            refreshed = await refresh_pull_request_states(app.settings, app.db)
+        except CodexError as exc:  # the issues are synced; the states wait for the next sync or poll
+            log.warning("pull request states not refreshed: %s", exc)
+            return result
+        return result.model_copy(update={"pull_requests_updated": result.pull_requests_updated + refreshed})
+
+    emit(person_action(ctx, "issues sync", {}, fetch), as_json, _print_synced)
 
 
 @issues.command("ls")

@@ -1,4 +1,9 @@
-"""The ``github_sync_pages`` table: ETags of the issue listing's pages, for conditional requests."""
+"""The ``github_sync_pages`` table: ETags for conditional requests to GitHub.
+
+Two kinds of rows, told apart by their request key: the issue listing's pages (``owner/name
+issues?<query>``), replaced as a whole by each sync, and single pull requests (``owner/name
+pulls/<number>``), kept one by one by the pull request poll.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ class SyncPage(BaseModel):
     next_request: str | None = None
 
 
-async def get(db: Database, request: str) -> SyncPage | None:
+_LISTING = "instr(request, ' issues?') > 0"
+
+
+async def get(db: Database | Tx, request: str) -> SyncPage | None:
     row = await db.fetchone(
         "SELECT request, etag, next_request FROM github_sync_pages WHERE request = ?", (request,)
     )
@@ -22,14 +30,25 @@ async def get(db: Database, request: str) -> SyncPage | None:
 
 async def requests(db: Database) -> list[str]:
     """The requests of the latest sync's listing (their query holds the ``since`` it used)."""
-    rows = await db.fetchall("SELECT request FROM github_sync_pages ORDER BY request")
+    rows = await db.fetchall(f"SELECT request FROM github_sync_pages WHERE {_LISTING} ORDER BY request")
     return [str(r[0]) for r in rows]
 
 
 async def replace_all(tx: Tx, pages: list[SyncPage]) -> None:
-    """Keep exactly the pages of the latest sync (older queries will not be asked again)."""
-    await tx.execute("DELETE FROM github_sync_pages")
+    """Keep exactly the pages of the latest sync (older queries will not be asked again); the pull
+    requests' ETags stay."""
+    await tx.execute(f"DELETE FROM github_sync_pages WHERE {_LISTING}")
     await tx.executemany(
         "INSERT INTO github_sync_pages (request, etag, next_request) VALUES (?, ?, ?)",
         [(p.request, p.etag, p.next_request) for p in pages],
+    )
+
+
+async def put(tx: Tx, page: SyncPage) -> None:
+    """Keep one request's ETag (a pull request's), replacing the one it had."""
+    await tx.execute(
+        "INSERT INTO github_sync_pages (request, etag, next_request) VALUES (?, ?, ?) "
+        "ON CONFLICT (request) DO UPDATE SET etag = excluded.etag, next_request = excluded.next_request, "
+        "fetched_at = CURRENT_TIMESTAMP",
+        (page.request, page.etag, page.next_request),
     )

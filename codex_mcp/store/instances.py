@@ -351,6 +351,15 @@ async def update_pr_states(tx: Tx, states: dict[int, str]) -> int:
     return changed
 
 
+async def running_pull_requests(db: Database) -> list[int]:
+    """The pull request numbers of running instances (what the pull request poll asks GitHub about)."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT pr_number FROM instances WHERE status = 'running' AND pr_number IS NOT NULL "
+        "ORDER BY pr_number"
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def find_running_by_token_hash(db: Database, token_hash: str) -> Instance | None:
     """The running instance a bearer token belongs to (a terminated instance's token stops working)."""
     row = await db.fetchone(

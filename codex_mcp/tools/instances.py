@@ -45,8 +45,11 @@ async def query_instances(
     Use it to see who else is working (and on what) before you start something, or to find an
     instance id to pass to get_instance. By default only running instances are listed, newest first.
     Each row has the instance's id, type, status, worktree path, branch, tmux session, issue and pull
-    request numbers. Call get_instance with an id for its prompt, its parents/children and its
-    recent tool calls.
+    request numbers, the pull request's state (open, closed, merged), and the agent's activity as its
+    hooks report it: working, waiting (it needs a person: a permission prompt, a question; the
+    message is in activity_detail), idle (its turn ended), or null (not reported: only Claude Code
+    agents report it), with activity_at saying since when (UTC). Call get_instance with an id for its
+    prompt, its parents/children and its recent tool calls.
     """
     await call.app.lifecycle.reconcile_quietly()
     rows = await instances_store.list_dashboard_summaries(
@@ -75,9 +78,10 @@ async def get_instance(
         ),
     ],
 ) -> GetInstanceResult:
-    """Show one instance in full: its row (prompt included), the instances it came from (parents, with
-    the relationship: spawned_review or created_fork), the instances it spawned or forked (children),
-    and its most recent tool calls.
+    """Show one instance in full: its row (prompt included; activity, activity_at and activity_detail
+    say whether its agent works, waits for a person or is idle, since when, and why), the instances it
+    came from (parents, with the relationship: spawned_review or created_fork), the instances it
+    spawned or forked (children), and its most recent tool calls.
 
     Use it to follow a review back to the work it reviews, or to see what a reviewer or fork has done.
     Ids come from query_instances; an unknown id is an error that says so.
