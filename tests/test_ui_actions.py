@@ -137,7 +137,7 @@ def test_review_and_fork_as_a_person_and_their_refusals(
     assert client.post(f"/api/instances/{work['id']}/kill", json={}).status_code == 200
     late = client.post(f"/api/instances/{work['id']}/fork", json={})
     assert late.status_code == 409 and "terminated" in late.json()["error"]
-    rows = [(r["tool_name"], r["success"]) for r in person_events(repo)]
+    rows = [(r["tool_name"], r["success"]) for r in person_events(repo) if r["metadata"]["via"] == "ui"]
     assert rows == [
         ("start", 1),
         ("review", 1),

@@ -121,23 +121,24 @@ async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_e
     await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
     await expect(page.get_by_text("No running instances.")).to_be_visible()
     await page.evaluate("window.notReloaded = true")
+    # adhoc-a1 is the person's own identity (the main checkout), under which the start is recorded.
     done = run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
     assert done.returncode == 0, done.stderr
-    link = page.get_by_role("link", name="adhoc-a1", exact=True)
+    link = page.get_by_role("link", name="adhoc-a2", exact=True)
     await expect(link).to_be_visible(timeout=30_000)
     row = page.get_by_role("row").filter(has=link)
     await expect(row).to_contain_text("running")
-    await expect(row).to_contain_text("codex/adhoc-a1")
+    await expect(row).to_contain_text("codex/adhoc-a2")
     assert await page.evaluate("window.notReloaded") is True
     await expect(page).to_have_title("Instances · codex-mcp")
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("0 waiting")
 
     # The agent's hook reports it needs a person: the badge, the title and the row say so, live.
-    set_activity(repo, "adhoc-a1", "waiting")
+    set_activity(repo, "adhoc-a2", "waiting")
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
     await expect(page).to_have_title("(1) Instances · codex-mcp")
     await expect(row).to_contain_text("waiting for you")
-    set_activity(repo, "adhoc-a1", "working")
+    set_activity(repo, "adhoc-a2", "working")
     await expect(row).to_contain_text("working", timeout=30_000)
     await expect(page).to_have_title("Instances · codex-mcp")
     assert await page.evaluate("window.notReloaded") is True

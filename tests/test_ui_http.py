@@ -110,7 +110,7 @@ def test_kill_and_resume_by_post(dashboard: Dashboard, tmux_socket: str, repo: P
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["status"] == "running"
     assert made["tmux_session"] in tmux_sessions(tmux_socket)
-    unknown = client.post(f"/api/instances/{made['id']}/merge", json={})
+    unknown = client.post(f"/api/instances/{made['id']}/explode", json={})
     assert unknown.status_code == 404 and "kill" in unknown.json()["error"]
 
 
@@ -157,10 +157,10 @@ async def test_the_stream_carries_a_change_made_by_another_process(
             )
             assert done.returncode == 0, done.stderr
     instances = [d for k, d in seen if k == "instance"]
-    assert any(d["id"] == "adhoc-a1" and d["status"] == "running" for d in instances), seen
+    assert any(d["id"] == "adhoc-a2" and d["status"] == "running" for d in instances), seen
     assert all("prompt" not in d for d in instances)
     events = [d for k, d in seen if k == "event"]
-    assert events[-1]["instance_id"] == "adhoc-a1" and events[-1]["success"] is True
+    assert events[-1]["instance_id"] == "adhoc-a2" and events[-1]["success"] is True
 
 
 async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
@@ -273,14 +273,14 @@ async def test_read_only_terminals_watch_but_never_type(
     assert done.returncode == 0, done.stderr
     with running_dashboard(repo, ui_env, "--read-only") as board:
         client = board.client()
-        page = client.get("/instances/adhoc-a1").text
+        page = client.get("/instances/adhoc-a2").text
         assert "Take over" not in page and ">Kill<" not in page
         cookie = client.cookies[f"codex_mcp_{board.port}"]
         options: Any = {
             "origin": board.base,
             "additional_headers": {"cookie": f"codex_mcp_{board.port}={cookie}"},
         }
-        url = f"ws://{board.host}/api/instances/adhoc-a1/terminal"
+        url = f"ws://{board.host}/api/instances/adhoc-a2/terminal"
         with anyio.fail_after(60):
             with pytest.raises(websockets.InvalidStatus) as refused:
                 async with websockets.connect(url + "?mode=write", **options):
@@ -288,7 +288,7 @@ async def test_read_only_terminals_watch_but_never_type(
             assert refused.value.response.status_code == 403
             async with websockets.connect(url, **options) as watcher:
                 assert json.loads(await watcher.recv())["writable"] is False
-        killed = client.post("/api/instances/adhoc-a1/kill", json={})
+        killed = client.post("/api/instances/adhoc-a2/kill", json={})
         assert killed.status_code == 403
-        row = client.get("/api/instances/adhoc-a1").json()["instance"]
+        row = client.get("/api/instances/adhoc-a2").json()["instance"]
         assert row["status"] == "running" and row["tmux_session"] in tmux_sessions(tmux_socket)

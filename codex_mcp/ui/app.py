@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -27,6 +28,7 @@ from starlette.websockets import WebSocket
 from codex_mcp import git
 from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
 from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.pulls import poll_pull_requests
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database, relationships
 from codex_mcp.store import dashboard as dashboard_store
@@ -402,12 +404,15 @@ async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str])
     if strategy not in STRATEGIES:
         raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     to_agent = _checked(form, "to_agent")
-    sender = _person_label()
 
     async def body(call: ToolCall) -> MergeResult:
         instance = await _current(ui, target)
         result = await ui.lifecycle.merge(
-            instance, into=into, strategy=cast(MergeStrategy, strategy), to_agent=to_agent, sender=sender
+            instance,
+            into=into,
+            strategy=cast("MergeStrategy", strategy),
+            to_agent=to_agent,
+            sender=f"a person ({call.caller.id})",
         )
         if result.outcome in ("merged", "up_to_date"):
 
@@ -422,15 +427,6 @@ async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str])
     arguments = _arguments(target, into=into, strategy=strategy, to_agent=to_agent)
     result = await ui.as_person("merge", arguments, body)
     return result.model_dump(mode="json")
-
-
-def _person_label() -> str:
-    import getpass
-
-    try:
-        return f"{getpass.getuser()} (person)"
-    except Exception:  # no login name (a container without a passwd entry)
-        return "a person"
 
 
 FEEDBACK_TYPES = ("needs_work", "suggestions", "clarification", "approved")
@@ -455,10 +451,10 @@ async def _feedback(ui: Ui, target: instances_store.Instance, form: dict[str, st
         sent = await deliver_feedback(
             ui.lifecycle.workspace,
             instance,
-            _person_label(),
+            f"a person ({call.caller.id})",
             text,
-            cast(FeedbackType, kind),
-            cast(Priority, priority),
+            cast("FeedbackType", kind),
+            cast("Priority", priority),
         )
         call.notes["feedback_file"] = str(sent.file)
         return sent.result
@@ -620,6 +616,9 @@ def build_app(
             app.state.ui = ui
             async with anyio.create_task_group() as tg:
                 tg.start_soon(hub.run)
+                # Pull requests of running instances: merged or closed on GitHub shows here (a quiet
+                # no-op while GitHub is not configured).
+                tg.start_soon(partial(poll_pull_requests, settings, db))
                 yield
                 tg.cancel_scope.cancel()
         finally:
