@@ -200,11 +200,11 @@ def test_read_only_refuses_every_action_on_the_server(
     with running_dashboard(repo, quiet_env, "--read-only") as board:
         client = board.client()
         page = client.get("/instances/work-3-a1").text
-        for name in ("Kill", "Review", "Fork", "Create pull request", "Sync"):
+        for name in ("Kill", "Review", "Fork", "Create pull request", "Merge", "Send feedback", "Open in editor"):
             assert f">{name}</button>" not in page
         assert ">Sync</button>" not in client.get("/issues").text
-        for action in ("kill", "resume", "review", "fork", "pull-request"):
-            answer = client.post(f"/api/instances/work-3-a1/{action}", json={"title": "t"})
+        for action in ("kill", "resume", "review", "fork", "pull-request", "merge", "feedback", "open"):
+            answer = client.post(f"/api/instances/work-3-a1/{action}", json={"title": "t", "feedback": "f"})
             assert answer.status_code == 403 and "--read-only" in answer.json()["error"], action
         assert client.post("/api/instances", json={"prompt": "x"}).status_code == 403
         assert client.post("/api/issues/sync", json={}).status_code == 403

@@ -103,6 +103,7 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["hunks"] = views.hunks
     return env
 
 

@@ -147,3 +147,12 @@ def feedback_thread(worktree: Path, *, limit: int = 50, max_chars: int = 100_000
             continue
         notes.append(FeedbackNote(name=path.name, text=text[:max_chars], truncated=len(text) > max_chars))
     return notes
+
+
+def hunks(patch: str) -> list[str]:
+    """A file's patch lines from its first hunk on (the page already names the file and its change)."""
+    lines = patch.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("@@"):
+            return lines[i:]
+    return lines
