@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 from github_standin import GitHubStandIn
-from support import run_cli, standin_command, tmux_sessions, wait_for
+from support import git, run_cli, standin_command, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
 
 from codex_mcp.demo import FEEDBACK
@@ -200,7 +200,15 @@ def test_read_only_refuses_every_action_on_the_server(
     with running_dashboard(repo, quiet_env, "--read-only") as board:
         client = board.client()
         page = client.get("/instances/work-3-a1").text
-        for name in ("Kill", "Review", "Fork", "Create pull request", "Merge", "Send feedback", "Open in editor"):
+        for name in (
+            "Kill",
+            "Review",
+            "Fork",
+            "Create pull request",
+            "Merge",
+            "Send feedback",
+            "Open in editor",
+        ):
             assert f">{name}</button>" not in page
         assert ">Sync</button>" not in client.get("/issues").text
         for action in ("kill", "resume", "review", "fork", "pull-request", "merge", "feedback", "open"):
@@ -238,3 +246,38 @@ def test_a_kept_demo_shows_its_instances_graph_feedback_and_tool_calls(
             return bool(client.get("/api/instances/work-1-a1").json()["instance"]["status"] == "terminated")
 
         anyio.run(wait_for, gone)
+
+
+def test_diff_is_the_clis_and_merge_lands_committed_work(
+    dashboard: Dashboard, repo: Path, quiet_env: dict[str, str]
+) -> None:
+    client = dashboard.client()
+    made = start(client)
+    worktree = Path(made["worktree_path"])
+    (worktree / "notes.txt").write_text("an uncommitted note\n", encoding="utf-8")
+    answer = client.get(f"/api/instances/{made['id']}/diff")
+    assert answer.status_code == 200, answer.text
+    done = run_cli("diff", made["id"], "--json", cwd=repo, env=quiet_env)
+    assert done.returncode == 0, done.stderr
+    assert answer.json() == json.loads(done.stdout)
+    assert [f["path"] for f in answer.json()["files"]] == ["notes.txt"]
+    assert answer.json()["uncommitted"] == ["notes.txt"]
+
+    # Uncommitted work is refused, in words, with nothing changed.
+    refused = client.post(f"/api/instances/{made['id']}/merge", json={})
+    assert refused.status_code == 409 and "uncommitted work" in refused.json()["error"]
+    git(worktree, "add", "notes.txt")
+    git(worktree, "commit", "-q", "-m", "A note")
+    page = client.get(f"/instances/{made['id']}?fragment=merge").text
+    assert "Ready: 1 commit(s) of " in page
+    merged = client.post(f"/api/instances/{made['id']}/merge", json={"strategy": "squash"})
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["outcome"] == "merged" and merged.json()["target"] == "main"
+    assert (repo / "notes.txt").read_text(encoding="utf-8") == "an uncommitted note\n"
+    row = query(repo, "SELECT merged_into, merged_commit FROM instances WHERE id = ?", made["id"])[0]
+    assert row == {"merged_into": "main", "merged_commit": git(repo, "rev-parse", "main")}
+    assert [(r["tool_name"], r["success"]) for r in person_events(repo) if r["metadata"]["via"] == "ui"] == [
+        ("start", 1),
+        ("merge", 0),
+        ("merge", 1),
+    ]
