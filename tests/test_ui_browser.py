@@ -80,6 +80,16 @@ async def page(dashboard: Dashboard) -> AsyncIterator[Any]:
             await browser.close()
 
 
+NOTIFICATIONS = """
+window.notifications = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.notifications.push({ title, body: options.body }); }
+};
+"""
+
+
 def row_of(repo: Path, instance_id: str) -> dict[str, Any]:
     conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
     conn.row_factory = sqlite3.Row
@@ -124,6 +134,9 @@ async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_e
     from playwright.async_api import expect
 
     assert page.url.endswith("/")  # the login link redirected: no token left in the address bar
+    # The browser's notifications, as a person who allowed them sees them (recorded, not shown).
+    await page.add_init_script(NOTIFICATIONS)
+    await page.reload()
     await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
     await expect(page.get_by_text("No running instances.")).to_be_visible()
     await page.evaluate("window.notReloaded = true")
@@ -140,10 +153,12 @@ async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_e
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("0 waiting")
 
     # The agent's hook reports it needs a person: the badge, the title and the row say so, live.
-    set_activity(repo, "adhoc-a2", "waiting")
+    set_activity(repo, "adhoc-a2", "waiting", "Allow Bash?")
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
     await expect(page).to_have_title("(1) Instances · codex-mcp")
     await expect(row).to_contain_text("waiting for you")
+    shown = await page.evaluate("window.notifications")
+    assert shown == [{"title": "adhoc-a2 is waiting for you", "body": "Allow Bash?"}]
     set_activity(repo, "adhoc-a2", "working")
     await expect(row).to_contain_text("working", timeout=30_000)
     await expect(page).to_have_title("Instances · codex-mcp")
