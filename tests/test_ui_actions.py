@@ -276,6 +276,8 @@ def test_diff_is_the_clis_and_merge_lands_committed_work(
     assert (repo / "notes.txt").read_text(encoding="utf-8") == "an uncommitted note\n"
     row = query(repo, "SELECT merged_into, merged_commit FROM instances WHERE id = ?", made["id"])[0]
     assert row == {"merged_into": "main", "merged_commit": git(repo, "rev-parse", "main")}
+    assert "merged into <code>main</code>" in client.get("/").text
+    assert 'id="merged">into <code>main</code>' in client.get(f"/instances/{made['id']}").text
     assert [(r["tool_name"], r["success"]) for r in person_events(repo) if r["metadata"]["via"] == "ui"] == [
         ("start", 1),
         ("merge", 0),

@@ -17,6 +17,7 @@ from codex_mcp.store.db import Database
 # Columns whose change is "an instance row changed" for the stream (activity ones when present).
 _MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
 _ACTIVITY_COLUMNS = ("activity", "activity_at")  # activity_detail changes with activity_at
+_LATER_COLUMNS = ("merged_into",)
 
 
 class Edge(BaseModel):
@@ -49,6 +50,9 @@ async def has_activity(db: Database) -> bool:
 async def instance_marks(db: Database, *, activity: bool) -> dict[str, tuple[Any, ...]]:
     """Per instance id, the values whose change the dashboard shows."""
     columns = _MARK_COLUMNS + (_ACTIVITY_COLUMNS if activity else ())
+    if activity:  # merged_into arrived after the activity columns (migration 0008)
+        present = await columns_of(db, "instances")
+        columns += tuple(c for c in _LATER_COLUMNS if c in present)
     rows = await db.fetchall(f"SELECT id, {', '.join(columns)} FROM instances")
     return {str(r[0]): tuple(r[1:]) for r in rows}
 
