@@ -640,32 +640,7 @@ async def diff_files(repo: Path, base: str, head: str, *, merge_base: bool = Fal
             "--",
         )
     ).stdout
-    raw, numstat, patch = _diff_tokens(out)
-    chunks = _split_patch(patch)
-    expected = len(raw) + sum(1 for status, _, _ in raw if status == "T")  # a type change is 2 patches
-    if len(chunks) != expected:
-        raise GitError(
-            f"git diff {base[:12]} {head[:12]} printed {len(chunks)} patches for {len(raw)} files; "
-            "run it by hand to see why"
-        )
-    files: list[FileDiff] = []
-    index = 0
-    for (status, path, old_path), (added, deleted, binary) in zip(raw, numstat, strict=True):
-        take = 2 if status == "T" else 1
-        text = "".join(chunks[index : index + take])
-        index += take
-        files.append(
-            FileDiff(
-                path=path,
-                old_path=old_path,
-                change_type=_CHANGE_TYPES.get(status[0], "modified"),
-                additions=added,
-                deletions=deleted,
-                binary=binary,
-                patch="" if binary else text,
-            )
-        )
-    return files
+    return _parse_diff(out, f"{repo} ({base[:12]}..{head[:12]})")
 
 
 def diff_stat(files: list[FileDiff], *, width: int = 80) -> DiffStat:
@@ -755,6 +730,98 @@ async def dirty_paths(worktree: Path) -> list[str]:
             paths.append(entries[i])
             i += 1
     return paths
+
+
+_READ_ONLY_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
+
+
+def _parse_diff(out: str, what: str) -> list[FileDiff]:
+    raw, numstat, patch = _diff_tokens(out)
+    chunks = _split_patch(patch)
+    expected = len(raw) + sum(1 for status, _, _ in raw if status == "T")  # a type change is 2 patches
+    if len(chunks) != expected:
+        raise GitError(f"git diff in {what} printed {len(chunks)} patches for {len(raw)} files")
+    files: list[FileDiff] = []
+    index = 0
+    for (status, path, old_path), (added, deleted, binary) in zip(raw, numstat, strict=True):
+        take = 2 if status == "T" else 1
+        text = "".join(chunks[index : index + take])
+        index += take
+        files.append(
+            FileDiff(
+                path=path,
+                old_path=old_path,
+                change_type=_CHANGE_TYPES.get(status[0], "modified"),
+                additions=added,
+                deletions=deleted,
+                binary=binary,
+                patch="" if binary else text,
+            )
+        )
+    return files
+
+
+async def worktree_diff(worktree: Path, base_ref: str) -> tuple[list[FileDiff], list[str]]:
+    """(the files changed from merge-base(base_ref, HEAD) to the worktree as it is, the untracked paths).
+
+    Committed, uncommitted and untracked changes (ignored files left out), as ``work_diff`` lists them,
+    in one ``git diff --merge-base`` against the working tree instead of a snapshot commit first: the
+    untracked files are added as intent-to-add entries of a *copy* of the worktree's index, so they show
+    as new files and take part in rename detection. The worktree's own index is never written
+    (``GIT_OPTIONAL_LOCKS=0`` also stops git from refreshing its stat cache).
+    """
+    import shutil
+    import tempfile
+
+    import anyio
+
+    (base_sha,) = await _resolve_many(worktree, [(base_ref, "base", False)])
+    own_index = Path(
+        (await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")).stdout.strip()
+    )
+    found: dict[str, list[str]] = {}
+
+    async def untracked() -> None:
+        out = await run(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=_READ_ONLY_ENV)
+        found["untracked"] = [p for p in out.stdout.split("\0") if p]
+
+    args = ("diff", "-z", "--raw", "--numstat", "-p", *_DIFF_OPTIONS, "--merge-base", "--end-of-options")
+    with tempfile.TemporaryDirectory(prefix="codex-diff-") as tmp:
+        index = Path(tmp) / "index"
+
+        async def copy() -> None:
+            # A copy keeps valid stat data, so git rehashes only the files that changed.
+            if own_index.exists():
+                await anyio.to_thread.run_sync(shutil.copyfile, own_index, index)
+
+        await _together(untracked, copy)
+        env = {**_READ_ONLY_ENV, "GIT_INDEX_FILE": str(index)}
+        if found["untracked"]:
+            await run(worktree, "add", "--intent-to-add", "--", *found["untracked"], env=env)
+        out = await run(worktree, *args, base_sha, "--", env=env)
+    return _parse_diff(out.stdout, str(worktree)), found["untracked"]
+
+
+async def work_position(worktree: Path, base_ref: str) -> tuple[str, str, list[str]]:
+    """(HEAD, merge-base of base_ref and HEAD, tracked paths with uncommitted changes) of a worktree,
+    read without writing its index (``GIT_OPTIONAL_LOCKS=0``)."""
+    (base_sha,) = await _resolve_many(worktree, [(base_ref, "base", False)])
+    found: dict[str, Any] = {}
+
+    async def head() -> None:
+        found["head"] = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
+        found["base"] = (
+            await run(worktree, "merge-base", base_sha, found["head"], check=False)
+        ).stdout.strip() or base_sha
+
+    async def changed() -> None:
+        out = await run(
+            worktree, "diff", "--name-only", "-z", "--no-renames", "HEAD", "--", env=_READ_ONLY_ENV
+        )
+        found["changed"] = [p for p in out.stdout.split("\0") if p]
+
+    await _together(head, changed)
+    return found["head"], found["base"], found["changed"]
 
 
 async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000) -> WorkDiff:
@@ -1175,3 +1242,56 @@ async def land(
     return await apply_landing(
         repo, await plan_landing(repo, target_branch, source, strategy, message=message)
     )
+
+
+# ------------------------------------------------------------------------------------------- cleaning
+# What `clean` needs beyond the supervision engine: the branches under a prefix, whether a branch's
+# commits live anywhere else, and when a ref last moved.
+
+
+async def branches_under(repo: Path, prefix: str) -> dict[str, str]:
+    """Every local branch named ``<prefix>...`` (e.g. ``codex/``) and the commit it points at."""
+    out = (
+        await run(repo, "for-each-ref", "--format=%(refname:short)%00%(objectname)", f"refs/heads/{prefix}")
+    ).stdout
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition("\0")
+        if name and sha:
+            found[name] = sha
+    return found
+
+
+async def commits_only_on(repo: Path, sha: str, *, excluding: set[str]) -> int:
+    """How many commits reachable from ``sha`` no remote-tracking branch and no local branch contains,
+    the local branches named in ``excluding`` (short names) left out: they are about to go."""
+    # --exclude applies to the next --branches only (names without refs/heads/); branch names cannot
+    # hold glob characters (check-ref-format refuses them), so each pattern matches one branch.
+    excludes = [f"--exclude={name}" for name in sorted(excluding)]
+    out = await run(repo, "rev-list", "--count", sha, "--not", *excludes, "--branches", "--remotes", "--")
+    return int(out.stdout.strip() or "0")
+
+
+async def ref_moved_at(repo: Path, branch: str) -> float | None:
+    """When ``branch`` last moved (Unix seconds, from its reflog), None without a reflog."""
+    # %gd with --date=unix is "<name>@{<seconds>}": the time of the reflog entry (%ct would be the
+    # commit's own date, which says nothing about when the branch was made).
+    result = await run(
+        repo,
+        "reflog",
+        "show",
+        "--date=unix",
+        "-n",
+        "1",
+        "--format=%gd",
+        f"refs/heads/{branch}",
+        "--",
+        check=False,
+    )
+    value = result.stdout.strip().rpartition("@{")[2].rstrip("}")
+    return float(value) if result.returncode == 0 and value.isdigit() else None
+
+
+async def subject(repo: Path, sha: str) -> str:
+    """The first line of ``sha``'s commit message."""
+    return (await run(repo, "log", "-1", "--format=%s", sha, "--")).stdout.strip()

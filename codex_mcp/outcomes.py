@@ -85,6 +85,55 @@ class ReconcileReport(BaseModel):
     )
 
 
+# ------------------------------------------------------------------------------ supervision: care
+WorktreeFate = Literal["removed", "would_remove", "kept", "gone"]
+BranchFate = Literal["deleted", "would_delete", "kept", "gone"]
+CleanItemKind = Literal["instance", "orphan_worktree", "orphan_branch"]
+
+
+class CleanItem(BaseModel):
+    """What `codex-mcp clean` did (or, with --dry-run, would do) with one instance or one orphan."""
+
+    kind: CleanItemKind = Field(description="instance (a terminated row), orphan_worktree or orphan_branch")
+    instance_id: str | None = Field(default=None, description="The terminated instance (null for orphans)")
+    worktree_path: str | None = Field(default=None, description="Its worktree folder")
+    branch_name: str | None = Field(default=None, description="Its branch")
+    worktree: WorktreeFate | None = Field(default=None, description="removed, would_remove, kept or gone")
+    branch: BranchFate | None = Field(default=None, description="deleted, would_delete, kept or gone")
+    kept_because: list[str] = Field(default_factory=list, description="Why something was kept")
+
+
+class CleanReport(BaseModel):
+    """The result of `codex-mcp clean` (one event records the run, with these counts)."""
+
+    dry_run: bool = Field(description="True when nothing was changed (--dry-run)")
+    scope: Literal["terminated", "merged"] = Field(
+        description="terminated: every terminated instance; merged: only those whose branch is merged"
+    )
+    items: list[CleanItem] = Field(
+        default_factory=list, description="Each instance or orphan with something left"
+    )
+    worktrees_removed: int = Field(default=0, description="Worktrees removed (or that would be)")
+    branches_deleted: int = Field(default=0, description="Branches deleted (or that would be)")
+    kept: int = Field(default=0, description="Items of which something was kept")
+    already_clean: int = Field(
+        default=0, description="Terminated instances with nothing of ours left to remove"
+    )
+    running_untouched: int = Field(
+        default=0, description="Running agents (worktrees under the root), never touched"
+    )
+
+
+class OpenResult(BaseModel):
+    """The result of `codex-mcp open`: which editor was started on which worktree."""
+
+    instance_id: str = Field(description="The instance opened")
+    worktree_path: str = Field(description="The folder given to the editor")
+    command: list[str] = Field(description="The editor's argv (no shell)")
+    foreground: bool = Field(description="True when it runs in this terminal (the command waits for it)")
+    pid: int = Field(description="Process id of the editor")
+
+
 # ---------------------------------------------------------------------------------------- instances
 class QueryInstancesResult(BaseModel):
     instances: list[InstanceSummary] = Field(description="Matching instances, newest first")

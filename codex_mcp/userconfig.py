@@ -42,20 +42,28 @@ def _non_empty(value: str) -> str | None:
 NOTIFY_PLACEHOLDERS = ("instance_id", "activity", "message")  # what codex_mcp/hook.py substitutes
 
 
-def _notify_command(value: str) -> str | None:
+def _command(placeholders: tuple[str, ...], example: str) -> Callable[[str], str | None]:
     """A command split like a shell would (no shell runs it), with known placeholders only."""
-    try:
-        words = shlex.split(value)
-    except ValueError as exc:
-        return f"it cannot be split into arguments ({exc}); check the quoting"
-    if not words:
-        return "use a command, e.g. notify-send 'codex {instance_id}' '{activity}: {message}'"
-    for word in words:
-        for name in re.findall(r"\{([^{}]*)\}", word):
-            if name not in NOTIFY_PLACEHOLDERS:
-                known = ", ".join("{" + p + "}" for p in NOTIFY_PLACEHOLDERS)
-                return f"unknown placeholder {{{name}}}; known: {known}"
-    return None
+
+    def check(value: str) -> str | None:
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            return f"it cannot be split into arguments ({exc}); check the quoting"
+        if not words:
+            return f"use a command, e.g. {example}"
+        for word in words:
+            for name in re.findall(r"\{([^{}]*)\}", word):
+                if name not in placeholders:
+                    known = ", ".join("{" + p + "}" for p in placeholders)
+                    return f"unknown placeholder {{{name}}}; known: {known}"
+        return None
+
+    return check
+
+
+_notify_command = _command(NOTIFY_PLACEHOLDERS, "notify-send 'codex {instance_id}' '{activity}: {message}'")
+EDITOR_PLACEHOLDERS = ("path",)  # what codex_mcp/editor.py substitutes
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,12 @@ class KnownKey:
 
 
 KNOWN_KEYS: dict[str, KnownKey] = {
-    "editor.command": KnownKey("command that opens a worktree in your editor", "code"),
+    "editor.command": KnownKey(
+        "command that opens a worktree in your editor (`codex-mcp open`), run without a shell; placeholder "
+        "{path} (the worktree; added at the end when absent)",
+        "code",  # the seed's default; without {path} the worktree is added at the end: `code {path}`
+        _command(EDITOR_PLACEHOLDERS, "vim {path}"),
+    ),
     "worktrees.base_path": KnownKey(
         "where instance worktrees go, relative to the repository root", "./worktrees"
     ),

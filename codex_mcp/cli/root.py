@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from codex_mcp import __version__
-from codex_mcp.cli import actions, config, hook, instances, issues, landing, serve
+from codex_mcp.cli import actions, care, config, hook, instances, issues, landing, serve
 from codex_mcp.cli import db as db_group
 from codex_mcp.errors import CodexError
 from codex_mcp.settings import Settings
@@ -71,6 +71,6 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
     configure_logging(settings.log_level if explicit else "WARNING")
 
 
-for _group in (serve, instances, actions, landing, issues, config, db_group, hook):
+for _group in (serve, instances, actions, landing, care, issues, config, db_group, hook):
     for _command in _group.COMMANDS:
         cli.add_command(_command)

@@ -2,8 +2,8 @@
 
 Each chapter is a module: ``workspace`` (main checkout, worktrees root, branch and worktree),
 ``spawn`` (a new instance and its compensation stack), ``prompts`` (what an agent is told, pure
-functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume`` and
-``reconcile``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
+functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume``,
+``reconcile`` and ``clean``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
 chapters to the settings and database in use, and to the timing knobs tests may change.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_mcp.ids import InstanceType
 from codex_mcp.lifecycle import diff, feedback, merge, reconcile, resume, spawn, terminate
@@ -32,6 +33,9 @@ from codex_mcp.outcomes import (
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store.instances import Instance
+
+if TYPE_CHECKING:
+    from codex_mcp.outcomes import CleanReport
 
 __all__ = [
     "GRACE_SECONDS",
@@ -130,3 +134,14 @@ class Lifecycle:
 
     async def reconcile_quietly(self) -> None:
         await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
+
+    # ------------------------------------------------------------------------------------ a person's care
+    async def person_feedback(
+        self, target_id: str, login: str, text: str, feedback_type: FeedbackType, priority: Priority
+    ) -> FeedbackSent:
+        return await feedback.person_feedback(self.workspace, target_id, login, text, feedback_type, priority)
+
+    async def clean(self, *, merged_only: bool, dry_run: bool) -> CleanReport:
+        from codex_mcp.lifecycle import clean as chapter
+
+        return await chapter.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)

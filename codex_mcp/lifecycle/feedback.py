@@ -18,6 +18,7 @@ import anyio
 
 from codex_mcp.agents import AgentFiles, write_private
 from codex_mcp.errors import InputError, PermissionDenied, StateError
+from codex_mcp.ids import parse_instance_id
 from codex_mcp.lifecycle.spawn import require_running
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import DeliveryStatus, FeedbackType, Priority, SendFeedbackResult
@@ -100,3 +101,50 @@ async def deliver_feedback(
         ),
         file=path,
     )
+
+
+MAX_FEEDBACK = 200_000  # as the send_feedback tool's schema allows
+
+
+def person_label(login: str) -> str:
+    """How a person signs feedback: ``a person (<login>)``."""
+    return f"a person ({login})"
+
+
+async def person_feedback(
+    workspace: Workspace,
+    target_id: str,
+    login: str,
+    text: str,
+    feedback_type: FeedbackType,
+    priority: Priority,
+) -> FeedbackSent:
+    """A person's review (``codex-mcp feedback``): to a running work or adhoc instance codex-mcp started.
+
+    Review instances are refused (their answer goes to the work they review: send yours there), and so
+    are adhoc instances registered for a folder codex-mcp did not create (a person's own checkout:
+    there is no agent of ours to tell). A terminated instance is refused: resume it first.
+    """
+    parse_instance_id(target_id)
+    target = await instances_store.require(workspace.db, target_id)
+    if target.type == "review":
+        parent = await relationships_store.reviewed_by(workspace.db, target.id)
+        where = f" (it reviews {parent}: codex-mcp feedback {parent} TEXT)" if parent else ""
+        raise StateError(
+            f"{target.id} is a review instance; a person's feedback goes to the work instance{where}"
+        )
+    if target.status != "running":
+        raise StateError(
+            f"{target.id} is terminated; its agent would never read the feedback. Resume it first "
+            f"(codex-mcp resume {target.id}), then send it"
+        )
+    if target.type == "adhoc" and await workspace.foreign_worktree(target):
+        raise StateError(
+            f"{target.id} is the registration of {target.worktree_path}, not an agent codex-mcp started; "
+            "there is nobody to send feedback to"
+        )
+    if len(text) > MAX_FEEDBACK:
+        raise InputError(
+            f"feedback is {len(text)} characters long; at most {MAX_FEEDBACK} are delivered, shorten it"
+        )
+    return await deliver_feedback(workspace, target, person_label(login), text, feedback_type, priority)

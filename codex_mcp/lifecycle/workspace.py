@@ -23,7 +23,7 @@ from codex_mcp.ids import InstanceType
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
-from codex_mcp.store.instances import Instance
+from codex_mcp.store.instances import InstanceSummary
 from codex_mcp.tmux import Tmux
 from codex_mcp.userconfig import UserConfig
 
@@ -88,7 +88,7 @@ class Workspace:
         async with self.db.write() as tx:
             return await instances_store.next_agent_number(tx, type, issue_number)
 
-    async def foreign_worktree(self, target: Instance) -> str | None:
+    async def foreign_worktree(self, target: InstanceSummary) -> str | None:
         """Why ``target``'s worktree is not ours to remove (not under the worktrees root), or None."""
         root = await self.worktrees_root()
         path = Path(target.worktree_path).resolve()
