@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,38 @@ def test_diff_is_the_clis_and_merge_lands_committed_work(
         ("merge", 0),
         ("merge", 1),
     ]
+
+
+def test_open_in_editor_starts_editor_command_without_a_shell(
+    dashboard: Dashboard, repo: Path, quiet_env: dict[str, str], tmp_path: Path
+) -> None:
+    client = dashboard.client()
+    made = start(client)
+    opened = tmp_path / "opened.txt"
+    fake = tmp_path / "fake-editor"
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys, pathlib\npathlib.Path({str(opened)!r}).write_text(repr(sys.argv[1:]))\n",
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    done = run_cli(
+        "config", "set", "editor.command", f"{fake} --new-window {{path}}", cwd=repo, env=quiet_env
+    )
+    assert done.returncode == 0, done.stderr
+    assert ">Open in editor</button>" in client.get(f"/instances/{made['id']}").text
+    answer = client.post(f"/api/instances/{made['id']}/open", json={})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["command"] == [str(fake), "--new-window", made["worktree_path"]]
+    anyio.run(wait_for, opened.exists)
+    assert opened.read_text(encoding="utf-8") == repr(["--new-window", made["worktree_path"]])
+
+    # A terminal editor has no terminal here: refused, in words, nothing started.
+    vim = tmp_path / "vim"
+    vim.write_bytes(fake.read_bytes())
+    vim.chmod(0o755)
+    done = run_cli("config", "set", "editor.command", f"{vim} {{path}}", cwd=repo, env=quiet_env)
+    assert done.returncode == 0, done.stderr
+    refused = client.post(f"/api/instances/{made['id']}/open", data={})
+    assert refused.status_code == 503 and "codex-mcp open " + made["id"] in refused.text
+    opens = [(r["success"], r["metadata"]["via"]) for r in person_events(repo) if r["tool_name"] == "open"]
+    assert opens == [(1, "ui"), (0, "ui")]

@@ -435,9 +435,6 @@ FEEDBACK_TYPES = ("needs_work", "suggestions", "clarification", "approved")
 
 async def _feedback(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
     """A person's review feedback: the file under .codex/feedback/ and the notice in the agent's pane."""
-    from codex_mcp.lifecycle.feedback import deliver_feedback
-    from codex_mcp.lifecycle.spawn import require_running
-
     text = form.get("feedback", "")
     kind = form.get("feedback_type", "").strip() or "needs_work"
     if kind not in FEEDBACK_TYPES:
@@ -447,21 +444,59 @@ async def _feedback(ui: Ui, target: instances_store.Instance, form: dict[str, st
         raise InputError(f"priority must be low, medium or high, not {priority!r}")
 
     async def body(call: ToolCall) -> SendFeedbackResult:
-        instance = await _current(ui, target)
-        require_running(instance)
-        sent = await deliver_feedback(
-            ui.lifecycle.workspace,
-            instance,
-            f"a person ({call.caller.id})",
-            text,
-            cast("FeedbackType", kind),
-            cast("Priority", priority),
+        # The CLI's `feedback`: refuses review, terminated and foreign instances, in words.
+        sent = await ui.lifecycle.person_feedback(
+            target.id, _login(), text, cast("FeedbackType", kind), cast("Priority", priority)
         )
         call.notes["feedback_file"] = str(sent.file)
         return sent.result
 
     arguments = _arguments(target, feedback=text, feedback_type=kind, priority=priority)
     result = await ui.as_person("feedback", arguments, body)
+    return result.model_dump(mode="json")
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without a passwd entry)
+        return "?"
+
+
+async def _open(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Open the worktree with editor.command (as `codex-mcp open`), started detached: the dashboard has
+    no terminal, so a terminal editor is refused with what to do instead."""
+    from codex_mcp import editor
+    from codex_mcp.outcomes import OpenResult
+
+    async def body(call: ToolCall) -> OpenResult:
+        instance = await _current(ui, target)
+        path = Path(instance.worktree_path)
+        if not path.is_dir():
+            raise StateError(
+                f"the worktree of {instance.id} ({path}) is gone (removed by clean or the cleanup policy); "
+                "there is nothing to open"
+            )
+        template = await ui.lifecycle.workspace.user_config.get(editor.KEY) or editor.DEFAULT_COMMAND
+        launch = editor.plan(template, path, wait=False, interactive=False)
+        if Path(launch.argv[0]).name in editor.TERMINAL_EDITORS:
+            raise ConfigError(
+                f"{editor.KEY} is {template!r}, an editor that draws in a terminal, and the dashboard has "
+                f"none: run `codex-mcp open {instance.id}` in a terminal, or set a windowed editor "
+                f'(codex-mcp config set {editor.KEY} "code {{path}}")'
+            )
+        process = await anyio.to_thread.run_sync(editor.start, launch, path)
+        return OpenResult(
+            instance_id=instance.id,
+            worktree_path=str(path),
+            command=launch.argv,
+            foreground=False,
+            pid=process.pid,
+        )
+
+    result = await ui.as_person("open", _arguments(target), body)
     return result.model_dump(mode="json")
 
 
@@ -477,6 +512,7 @@ ACTIONS: dict[str, Action] = {
     "pull-request": _pull_request,
     "merge": _merge,
     "feedback": _feedback,
+    "open": _open,
 }
 
 
