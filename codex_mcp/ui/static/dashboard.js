@@ -118,7 +118,8 @@ function fit(term, box) {
   if (!screen) return;
   const size = term.options.fontSize;
   const scale = Math.min(1, (box.clientWidth - 8) / screen.scrollWidth, (box.clientHeight - 8) / screen.scrollHeight);
-  if (scale < 1) term.options.fontSize = Math.max(7, Math.floor(size * scale));
+  // Never below 10 px: a wider pane scrolls sideways rather than becoming unreadable.
+  if (scale < 1) term.options.fontSize = Math.max(10, Math.floor(size * scale));
 }
 
 function openTerminal() {
