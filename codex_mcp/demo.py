@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +22,10 @@ from typing import Any
 
 import anyio
 
+from codex_mcp import git
 from codex_mcp.errors import StateError
 from codex_mcp.settings import Settings
+from codex_mcp.tmux import Tmux
 
 ISSUE_NUMBER = 1
 ISSUE_TITLE = "Greet the user"
@@ -47,24 +48,21 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def _git(cwd: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "codex-mcp demo",
-        "GIT_AUTHOR_EMAIL": "demo@localhost",
-        "GIT_COMMITTER_NAME": "codex-mcp demo",
-        "GIT_COMMITTER_EMAIL": "demo@localhost",
-    }
-    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+DEMO_AUTHOR = {
+    "GIT_AUTHOR_NAME": "codex-mcp demo",
+    "GIT_AUTHOR_EMAIL": "demo@localhost",
+    "GIT_COMMITTER_NAME": "codex-mcp demo",
+    "GIT_COMMITTER_EMAIL": "demo@localhost",
+}
 
 
-def _make_repo(folder: Path) -> Path:
+async def _make_repo(folder: Path) -> Path:
     repo = folder / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    await git.run(repo, "init", "-q", "-b", "main")
     (repo / "hello.py").write_text('print("hello")\n', encoding="utf-8")
-    _git(repo, "add", "hello.py")
-    _git(repo, "commit", "-q", "-m", "A program that says hello")
+    await git.run(repo, "add", "hello.py")
+    await git.run(repo, "commit", "-q", "-m", "A program that says hello", env=DEMO_AUTHOR)
     return repo
 
 
@@ -83,7 +81,7 @@ async def run_demo(*, keep: bool = False, timeout: float = 60.0) -> dict[str, An
     script = folder / "script.json"
     script.write_text(json.dumps(SCRIPT), encoding="utf-8")
     try:
-        repo = _make_repo(folder)
+        repo = await _make_repo(folder)
         agent = shlex.join([sys.executable, "-m", "codex_mcp.standin"]) + (
             f" --mcp-config {{mcp_config}} --instance {{instance_id}} --script {shlex.quote(str(script))}"
         )
@@ -143,7 +141,8 @@ async def run_demo(*, keep: bool = False, timeout: float = 60.0) -> dict[str, An
                 "kept": str(folder) if keep else None,
             }
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+        with anyio.CancelScope(shield=True):
+            await Tmux(socket).kill_server()
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     return result

@@ -79,6 +79,10 @@ class ReconcileReport(BaseModel):
     orphan_worktrees: list[str] = Field(
         default_factory=list, description="Folders under the root with no running row"
     )
+    orphan_branches: list[str] = Field(
+        default_factory=list,
+        description="codex/* branches no instance owns (a spawn cut short leaves them); `codex-mcp clean` removes the safe ones",
+    )
     missing_worktrees: list[str] = Field(
         default_factory=list,
         description="Running instances whose worktree folder is gone (deleted behind codex-mcp's back)",

@@ -149,6 +149,10 @@ class Tmux:
             raise TmuxError(f"tmux started session {name} but did not report its process id")
         return int(pid)
 
+    async def kill_server(self) -> None:
+        """Stop this tmux server and every session on it (nothing to do when none runs)."""
+        await self._run("kill-server")
+
     async def kill_session(self, name: str) -> bool:
         """Kill the session; False when it did not exist (or no server runs)."""
         code, _, err = await self._run("kill-session", "-t", f"={name}")

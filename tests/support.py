@@ -229,6 +229,19 @@ def failed(result: Any) -> str:
 # ------------------------------------------------------------------------- everything git holds
 
 
+def commit_file(repo: Path, name: str, text: str | bytes, message: str | None = None) -> str:
+    """Write ``name`` (text or bytes), commit it alone; the new commit's id."""
+    path = repo / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    git(repo, "add", "--", name)
+    git(repo, "commit", "-q", "-m", message or f"add {name}")
+    return git(repo, "rev-parse", "HEAD")
+
+
 def world(repo: Path) -> dict[str, Any]:
     """Everything landing or diffing must leave as it was (or change only as intended)."""
     state: dict[str, Any] = {

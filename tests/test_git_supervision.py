@@ -10,22 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from support import git, world
+from support import commit_file, git, world
 
 from codex_mcp import git as g
 from codex_mcp.errors import InputError, StateError
-
-
-def commit_file(repo: Path, name: str, text: str | bytes, message: str) -> str:
-    path = repo / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text)
-    git(repo, "add", "--", name)
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture

@@ -265,9 +265,11 @@ async def test_orphan_sessions_and_worktrees_are_reported(
         (root / "work-98-a1").mkdir()
         (root / "a-file.txt").write_text("not a worktree\n")
 
+        subprocess.run(["git", "branch", "codex/review-6-a9", "main"], cwd=repo, check=True)  # no row owns it
         report = await no_grace(app).reconcile(find_orphans=True)
         assert report.terminated == [ended.id]
         assert report.orphan_sessions == ["work-99-a1"]
+        assert report.orphan_branches == ["codex/review-6-a9"]  # the instances' own branches are owned
         # A terminated instance's kept worktree has no running row either: listed, for the person to decide.
         expected = sorted(str(root / name) for name in ("stray", "work-98-a1", ended.id))
         assert report.orphan_worktrees == expected
@@ -281,6 +283,7 @@ async def test_orphan_sessions_and_worktrees_are_reported(
     out = done.stdout
     assert "terminated: none" in out
     assert "work-99-a1" in out and "notes" not in out and "_keep" not in out
+    assert "codex/* branches no instance owns" in out and "codex/review-6-a9" in out
     for path in expected:
         assert f"  {path}\n" in out
     assert running.worktree_path not in out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import commit_file, git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -117,12 +117,6 @@ def branch_exists(repo: Path, branch: str) -> bool:
         ["git", "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False
     )
     return done.returncode == 0
-
-
-def commit_file(worktree: Path, name: str, text: str) -> None:
-    (worktree / name).write_text(text, encoding="utf-8")
-    git(worktree, "add", name)
-    git(worktree, "commit", "-q", "-m", f"add {name}")
 
 
 def assert_person_event(row: dict[str, Any], success: bool) -> None:
@@ -442,6 +436,19 @@ async def test_feedback_from_a_person_reaches_the_agent(
         .endswith("\n\nfrom stdin\n\n")
     )
 
+    # A symlinked feedback folder (an agent can make one) is refused: nothing is written through it.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    feedback_dir = worktree / ".codex" / "feedback"
+    moved = worktree / ".codex" / "feedback-real"
+    feedback_dir.rename(moved)
+    feedback_dir.symlink_to(outside, target_is_directory=True)
+    line = cli.error("feedback", "work-4-a1", "through the link")
+    assert "is a symbolic link" in line and "rm " in line
+    assert list(outside.iterdir()) == []
+    feedback_dir.unlink()
+    moved.rename(feedback_dir)
+
     # Refusals: empty text, both or neither source, a review instance, unknown, terminated.
     assert "empty" in cli.error("feedback", "work-4-a1", "   ", code=2)
     assert "not both" in cli.error("feedback", "work-4-a1", "x", "--file", str(note), code=2)
@@ -455,7 +462,7 @@ async def test_feedback_from_a_person_reaches_the_agent(
     assert len(list((worktree / ".codex" / "feedback").iterdir())) == 3
 
     rows = cli.events("feedback")
-    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0, 0]  # usage errors are refused before acting
+    assert [r["success"] for r in rows] == [1, 1, 1, 0, 0, 0, 0, 0]  # usage errors are refused before acting
     for row in rows:
         assert_person_event(row, bool(row["success"]))
         assert row["metadata"]["args"]["feedback"]["redacted"] is True  # the text is never kept in clear

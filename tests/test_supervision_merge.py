@@ -12,17 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import db_file, git, new_instance, run_cli, world
+from support import commit_file, db_file, git, new_instance, run_cli, world
 
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import open_database
-
-
-def commit(cwd: Path, name: str, text: str, message: str) -> None:
-    (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-    (cwd / name).write_text(text)
-    git(cwd, "add", "--", name)
-    git(cwd, "commit", "-q", "-m", message)
 
 
 async def add_instance(repo: Path, instance_id: str, socket: str) -> Path:
@@ -65,7 +58,7 @@ def setup(repo: Path, cli_env: dict[str, str], tmux_socket: str) -> tuple[Path, 
     (repo / ".gitignore").write_text("worktrees/\n")
     git(repo, "add", ".gitignore")
     git(repo, "commit", "-q", "-m", "ignore worktrees")
-    commit(repo, "shared.txt", "one\ntwo\nthree\n", "shared")
+    commit_file(repo, "shared.txt", "one\ntwo\nthree\n", "shared")
     return repo, {**cli_env, "CODEX_MCP_TMUX_SOCKET": tmux_socket}, tmux_socket
 
 
@@ -77,7 +70,7 @@ async def test_diff_shows_commits_uncommitted_and_untracked_work_without_touchin
 ) -> None:
     repo, env, socket = setup
     wt = await add_instance(repo, "work-5-a1", socket)
-    commit(wt, "feature.py", "print('feature')\n", "add feature")
+    commit_file(wt, "feature.py", "print('feature')\n", "add feature")
     git(wt, "mv", "shared.txt", "renamed.txt")
     git(wt, "commit", "-q", "-m", "rename")
     (wt / "renamed.txt").write_text("one\nTWO\nthree\n")  # uncommitted edit
@@ -118,7 +111,7 @@ async def test_diff_shows_commits_uncommitted_and_untracked_work_without_touchin
 async def test_merge_refusals_change_nothing(setup: tuple[Path, dict[str, str], str]) -> None:
     repo, env, socket = setup
     wt = await add_instance(repo, "work-5-a1", socket)
-    commit(wt, "shared.txt", "one\nTWO by the agent\nthree\n", "agent edits line 2")
+    commit_file(wt, "shared.txt", "one\nTWO by the agent\nthree\n", "agent edits line 2")
 
     # Uncommitted work in the instance.
     (wt / "loose.txt").write_text("not committed\n")
@@ -137,7 +130,7 @@ async def test_merge_refusals_change_nothing(setup: tuple[Path, dict[str, str], 
     git(repo, "checkout", "--", "shared.txt")
 
     # A real conflict: both sides edit line 2.
-    commit(repo, "shared.txt", "one\nTWO by the person\nthree\n", "person edits line 2")
+    commit_file(repo, "shared.txt", "one\nTWO by the person\nthree\n", "person edits line 2")
     before = world(repo)
     for strategy in ("merge", "squash", "rebase"):
         done = cli(repo, env, "merge", "work-5-a1", "--strategy", strategy)
@@ -177,9 +170,9 @@ async def test_merge_lands_the_work_wherever_the_target_is_checked_out(
     repo, env, socket = setup
     git(repo, "branch", "release")
     wt = await add_instance(repo, "work-5-a1", socket)
-    commit(wt, "feature.py", "x = 1\n", "feature one")
-    commit(wt, "feature2.py", "y = 2\n", "feature two")
-    commit(repo, "other.txt", "the target moved on\n", "target moves")  # on main: no fast-forward
+    commit_file(wt, "feature.py", "x = 1\n", "feature one")
+    commit_file(wt, "feature2.py", "y = 2\n", "feature two")
+    commit_file(repo, "other.txt", "the target moved on\n", "target moves")  # on main: no fast-forward
     git(repo, "checkout", "-q", "release")
     git(repo, "merge", "-q", "--ff-only", "main")
     target = "release"

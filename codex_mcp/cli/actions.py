@@ -166,6 +166,11 @@ def _print_reconciled(report: Any) -> None:
         click.echo("folders under the worktrees root with no running instance:")
         for path in report.orphan_worktrees:
             click.echo(f"  {path}")
+    if report.orphan_branches:
+        click.echo(
+            "codex/* branches no instance owns (`codex-mcp clean --dry-run` says which can go): "
+            + ", ".join(report.orphan_branches)
+        )
     if report.missing_worktrees:
         click.echo(
             "running instances whose worktree is gone (kill them, or restore the folder): "

@@ -55,6 +55,19 @@ async def send_feedback(
     return await deliver_feedback(workspace, target, caller.id, feedback, feedback_type, priority)
 
 
+def _refuse_links(worktree: Path, path: Path) -> None:
+    """Feedback is written inside the worktree only: a symlinked ``.codex`` or ``.codex/feedback`` (an
+    agent can make one) would send it, with the file's private mode, anywhere on the machine."""
+    for folder in (path.parent.parent, path.parent):
+        if folder.is_symlink():
+            raise StateError(
+                f"{folder} is a symbolic link; feedback is only written inside the worktree {worktree}: "
+                f"remove the link (rm {folder}) and send the feedback again"
+            )
+    if not path.parent.resolve().is_relative_to(worktree.resolve()) and path.parent.exists():
+        raise StateError(f"{path.parent} is outside the worktree {worktree}; the feedback was not written")
+
+
 async def deliver_feedback(
     workspace: Workspace,
     target: Instance,
@@ -76,6 +89,7 @@ async def deliver_feedback(
     safe_sender = "".join(c if c.isalnum() or c in "-_" else "-" for c in sender)[:40]
     feedback_id = f"{stamp:%Y%m%dT%H%M%S}Z-{safe_sender}-{os.urandom(3).hex()}"
     path = AgentFiles(worktree).feedback / f"{feedback_id}.md"
+    _refuse_links(worktree, path)
     document = (
         f"# Review feedback from {sender}\n\n"
         f"- type: {feedback_type}\n- priority: {priority}\n- for: {target.id}\n"

@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from codex_mcp import git
 from codex_mcp.errors import InputError
 from codex_mcp.ids import parse_instance_id
 from codex_mcp.lifecycle.workspace import Workspace
@@ -67,6 +68,11 @@ async def reconcile(
             for name in sorted(sessions_here):
                 if looks_like_ours(name) and name not in running:
                     report.orphan_sessions.append(name)
+        every = await instances_store.list_dashboard_summaries(db, status=None)
+        owned_branches = {r.branch_name for r in every}
+        report.orphan_branches = sorted(
+            b for b in await git.branches_under(workspace.main_root, "codex/") if b not in owned_branches
+        )
         root = await workspace.worktrees_root()
         if root.is_dir():
             owned = {Path(i.worktree_path).resolve() for i in running.values()}
