@@ -74,19 +74,22 @@ def start(client: httpx.Client, **fields: Any) -> dict[str, Any]:
 def test_json_routes_match_the_cli(dashboard: Dashboard, repo: Path, ui_env: dict[str, str]) -> None:
     client = dashboard.client()
     made = start(client)
-    assert made["id"] == "adhoc-a1" and made["status"] == "running"
+    # adhoc-a1 is the person's own identity (the main checkout), under which the start was recorded.
+    assert made["id"] == "adhoc-a2" and made["status"] == "running"
 
     def cli_json(*args: str) -> Any:
         done = run_cli(*args, "--json", cwd=repo, env=ui_env)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    wait_for_event = lambda: client.get("/api/events", params={"since": "1d"}).json()  # noqa: E731
+    def wait_for_event() -> Any:
+        return client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a2"}).json()
+
     anyio.run(wait_for, wait_for_event)
     assert client.get("/api/instances").json() == cli_json("ls", "--all")
-    assert client.get("/api/instances/adhoc-a1").json() == cli_json("show", "adhoc-a1")
-    events = client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a1"}).json()
-    assert events == cli_json("events", "--since", "1d", "--instance", "adhoc-a1")
+    assert client.get("/api/instances/adhoc-a2").json() == cli_json("show", "adhoc-a2")
+    events = client.get("/api/events", params={"since": "1d", "instance_id": "adhoc-a2"}).json()
+    assert events == cli_json("events", "--since", "1d", "--instance", "adhoc-a2")
     assert [e["tool_name"] for e in events] == ["query_instances"]
     assert client.get("/api/issues").json() == []
     missing = client.get("/api/instances/work-9-a1")
@@ -107,7 +110,7 @@ def test_kill_and_resume_by_post(dashboard: Dashboard, tmux_socket: str, repo: P
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["status"] == "running"
     assert made["tmux_session"] in tmux_sessions(tmux_socket)
-    unknown = client.post(f"/api/instances/{made['id']}/merge", json={})
+    unknown = client.post(f"/api/instances/{made['id']}/explode", json={})
     assert unknown.status_code == 404 and "kill" in unknown.json()["error"]
 
 
@@ -154,10 +157,10 @@ async def test_the_stream_carries_a_change_made_by_another_process(
             )
             assert done.returncode == 0, done.stderr
     instances = [d for k, d in seen if k == "instance"]
-    assert any(d["id"] == "adhoc-a1" and d["status"] == "running" for d in instances), seen
+    assert any(d["id"] == "adhoc-a2" and d["status"] == "running" for d in instances), seen
     assert all("prompt" not in d for d in instances)
     events = [d for k, d in seen if k == "event"]
-    assert events[-1]["instance_id"] == "adhoc-a1" and events[-1]["success"] is True
+    assert events[-1]["instance_id"] == "adhoc-a2" and events[-1]["success"] is True
 
 
 async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
@@ -196,8 +199,12 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
                 await writer.send(b"typed-after-take-over\r")
                 await read_until(watcher, "typed-after-take-over")
             assert window_size(tmux_socket, session) == before
-    inputs = [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
-    assert inputs == ["typed-after-take-over"]
+
+    def inputs() -> list[Any]:
+        return [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
+
+    await wait_for(inputs)  # the pane echoed it; the agent logs it a moment later
+    assert inputs() == ["typed-after-take-over"]
     assert window_size(tmux_socket, session) == before
 
     # Each viewer's tmux client ends with its socket.
@@ -266,14 +273,14 @@ async def test_read_only_terminals_watch_but_never_type(
     assert done.returncode == 0, done.stderr
     with running_dashboard(repo, ui_env, "--read-only") as board:
         client = board.client()
-        page = client.get("/instances/adhoc-a1").text
+        page = client.get("/instances/adhoc-a2").text
         assert "Take over" not in page and ">Kill<" not in page
         cookie = client.cookies[f"codex_mcp_{board.port}"]
         options: Any = {
             "origin": board.base,
             "additional_headers": {"cookie": f"codex_mcp_{board.port}={cookie}"},
         }
-        url = f"ws://{board.host}/api/instances/adhoc-a1/terminal"
+        url = f"ws://{board.host}/api/instances/adhoc-a2/terminal"
         with anyio.fail_after(60):
             with pytest.raises(websockets.InvalidStatus) as refused:
                 async with websockets.connect(url + "?mode=write", **options):
@@ -281,7 +288,7 @@ async def test_read_only_terminals_watch_but_never_type(
             assert refused.value.response.status_code == 403
             async with websockets.connect(url, **options) as watcher:
                 assert json.loads(await watcher.recv())["writable"] is False
-        killed = client.post("/api/instances/adhoc-a1/kill", json={})
+        killed = client.post("/api/instances/adhoc-a2/kill", json={})
         assert killed.status_code == 403
-        row = client.get("/api/instances/adhoc-a1").json()["instance"]
+        row = client.get("/api/instances/adhoc-a2").json()["instance"]
         assert row["status"] == "running" and row["tmux_session"] in tmux_sessions(tmux_socket)

@@ -16,7 +16,8 @@ from codex_mcp.store.db import Database
 
 # Columns whose change is "an instance row changed" for the stream (activity ones when present).
 _MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
-_ACTIVITY_COLUMNS = ("activity", "activity_at")
+_ACTIVITY_COLUMNS = ("activity", "activity_at")  # activity_detail changes with activity_at
+_LATER_COLUMNS = ("merged_into",)
 
 
 class Edge(BaseModel):
@@ -49,6 +50,9 @@ async def has_activity(db: Database) -> bool:
 async def instance_marks(db: Database, *, activity: bool) -> dict[str, tuple[Any, ...]]:
     """Per instance id, the values whose change the dashboard shows."""
     columns = _MARK_COLUMNS + (_ACTIVITY_COLUMNS if activity else ())
+    if activity:  # merged_into arrived after the activity columns (migration 0008)
+        present = await columns_of(db, "instances")
+        columns += tuple(c for c in _LATER_COLUMNS if c in present)
     rows = await db.fetchall(f"SELECT id, {', '.join(columns)} FROM instances")
     return {str(r[0]): tuple(r[1:]) for r in rows}
 
@@ -73,12 +77,26 @@ async def all_edges(db: Database) -> list[Edge]:
     return [Edge.model_validate(dict(r)) for r in rows]
 
 
-async def activities(db: Database) -> dict[str, tuple[str | None, str | None]]:
-    """Per instance id, (activity, activity_at); empty while the column does not exist."""
-    if not await has_activity(db):
+class Activity(BaseModel):
+    """What an agent is doing, since when (UTC), and what it said (a waiting agent's message)."""
+
+    activity: str | None = None
+    at: str | None = None
+    detail: str | None = None
+
+
+async def activities(db: Database) -> dict[str, Activity]:
+    """Per instance id that reported one, its activity; empty while the column does not exist."""
+    columns = await columns_of(db, "instances")
+    if "activity" not in columns:
         return {}
-    rows = await db.fetchall("SELECT id, activity, activity_at FROM instances WHERE activity IS NOT NULL")
-    return {str(r[0]): (r[1], r[2]) for r in rows}
+    detail = "activity_detail" if "activity_detail" in columns else "NULL"
+    rows = await db.fetchall(
+        f"SELECT id, activity, activity_at, {detail} FROM instances WHERE activity IS NOT NULL"
+    )
+    return {
+        str(r[0]): Activity(activity=r[1], at=None if r[2] is None else str(r[2]), detail=r[3]) for r in rows
+    }
 
 
 async def waiting_count(db: Database) -> int:

@@ -12,8 +12,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -25,8 +26,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from codex_mcp import git
-from codex_mcp.errors import CodexError, InputError, NotFoundError, PermissionDenied, StateError
+from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
 from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.pulls import poll_pull_requests
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database, relationships
 from codex_mcp.store import dashboard as dashboard_store
@@ -34,12 +36,35 @@ from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.timeutil import parse_since
-from codex_mcp.ui import terminal, views
+from codex_mcp.ui import supervise, terminal, views
 from codex_mcp.ui.stream import Hub
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from codex_mcp.lifecycle import Lifecycle
+    from codex_mcp.outcomes import (
+        CreatePullRequestResult,
+        FeedbackType,
+        ForkResult,
+        MergeResult,
+        MergeStrategy,
+        Priority,
+        SendFeedbackResult,
+        SpawnReviewResult,
+        SyncResult,
+        TerminateResult,
+    )
+    from codex_mcp.recording import ToolCall
+    from codex_mcp.store import Tx
+    from codex_mcp.store.instances import NewInstance
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 READ_ONLY_MESSAGE = "this dashboard runs with --read-only: it shows instances but changes nothing"
+
+
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 
 @dataclass
@@ -53,10 +78,22 @@ class Ui:
     templates: Environment
 
     @property
-    def lifecycle(self) -> Any:
+    def lifecycle(self) -> Lifecycle:
         from codex_mcp.lifecycle import Lifecycle
 
         return Lifecycle(self.settings, self.db)
+
+    async def as_person(
+        self, name: str, arguments: dict[str, Any], body: Callable[[ToolCall], Awaitable[ModelT]]
+    ) -> ModelT:
+        """Run ``body`` as the person's action ``name``, recorded like a tool call (via "ui")."""
+        from codex_mcp.app import App
+        from codex_mcp.identity import person_caller
+        from codex_mcp.recording import run_person_action
+
+        person = await person_caller(self.settings, self.db)
+        app = App(settings=self.settings, db=self.db)
+        return await run_person_action(app, person, name, arguments, body, via="ui")
 
 
 def _templates() -> Environment:
@@ -66,6 +103,7 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["hunks"] = views.hunks
     return env
 
 
@@ -82,7 +120,14 @@ async def _page(request: Request, template: str, status: int = 200, **context: A
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
 
-_STATUS = {NotFoundError: 404, InputError: 400, StateError: 409, PermissionDenied: 403}
+# A ConfigError (GitHub not set up, no repository) is the server's setup, not the request: 503.
+_STATUS = {
+    NotFoundError: 404,
+    InputError: 400,
+    StateError: 409,
+    PermissionDenied: 403,
+    ConfigError: 503,
+}
 
 
 def _error_status(exc: CodexError) -> int:
@@ -112,7 +157,13 @@ def guarded(
                 request.method == "POST" and not _wants_json(request)
             ):
                 return JSONResponse({"error": str(exc)}, status_code=status)
-            return await _page(request, "error.html", status=status, message=str(exc))
+            instance_id = request.path_params.get("instance_id")
+            back = (
+                f"/instances/{instance_id}"
+                if isinstance(instance_id, str) and request.method == "POST"
+                else None
+            )
+            return await _page(request, "error.html", status=status, message=str(exc), back=back)
 
     return run
 
@@ -144,6 +195,17 @@ async def _show(db: Database, instance_id: str) -> dict[str, Any]:
 @guarded
 async def api_instance(request: Request) -> Response:
     return JSONResponse(await _show(_ui(request).db, request.path_params["instance_id"]))
+
+
+@guarded
+async def api_diff(request: Request) -> Response:
+    """The instance's work against its base, uncommitted and untracked changes included (`diff --json`)."""
+    ui = _ui(request)
+    instance_id = request.path_params["instance_id"]
+    validate_instance_id(instance_id)
+    instance = await instances_store.require(ui.db, instance_id)
+    diff = await ui.lifecycle.diff(instance, request.query_params.get("base") or None)
+    return JSONResponse(diff.model_dump(mode="json"))
 
 
 @guarded
@@ -212,9 +274,15 @@ async def start_instance(request: Request) -> Response:
     base = form.get("base", "").strip() or None
     prompt = form.get("prompt", "").strip() or None
     kind: InstanceType = "work" if issue is not None else "adhoc"
-    lifecycle = ui.lifecycle
-    prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=prompt, type=kind)
-    instance = await lifecycle.commit(prepared)
+
+    async def body(call: ToolCall) -> NewInstance:
+        prepared = await ui.lifecycle.prepare_work(issue_number=issue, base=base, prompt=prompt, type=kind)
+        call.stage(prepared.write, compensation=prepared.compensate)
+        return prepared.new
+
+    arguments = {"issue": issue, "base": base, "prompt": prompt}
+    new = await ui.as_person("start", arguments, body)
+    instance = await instances_store.require(ui.db, new.id)
     ui.hub.nudge()
     if _wants_json(request):
         return JSONResponse(instance.model_dump(mode="json"), status_code=201)
@@ -235,28 +303,235 @@ async def instance_action(request: Request) -> Response:
     ui.hub.nudge()
     if _wants_json(request):
         return JSONResponse(result)
-    return RedirectResponse(f"/instances/{instance_id}", status_code=303)
+    return RedirectResponse(result.get("open") or f"/instances/{instance_id}", status_code=303)
+
+
+def _arguments(target: instances_store.Instance, **fields: Any) -> dict[str, Any]:
+    return {"instance_id": target.id, **fields}
 
 
 async def _kill(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
-    outcome = await ui.lifecycle.terminate_now(target)
-    return cast(dict[str, Any], outcome.model_dump(mode="json"))
+    async def body(call: ToolCall) -> TerminateResult:
+        # Row first, then the session and the cleanup (terminate_now): a failed write destroys nothing.
+        return await ui.lifecycle.terminate_now(target)
+
+    outcome = await ui.as_person("kill", _arguments(target), body)
+    return outcome.model_dump(mode="json")
 
 
 async def _resume(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
-    await ui.lifecycle.reconcile_quietly()
-    instance = await ui.lifecycle.resume(await instances_store.require(ui.db, target.id))
-    return cast(dict[str, Any], instance.model_dump(mode="json"))
+    async def body(call: ToolCall) -> instances_store.Instance:
+        await ui.lifecycle.reconcile_quietly()
+        return await ui.lifecycle.resume(await instances_store.require(ui.db, target.id))
+
+    instance = await ui.as_person("resume", _arguments(target), body)
+    return instance.model_dump(mode="json")
 
 
-# The route table of POST /api/instances/{id}/{action}: merge, review, fork, feedback, pull-request and
-# open join it as the lifecycle grows them -- one entry each, a handler getting the posted fields
-# (JSON or form) -- and _instance_details.html offers a button (or a small form) per entry.
+async def _current(ui: Ui, target: instances_store.Instance) -> instances_store.Instance:
+    # The row as it is now: the page that posted may be older than the instance's last change.
+    return await instances_store.require(ui.db, target.id)
+
+
+async def _review(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """A reviewer of the work instance's work, asked for by a person (as spawn_review_instance does)."""
+    reviewer_prompt = form.get("reviewer_prompt", "").strip() or None
+
+    async def body(call: ToolCall) -> SpawnReviewResult:
+        work = await _current(ui, target)
+        prepared = await ui.lifecycle.prepare_review(work, reviewer_prompt, progress=None)
+        call.stage(prepared.write, compensation=prepared.compensate)
+        call.relate(work.id, prepared.new.id, "spawned_review")
+        return prepared.review_result()
+
+    result = await ui.as_person("review", _arguments(target, reviewer_prompt=reviewer_prompt), body)
+    return {**result.model_dump(mode="json"), "open": f"/instances/{result.review_instance_id}"}
+
+
+async def _fork(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Another agent on a snapshot of this one's worktree (as fork_instance does)."""
+    prompt = form.get("prompt", "").strip() or None
+
+    async def body(call: ToolCall) -> ForkResult:
+        parent = await _current(ui, target)
+        prepared = await ui.lifecycle.prepare_fork(parent, prompt, progress=None)
+        call.stage(prepared.write, compensation=prepared.compensate)
+        call.relate(parent.id, prepared.new.id, "created_fork")
+        return prepared.fork_result()
+
+    result = await ui.as_person("fork", _arguments(target, prompt=prompt), body)
+    return {**result.model_dump(mode="json"), "open": f"/instances/{result.instance_id}"}
+
+
+def _checked(form: dict[str, str], name: str) -> bool:
+    return form.get(name, "").strip().lower() in ("1", "true", "on", "yes")
+
+
+async def _pull_request(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Push the instance's branch and open its pull request (the code create_pull_request runs)."""
+    from codex_mcp.pulls import open_pull_request
+
+    title = form.get("title", "").strip()
+    description = form.get("description", "")
+    base = form.get("base", "").strip() or None
+    draft = _checked(form, "draft")
+
+    async def body(call: ToolCall) -> CreatePullRequestResult:
+        opened = await open_pull_request(
+            ui.settings,
+            ui.db,
+            await _current(ui, target),
+            title=title,
+            description=description,
+            base_branch=base,
+            draft=draft,
+        )
+        call.stage(opened.record)
+        call.notes["base_branch"] = opened.base_branch
+        return opened.result
+
+    arguments = _arguments(target, title=title, description=description, base_branch=base, draft=draft)
+    result = await ui.as_person("pull_request", arguments, body)
+    return result.model_dump(mode="json")
+
+
+STRATEGIES = ("merge", "squash", "rebase")
+
+
+async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Land the instance's branch (as `merge ID [--into] [--strategy] [--to-agent]`); refusals change nothing."""
+    into = form.get("into", "").strip() or None
+    strategy = form.get("strategy", "").strip() or "merge"
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    to_agent = _checked(form, "to_agent")
+
+    async def body(call: ToolCall) -> MergeResult:
+        instance = await _current(ui, target)
+        result = await ui.lifecycle.merge(
+            instance,
+            into=into,
+            strategy=cast("MergeStrategy", strategy),
+            to_agent=to_agent,
+            sender=f"a person ({call.caller.id})",
+        )
+        if result.outcome in ("merged", "up_to_date"):
+
+            async def mark(tx: Tx) -> None:
+                await instances_store.mark_merged(
+                    tx, instance.id, into=result.target, commit=result.new_commit
+                )
+
+            call.stage(mark)
+        return result
+
+    arguments = _arguments(target, into=into, strategy=strategy, to_agent=to_agent)
+    result = await ui.as_person("merge", arguments, body)
+    return result.model_dump(mode="json")
+
+
+FEEDBACK_TYPES = ("needs_work", "suggestions", "clarification", "approved")
+
+
+async def _feedback(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """A person's review feedback: the file under .codex/feedback/ and the notice in the agent's pane."""
+    text = form.get("feedback", "")
+    kind = form.get("feedback_type", "").strip() or "needs_work"
+    if kind not in FEEDBACK_TYPES:
+        raise InputError(f"feedback_type must be one of {', '.join(FEEDBACK_TYPES)}, not {kind!r}")
+    priority = form.get("priority", "").strip() or "medium"
+    if priority not in ("low", "medium", "high"):
+        raise InputError(f"priority must be low, medium or high, not {priority!r}")
+
+    async def body(call: ToolCall) -> SendFeedbackResult:
+        # The CLI's `feedback`: refuses review, terminated and foreign instances, in words.
+        sent = await ui.lifecycle.person_feedback(
+            target.id, _login(), text, cast("FeedbackType", kind), cast("Priority", priority)
+        )
+        call.notes["feedback_file"] = str(sent.file)
+        return sent.result
+
+    arguments = _arguments(target, feedback=text, feedback_type=kind, priority=priority)
+    result = await ui.as_person("feedback", arguments, body)
+    return result.model_dump(mode="json")
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without a passwd entry)
+        return "?"
+
+
+async def _open(ui: Ui, target: instances_store.Instance, form: dict[str, str]) -> dict[str, Any]:
+    """Open the worktree with editor.command (as `codex-mcp open`), started detached: the dashboard has
+    no terminal, so a terminal editor is refused with what to do instead."""
+    from codex_mcp import editor
+    from codex_mcp.outcomes import OpenResult
+
+    async def body(call: ToolCall) -> OpenResult:
+        instance = await _current(ui, target)
+        path = Path(instance.worktree_path)
+        if not path.is_dir():
+            raise StateError(
+                f"the worktree of {instance.id} ({path}) is gone (removed by clean or the cleanup policy); "
+                "there is nothing to open"
+            )
+        template = await ui.lifecycle.workspace.user_config.get(editor.KEY) or editor.DEFAULT_COMMAND
+        launch = editor.plan(template, path, wait=False, interactive=False)
+        if Path(launch.argv[0]).name in editor.TERMINAL_EDITORS:
+            raise ConfigError(
+                f"{editor.KEY} is {template!r}, an editor that draws in a terminal, and the dashboard has "
+                f"none: run `codex-mcp open {instance.id}` in a terminal, or set a windowed editor "
+                f'(codex-mcp config set {editor.KEY} "code {{path}}")'
+            )
+        process = await anyio.to_thread.run_sync(editor.start, launch, path)
+        return OpenResult(
+            instance_id=instance.id,
+            worktree_path=str(path),
+            command=launch.argv,
+            foreground=False,
+            pid=process.pid,
+        )
+
+    result = await ui.as_person("open", _arguments(target), body)
+    return result.model_dump(mode="json")
+
+
+# The route table of POST /api/instances/{id}/{action}: one entry each, a handler getting the posted
+# fields (JSON or form); _instance_details.html offers a button (or a small form) per entry. A
+# handler may answer "open": the page to show next (a new instance), else the instance's own page.
 Action = Callable[[Ui, instances_store.Instance, dict[str, str]], Awaitable[dict[str, Any]]]
 ACTIONS: dict[str, Action] = {
     "kill": _kill,
     "resume": _resume,
+    "review": _review,
+    "fork": _fork,
+    "pull-request": _pull_request,
+    "merge": _merge,
+    "feedback": _feedback,
+    "open": _open,
 }
+
+
+@guarded
+async def sync_issues(request: Request) -> Response:
+    """Refresh the issue cache from GitHub (the CLI's `issues sync`), as the person's action."""
+    from codex_mcp.issue_cache import sync
+
+    ui = _ui(request)
+    _refuse_read_only(ui)
+
+    async def body(call: ToolCall) -> SyncResult:
+        return await sync(ui.settings, ui.db)
+
+    result = await ui.as_person("issues_sync", {}, body)
+    ui.hub.nudge()
+    if _wants_json(request):
+        return JSONResponse(result.model_dump(mode="json"))
+    return RedirectResponse("/issues", status_code=303)
 
 
 async def terminal_socket(websocket: WebSocket) -> None:
@@ -294,15 +569,43 @@ async def index(request: Request) -> Response:
     return await _page(request, template, rows=rows, view=view, views=views.VIEWS, cap=cap)
 
 
+# The parts of an instance's page that refresh on their own (``?fragment=``), and their templates.
+FRAGMENTS = {
+    "1": "_instance_details.html",
+    "details": "_instance_details.html",
+    "feedback": "_feedback.html",
+    "diff": "_diff.html",
+    "merge": "_merge_check.html",
+}
+
+
 @guarded
 async def instance_page(request: Request) -> Response:
     ui = _ui(request)
+    fragment = request.query_params.get("fragment")
+    if fragment is not None and fragment not in FRAGMENTS:
+        raise InputError(f"fragment must be one of {', '.join(FRAGMENTS)}, not {fragment!r}")
     data = await _show(ui.db, request.path_params["instance_id"])
-    activity = (await dashboard_store.activities(ui.db)).get(data["instance"]["id"], (None, None))
-    template = "_instance_details.html" if request.query_params.get("fragment") else "instance.html"
-    return await _page(
-        request, template, show=data, inst=data["instance"], activity=activity, actions=sorted(ACTIONS)
-    )
+    inst = data["instance"]
+    activity = (await dashboard_store.activities(ui.db)).get(inst["id"], dashboard_store.Activity())
+    row = await instances_store.require(ui.db, inst["id"])
+    context: dict[str, Any] = {"show": data, "inst": inst, "activity": activity, "actions": sorted(ACTIONS)}
+    if fragment in (None, "feedback"):
+        context["feedback"] = await anyio.to_thread.run_sync(views.feedback_thread, Path(row.worktree_path))
+    if fragment in (None, "diff"):
+        context["diff"], context["diff_error"] = await _diff_or_words(ui, row)
+    if fragment in (None, "merge") and row.type != "review":
+        into = request.query_params.get("into") or None
+        context["merge"] = await supervise.merge_preview(ui.lifecycle.main_root, row, into)
+    template = FRAGMENTS[fragment] if fragment is not None else "instance.html"
+    return await _page(request, template, **context)
+
+
+async def _diff_or_words(ui: Ui, row: instances_store.Instance) -> tuple[Any, str | None]:
+    try:
+        return await ui.lifecycle.diff(row), None
+    except CodexError as exc:
+        return None, str(exc)
 
 
 @guarded
@@ -350,6 +653,9 @@ def build_app(
             app.state.ui = ui
             async with anyio.create_task_group() as tg:
                 tg.start_soon(hub.run)
+                # Pull requests of running instances: merged or closed on GitHub shows here (a quiet
+                # no-op while GitHub is not configured).
+                tg.start_soon(partial(poll_pull_requests, settings, db))
                 yield
                 tg.cancel_scope.cancel()
         finally:
@@ -363,9 +669,11 @@ def build_app(
         Route("/api/instances", api_instances, methods=["GET"]),
         Route("/api/instances", start_instance, methods=["POST"]),
         Route("/api/instances/{instance_id}", api_instance),
+        Route("/api/instances/{instance_id}/diff", api_diff, methods=["GET"]),
         Route("/api/instances/{instance_id}/{action}", instance_action, methods=["POST"]),
         Route("/api/events", api_events),
         Route("/api/issues", api_issues),
+        Route("/api/issues/sync", sync_issues, methods=["POST"]),
         Route("/api/stream", api_stream),
         WebSocketRoute("/api/instances/{instance_id}/terminal", terminal_socket),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

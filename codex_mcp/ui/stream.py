@@ -61,7 +61,9 @@ class Hub:
     async def run(self) -> None:
         """The poll loop (run in the server's task group until shutdown)."""
         await self.prime()
-        next_reconcile = anyio.current_time() + self._reconcile_every
+        # Reconcile first: a dashboard opened on an old database (a kept demo, after a reboot) shows
+        # dead agents as terminated at once, not after the first interval.
+        next_reconcile = anyio.current_time()
         while True:
             with anyio.move_on_after(self.interval):
                 await self._nudged.wait()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from codex_mcp.agents import AgentFiles
 from codex_mcp.store import Database
 from codex_mcp.store import dashboard as dashboard_store
 from codex_mcp.store import instances as instances_store
@@ -27,6 +29,7 @@ class Row:
     reviews: int = 0  # for a work instance: rounds spent
     activity: str | None = None
     activity_at: str | None = None
+    activity_detail: str | None = None  # what a waiting agent asked, from its Notification hook
     children: list[Row] = field(default_factory=list)
 
     @property
@@ -75,11 +78,13 @@ async def instance_rows(db: Database, view: View) -> list[Row]:
     found = await instances_store.list_dashboard_summaries(db, status=status)  # type: ignore[arg-type]
     edges = await dashboard_store.all_edges(db)
     activity = await dashboard_store.activities(db)
+    none = dashboard_store.Activity()
     rows = {
         i.id: Row(
             instance=i,
-            activity=activity.get(i.id, (None, None))[0],
-            activity_at=activity.get(i.id, (None, None))[1],
+            activity=activity.get(i.id, none).activity,
+            activity_at=activity.get(i.id, none).at,
+            activity_detail=activity.get(i.id, none).detail,
         )
         for i in found
     }
@@ -111,3 +116,43 @@ async def instance_rows(db: Database, view: View) -> list[Row]:
     for root in roots:
         walk(root, 0)
     return ordered
+
+
+@dataclass(frozen=True)
+class FeedbackNote:
+    """One review feedback file of a work instance (``.codex/feedback/<time>Z-<from>-<id>.md``)."""
+
+    name: str
+    text: str
+    truncated: bool
+
+
+def feedback_thread(worktree: Path, *, limit: int = 50, max_chars: int = 100_000) -> list[FeedbackNote]:
+    """The instance's review feedback, oldest first (the names start with their UTC time).
+
+    Shown as text, never as markup; the newest ``limit`` files, each cut at ``max_chars``. A worktree
+    that is gone, or a file that cannot be read, shows nothing rather than failing the page.
+    """
+    folder = AgentFiles(worktree).feedback
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix == ".md" and p.is_file())
+    except OSError:
+        return []
+    notes = []
+    for path in files[-limit:]:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as f:
+                text = f.read(max_chars + 1)
+        except OSError:
+            continue
+        notes.append(FeedbackNote(name=path.name, text=text[:max_chars], truncated=len(text) > max_chars))
+    return notes
+
+
+def hunks(patch: str) -> list[str]:
+    """A file's patch lines from its first hunk on (the page already names the file and its change)."""
+    lines = patch.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("@@"):
+            return lines[i:]
+    return lines

@@ -1,9 +1,19 @@
 // The dashboard's own script (not vendored): live updates from /api/stream, the terminal, Copy branch.
 "use strict";
 
-function refresh(el) {
-  // htmx swaps the server-rendered fragment in; no page reload.
-  return htmx.ajax("GET", el.dataset.src, { target: el, swap: "innerHTML" }).then(updateAttention);
+async function refresh(el) {
+  // The server renders the fragment; it replaces the part in place (no page reload). An unchanged
+  // fragment is left alone, and the files a person opened in a diff stay open.
+  const answer = await fetch(el.dataset.src, { headers: { accept: "text/html" }, cache: "no-store" });
+  if (!answer.ok) return;
+  const html = await answer.text();
+  if (html === el.dataset.rendered) return;
+  const open = new Set(Array.from(el.querySelectorAll("details[open][data-key]")).map((d) => d.dataset.key));
+  el.innerHTML = html;
+  el.dataset.rendered = html;
+  el.querySelectorAll("details[data-key]").forEach((d) => { if (open.has(d.dataset.key)) d.open = true; });
+  updateAttention();
+  updateSince();
 }
 
 function updateAttention() {
@@ -18,19 +28,55 @@ function updateAttention() {
   document.title = (n ? "(" + n + ") " : "") + document.title.replace(/^\(\d+\) /, "");
 }
 
+function setAttention(n) {
+  const badge = document.getElementById("attention");
+  if (badge) { badge.textContent = n + " waiting"; badge.classList.toggle("quiet", n === 0); }
+  document.title = (n ? "(" + n + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+}
+
+// Browser notifications: asked for once, after a click (browsers ignore a request nobody clicked for).
+function askForNotifications() {
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  if (localStorage.getItem("codex-mcp-notifications-asked")) return;
+  localStorage.setItem("codex-mcp-notifications-asked", "1");
+  Notification.requestPermission();
+}
+
+const lastActivity = new Map();
+
+function notifyWaiting(row) {
+  // Only a change to waiting notifies: a row seen waiting before does not ring again.
+  const before = lastActivity.get(row.id);
+  lastActivity.set(row.id, row.status === "running" ? row.activity : null);
+  if (row.status !== "running" || row.activity !== "waiting" || before === "waiting") return;
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const note = new Notification(row.id + " is waiting for you", { body: row.activity_detail || "", tag: "codex-mcp-" + row.id });
+  note.onclick = () => { window.focus(); window.location.href = "/instances/" + row.id; };
+}
+
 function liveUpdates() {
   const list = document.querySelector("[data-live-list]");
   const details = document.querySelector("[data-live-instance]");
+  const anyChange = Array.from(document.querySelectorAll("[data-live-any]"));
+  const forInstance = (id) => Array.from(document.querySelectorAll("[data-live-for]")).filter((el) => el.dataset.liveFor === id);
+  // Files change without the database knowing (an agent editing): parts with data-poll also look
+  // every few seconds while the page is in front.
+  document.querySelectorAll("[data-poll]").forEach((el) => {
+    setInterval(() => { if (document.visibilityState === "visible") soon(el); }, Number(el.dataset.poll));
+  });
   const source = new EventSource("/api/stream");
-  let pending = null;
+  const pending = new Map();
   const soon = (el) => {
-    // Several rows changing at once cost one fetch.
-    if (pending) return;
-    pending = setTimeout(() => { pending = null; refresh(el); }, 50);
+    // Several changes at once cost one fetch per part of the page.
+    if (pending.has(el)) return;
+    pending.set(el, setTimeout(() => { pending.delete(el); refresh(el); }, 50));
   };
   source.addEventListener("instance", (msg) => {
     const row = JSON.parse(msg.data);
+    notifyWaiting(row);
     if (list) soon(list);
+    anyChange.forEach(soon);
+    forInstance(row.id).forEach(soon);
     if (details && details.dataset.liveInstance === row.id) {
       if (row.status !== details.querySelector("[data-status]")?.dataset.status) {
         window.location.reload();  // running <-> terminated changes the terminal too
@@ -41,13 +87,27 @@ function liveUpdates() {
   });
   source.addEventListener("event", (msg) => {
     const ev = JSON.parse(msg.data);
+    anyChange.forEach(soon);
+    forInstance(ev.instance_id).forEach(soon);
     if (details && details.dataset.liveInstance === ev.instance_id) soon(details);
   });
-  source.addEventListener("attention", (msg) => {
-    const badge = document.getElementById("attention");
-    const n = JSON.parse(msg.data).waiting;
-    if (badge) { badge.textContent = n + " waiting"; badge.classList.toggle("quiet", n === 0); }
-    document.title = (n ? "(" + n + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+  source.addEventListener("attention", (msg) => setAttention(JSON.parse(msg.data).waiting));
+}
+
+// "since 18:02:11 UTC" becomes "(for 3 min)" (kept current); the UTC time stays in the tooltip.
+function ago(seconds) {
+  if (seconds < 60) return Math.max(0, Math.floor(seconds)) + " s";
+  if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+  if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  return Math.floor(seconds / 86400) + " d";
+}
+
+function updateSince() {
+  document.querySelectorAll("time[data-since]").forEach((t) => {
+    const at = Date.parse(t.getAttribute("datetime").replace(" ", "T"));
+    if (Number.isNaN(at)) return;
+    if (!t.title) t.title = t.textContent.replace(/^since /, "");
+    t.textContent = "(for " + ago((Date.now() - at) / 1000) + ")";
   });
 }
 
@@ -58,7 +118,8 @@ function fit(term, box) {
   if (!screen) return;
   const size = term.options.fontSize;
   const scale = Math.min(1, (box.clientWidth - 8) / screen.scrollWidth, (box.clientHeight - 8) / screen.scrollHeight);
-  if (scale < 1) term.options.fontSize = Math.max(7, Math.floor(size * scale));
+  // Never below 10 px: a wider pane scrolls sideways rather than becoming unreadable.
+  if (scale < 1) term.options.fontSize = Math.max(10, Math.floor(size * scale));
 }
 
 function openTerminal() {
@@ -129,7 +190,11 @@ function fallbackCopy(text, done) {
   done();
 }
 
+document.addEventListener("click", askForNotifications, { once: true });
+
 document.addEventListener("DOMContentLoaded", () => {
   liveUpdates();
   openTerminal();
+  updateSince();
+  setInterval(updateSince, 15000);
 });
