@@ -87,7 +87,7 @@ async def hook_wall_time(tmp: Path, env: dict[str, str], quick: bool) -> list[Ro
     return [
         Row(
             "hook_wall_time",
-            "9. `codex-mcp hook Stop` (a real turn end, real database)",
+            "10. `codex-mcp hook Stop` (a real turn end, real database)",
             fmt_ms(median(hook_s)),
             f"`python -c pass` {fmt_ms(median(bare_s))}",
             f"{ratio:.2f}{X}",

@@ -1,17 +1,18 @@
 """Figure 9: the git engine behind `diff` and `merge` on a 5,000-file repository, against plain git.
 
-(a) ``git.work_diff`` made JSON (every file's patch included) for a worktree with two commits, a few
-uncommitted edits and an untracked file, vs ``git diff --merge-base main`` in that worktree: the
-plain command that shows the same work from the same base (it leaves the untracked file out).
-(b) ``git.land`` with the merge strategy (merge-tree conflict check, merge commit, fast-forward of
-the clean main worktree), vs ``git merge --no-edit`` of the same branch in that worktree. Both make a
-real merge commit (main has a commit the branch lacks); main is reset between runs, untimed.
+(a) what `codex-mcp diff --json` runs: ``Lifecycle.diff`` (lifecycle/diff.py) on an instance whose
+worktree has two commits, a few uncommitted edits and an untracked file, JSON-dumped (every file's
+patch included), vs ``git diff --merge-base main`` in that worktree: the plain command that shows the
+same work from the same base (it leaves the untracked file out).
+(b) what `codex-mcp merge` runs: ``Lifecycle.merge`` with the merge strategy (the instance's worktree
+checked for uncommitted work, merge-tree conflict check, merge commit, fast-forward of the clean main
+worktree), vs ``git merge --no-edit`` of the same branch in that worktree. Both make a real merge
+commit (main has a commit the branch lacks); main is reset between runs, untimed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -64,7 +65,10 @@ def _row(key: str, figure: str, baseline: str, a: list[float], b: list[float], d
 
 
 async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
-    from codex_mcp import git as engine
+    from codex_mcp.lifecycle import Lifecycle
+    from codex_mcp.settings import Settings
+    from codex_mcp.store import open_database
+    from codex_mcp.store.instances import Instance
 
     files = 500 if quick else 5000
     reps = 5 if quick else 15
@@ -81,11 +85,30 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
     _edit(repo, 4000 % files, "\n# main moved on\n")
     git(repo, "commit", "-qam", "main moves on")
 
-    # (a) the diff view
+    settings = Settings.load(env, cwd=repo)
+    db = await open_database(settings.require_db_path())
+    lifecycle = Lifecycle(settings, db)
+    instance = Instance(
+        id="work-1-a1",
+        type="work",
+        status="running",
+        worktree_path=str(wt),
+        branch_name="work",
+        base_branch="main",
+        tmux_session="codex-work-1-a1",
+    )
+    try:
+        return await _figures(repo, wt, lifecycle, instance, files, reps)
+    finally:
+        await db.close()
+
+
+async def _figures(repo: Path, wt: Path, lifecycle: Any, instance: Any, files: int, reps: int) -> list[Row]:
+    # (a) the diff view, as `diff --json` prints it
     async def view() -> float:
         started = time.perf_counter()
-        diff = await engine.work_diff(wt, "main")
-        json.dumps(dataclasses.asdict(diff))
+        diff = await lifecycle.diff(instance)
+        json.dumps(diff.model_dump(mode="json"))
         return time.perf_counter() - started
 
     async def plain_diff() -> float:
@@ -94,11 +117,11 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
         return time.perf_counter() - started
 
     a, b = await alternate(reps, view, plain_diff, warmup=1)
-    sample = await engine.work_diff(wt, "main")
+    sample = await lifecycle.diff(instance)
     rows = [
         _row(
             "supervision_diff",
-            f"9a. work_diff as JSON, {files:,}-file repository",
+            f"9a. diff --json (Lifecycle.diff), {files:,}-file repository",
             "git diff --merge-base main",
             a,
             b,
@@ -106,7 +129,6 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
                 "files": files,
                 "reps": reps,
                 "changed_files": len(sample.files),
-                "commits": len(sample.commits),
             },
         )
     ]
@@ -120,7 +142,7 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
 
     async def landing() -> float:
         started = time.perf_counter()
-        await engine.land(repo, "main", "work", "merge")
+        await lifecycle.merge(instance, into=None, strategy="merge", to_agent=False, sender="bench")
         elapsed = time.perf_counter() - started
         await reset()
         return elapsed
@@ -136,7 +158,7 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
     rows.append(
         _row(
             "supervision_merge",
-            f"9b. land --strategy merge, {files:,}-file repository",
+            f"9b. merge (Lifecycle.merge, strategy merge), {files:,}-file repository",
             "git merge --no-edit",
             a,
             b,

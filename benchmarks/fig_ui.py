@@ -1,4 +1,4 @@
-"""Figure 9: the web dashboard (`codex-mcp ui`), measured as a real server process.
+"""Figure 11: the web dashboard (`codex-mcp ui`), measured as a real server process.
 
 (a) the instance list page (``GET /?view=all``) at 1,000 instances and 100,000 events: the server's
     own time, read from the ``Server-Timing`` header the guard adds (so client overhead is out),
@@ -125,7 +125,7 @@ async def _big_list(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
         out.append(
             Row(
                 key="ui_list_page",
-                figure="9a. instance list page, 1,000 instances / 100k events (server time)",
+                figure="11a. instance list page, 1,000 instances / 100k events (server time)",
                 measured=f"p50 {p50:.1f} ms, p95 {percentile(page_ms, 95):.1f} ms",
                 baseline=f"static file p50 {median(floor_ms):.2f} ms",
                 compare=f"{p50 - median(floor_ms):+.1f} ms",
@@ -176,7 +176,7 @@ async def _big_list(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
         out.append(
             Row(
                 key="ui_sse_latency",
-                figure="9b. database change → SSE event (another process commits)",
+                figure="11b. database change → SSE event (another process commits)",
                 measured=f"p50 {median(latencies):.0f} ms, p95 {p95:.0f} ms",
                 baseline="poll interval 250 ms",
                 compare=f"p95 {p95:.0f} ms",
@@ -248,7 +248,7 @@ async def _terminals_and_idle(tmp: Path, env: dict[str, str], quick: bool) -> li
             out.append(
                 Row(
                     key="ui_idle_cpu",
-                    figure="9d. idle dashboard, 20 instances, one open stream (server CPU)",
+                    figure="11d. idle dashboard, 20 instances, one open stream (server CPU)",
                     measured=f"{share * 100:.2f} % of a core",
                     baseline=f"no viewer {floor * 100:.2f} %",
                     compare=f"{(share - floor) * 100:+.2f} %",
@@ -289,7 +289,7 @@ async def _terminals_and_idle(tmp: Path, env: dict[str, str], quick: bool) -> li
             out.append(
                 Row(
                     key="ui_terminal_memory",
-                    figure="9c. server memory per open terminal (read-only viewer)",
+                    figure="11c. server memory per open terminal (read-only viewer)",
                     measured=fmt_mib(per),
                     baseline="—",
                     compare=f"{per:.0f} KiB",
@@ -379,7 +379,7 @@ def _pty_round_trip(socket: str, session: str, trials: int) -> list[float]:
 
 
 async def _terminal_round_trip(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
-    figure = "9e. terminal round trip: a key typed in the browser until its echo is drawn"
+    figure = "11e. terminal round trip: a key typed in the browser until its echo is drawn"
     if not Path(CHROMIUM).exists():
         return [Row("ui_terminal_round_trip", figure, "—", "—", "—", f"≤ {ROUND_TRIP_RATIO}x", None,
                     note="Debian's chromium is not installed (apt-get install -y chromium)")]  # fmt: skip
