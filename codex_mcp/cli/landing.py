@@ -113,9 +113,8 @@ def merge(
     in another worktree, or nowhere. Recorded like a tool call.
     """
     from codex_mcp.identity import person_caller
+    from codex_mcp.lifecycle.merge import merged_write
     from codex_mcp.recording import ToolCall, run_person_action
-    from codex_mcp.store import Tx
-    from codex_mcp.store import instances as instances_store
 
     async def act(app: App, instance: Instance) -> Any:
         person = await person_caller(app.settings, app.db)
@@ -129,14 +128,8 @@ def merge(
                 to_agent=to_agent,
                 sender=f"a person ({person.id})",
             )
-            if result.outcome in ("merged", "up_to_date"):
-
-                async def mark(tx: Tx) -> None:
-                    await instances_store.mark_merged(
-                        tx, instance.id, into=result.target, commit=result.new_commit
-                    )
-
-                call.stage(mark)
+            if (write := merged_write(instance.id, result)) is not None:
+                call.stage(write)
             return result
 
         return await run_person_action(app, person, "merge", arguments, body, via="cli")

@@ -11,6 +11,7 @@ records where and when its work landed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from codex_mcp import git
@@ -19,7 +20,20 @@ from codex_mcp.lifecycle.diff import base_of
 from codex_mcp.lifecycle.feedback import deliver_feedback
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import MergeResult, MergeStrategy
+from codex_mcp.store import Tx
+from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
+
+
+def merged_write(instance_id: str, result: MergeResult) -> Callable[[Tx], Awaitable[None]] | None:
+    """The row write that records a landed merge (stage it with the action's event), or None."""
+    if result.outcome not in ("merged", "up_to_date"):
+        return None
+
+    async def mark(tx: Tx) -> None:
+        await instances_store.mark_merged(tx, instance_id, into=result.target, commit=result.new_commit)
+
+    return mark
 
 
 async def merge(

@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket
 from codex_mcp import git
 from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
 from codex_mcp.ids import InstanceType, validate_instance_id
+from codex_mcp.lifecycle.merge import merged_write
 from codex_mcp.pulls import poll_pull_requests
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database, relationships
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
         TerminateResult,
     )
     from codex_mcp.recording import ToolCall
-    from codex_mcp.store import Tx
     from codex_mcp.store.instances import NewInstance
 
 log = logging.getLogger(__name__)
@@ -415,14 +415,8 @@ async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str])
             to_agent=to_agent,
             sender=f"a person ({call.caller.id})",
         )
-        if result.outcome in ("merged", "up_to_date"):
-
-            async def mark(tx: Tx) -> None:
-                await instances_store.mark_merged(
-                    tx, instance.id, into=result.target, commit=result.new_commit
-                )
-
-            call.stage(mark)
+        if (write := merged_write(instance.id, result)) is not None:
+            call.stage(write)
         return result
 
     arguments = _arguments(target, into=into, strategy=strategy, to_agent=to_agent)
