@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +127,63 @@ def one_line_error(result: Result, *needles: str) -> str:
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = False
+    *args: str, cwd: Path, env: dict[str, str], check: bool = False, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `codex-mcp` command (this interpreter's installation) in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "codex_mcp", *args],
         cwd=cwd,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,
         check=check,
     )
+
+
+@dataclass
+class CliSession:
+    """The real `codex-mcp` run as a subprocess in ``repo`` with ``env`` (agents on tmux ``socket``)."""
+
+    repo: Path
+    env: dict[str, str]
+    socket: str
+
+    @property
+    def db_path(self) -> Path:
+        return self.repo / ".git" / "codex-mcp" / "codex.db"
+
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, cwd=self.repo, env=self.env, input=input)
+
+    def ok(self, *args: str, input: str | None = None) -> str:
+        done = self.run(*args, input=input)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json"))
+
+    def error(self, *args: str, code: int | None = None) -> str:
+        """The command fails with exactly one line on stderr, nothing on stdout, no traceback."""
+        done = self.run(*args)
+        assert done.returncode != 0, (args, done.stdout)
+        if code is not None:
+            assert done.returncode == code, (args, done.returncode, done.stderr)
+        assert done.stdout == "", done.stdout
+        line = done.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line, done.stderr
+        assert line.startswith("codex-mcp: error: "), line
+        return line
+
+    def query(self, sql: str, *params: object) -> list[dict[str, Any]]:
+        conn = sqlite3.connect(self.db_path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
 
 
 def cmdline(pid: int | None) -> list[str]:

@@ -6,17 +6,15 @@ with stand-in agents (real MCP clients started by the real launcher) as the agen
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import CliSession, git, read_standin_log, standin_command, tmux_sessions, wait_for
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -26,38 +24,8 @@ ISSUE_TITLE = "Make the widget spin"
 ISSUE_BODY = "The widget must spin **clockwise**.\n\nSteps: 1. spin"
 
 
-@dataclass
-class Cli:
-    repo: Path
-    env: dict[str, str]
-    socket: str
-
-    @property
-    def db_path(self) -> Path:
-        return self.repo / ".git" / "codex-mcp" / "codex.db"
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, cwd=self.repo, env=self.env)
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.ok(*args, "--json"))
-
-    def error(self, *args: str, code: int | None = None) -> str:
-        """The command fails with exactly one line on stderr, nothing on stdout, no traceback."""
-        done = self.run(*args)
-        assert done.returncode != 0, (args, done.stdout)
-        if code is not None:
-            assert done.returncode == code, (args, done.returncode, done.stderr)
-        assert done.stdout == "", done.stdout
-        line = done.stderr.strip()
-        assert "\n" not in line and "Traceback" not in line, done.stderr
-        assert line.startswith("codex-mcp: error: "), line
-        return line
+class Cli(CliSession):
+    """The CLI session these tests drive, with what they read of rows and tmux."""
 
     def row(self, instance_id: str) -> dict[str, Any] | None:
         if not self.db_path.exists():

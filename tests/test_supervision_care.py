@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import commit_file, git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import (
+    CliSession,
+    commit_file,
+    git,
+    read_standin_log,
+    standin_command,
+    tmux_sessions,
+    wait_for,
+)
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -28,56 +34,8 @@ from codex_mcp.store.issues import Issue
 OLD = "1600000000 +0000"  # a date long past: orphans made "then" are beyond clean's grace period
 
 
-@dataclass
-class Cli:
-    repo: Path
-    env: dict[str, str]
-    socket: str
-
-    @property
-    def db_path(self) -> Path:
-        return self.repo / ".git" / "codex-mcp" / "codex.db"
-
-    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        if input is None:
-            return run_cli(*args, cwd=self.repo, env=self.env)
-        return subprocess.run(
-            [sys.executable, "-m", "codex_mcp", *args],
-            cwd=self.repo,
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def ok(self, *args: str, input: str | None = None) -> str:
-        done = self.run(*args, input=input)
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.ok(*args, "--json"))
-
-    def error(self, *args: str, code: int | None = None) -> str:
-        """The command fails with one line on stderr, nothing on stdout, no traceback."""
-        done = self.run(*args)
-        assert done.returncode != 0, (args, done.stdout)
-        if code is not None:
-            assert done.returncode == code, (args, done.returncode, done.stderr)
-        assert done.stdout == "", done.stdout
-        line = done.stderr.strip()
-        assert "\n" not in line and "Traceback" not in line, done.stderr
-        assert line.startswith("codex-mcp: error: "), line
-        return line
-
-    def query(self, sql: str, *params: object) -> list[dict[str, Any]]:
-        conn = sqlite3.connect(self.db_path)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, params)]
-        finally:
-            conn.close()
+class Cli(CliSession):
+    """The CLI session these tests drive, with the events they read."""
 
     def events(self, tool: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM mcp_events WHERE tool_name = ? ORDER BY id", tool)
