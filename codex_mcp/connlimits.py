@@ -12,7 +12,11 @@ with 1,100 half-open connections). Three bounds close that:
   connection is a real request in progress, the new one is closed instead.
 
 The file-descriptor soft limit is raised to the hard limit, and the cap kept below it, so accepting
-never fails for want of descriptors.
+never fails for want of descriptors. asyncio accepts up to ``backlog`` sockets in one burst before any
+protocol sees them (so before a connection can be evicted), and closes an evicted socket a loop turn
+later: the accept burst is bounded too, and a few bursts' worth of descriptors stay free beside the cap.
+Without that, a flood reached ``accept() -> EMFILE`` under load, and asyncio's retry timer then raised
+"Invalid file descriptor" tracebacks when the server stopped.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ IDLE_TIMEOUT_SECONDS = 5
 # Descriptors kept free for the database, git, tmux and the log beside the connections.
 RESERVED_DESCRIPTORS = 128
 MAX_CONNECTIONS = 1000
+# Sockets accepted in one burst (the listen backlog); bursts in flight before eviction catches up.
+MAX_ACCEPT_BURST = 128
+BURSTS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class ConnectionLimits:
     header_timeout: float = HEADER_TIMEOUT_SECONDS
     idle_timeout: int = IDLE_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
+    backlog: int = MAX_ACCEPT_BURST
 
     def within_descriptors(self) -> ConnectionLimits:
         """These limits with the connection cap below the process's descriptor limit (raised first)."""
@@ -52,8 +60,10 @@ class ConnectionLimits:
                 soft = target
             except (ValueError, OSError) as exc:
                 log.debug("could not raise the descriptor limit: %s", exc)
-        cap = max(16, min(self.max_connections, soft - RESERVED_DESCRIPTORS))
-        return ConnectionLimits(self.header_timeout, self.idle_timeout, cap)
+        spare = max(0, soft - RESERVED_DESCRIPTORS)
+        backlog = max(8, min(self.backlog, spare // 16))
+        cap = max(16, min(self.max_connections, spare - BURSTS_IN_FLIGHT * backlog))
+        return ConnectionLimits(self.header_timeout, self.idle_timeout, cap, backlog)
 
     def protocol(self) -> type[H11Protocol]:
         """The uvicorn HTTP protocol class enforcing these limits (``uvicorn.Config(http=...)``)."""
@@ -69,6 +79,7 @@ class ConnectionLimits:
         return {
             "http": bounded.protocol(),
             "timeout_keep_alive": bounded.idle_timeout,
+            "backlog": bounded.backlog,
             "h11_max_incomplete_event_size": 64 * 1024,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import select
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,8 +48,15 @@ class Dashboard:
         return client
 
 
+def _limit_descriptors(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 @contextmanager
-def running_dashboard(repo: Path, env: dict[str, str], *args: str) -> Iterator[Dashboard]:
+def running_dashboard(
+    repo: Path, env: dict[str, str], *args: str, descriptor_limit: int | None = None
+) -> Iterator[Dashboard]:
+    """``descriptor_limit`` caps the dashboard's open files (soft and hard), as a small ``ulimit -n``."""
     stderr = repo.parent / f"ui-stderr-{time.monotonic_ns()}.log"
     with stderr.open("w") as err:
         process = subprocess.Popen(
@@ -57,6 +66,7 @@ def running_dashboard(repo: Path, env: dict[str, str], *args: str) -> Iterator[D
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
+            preexec_fn=None if descriptor_limit is None else partial(_limit_descriptors, descriptor_limit),
         )
     try:
         assert process.stdout is not None

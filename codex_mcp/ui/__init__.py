@@ -57,6 +57,7 @@ def serve(
         import websockets  # noqa: F401 - uvicorn's WebSocket protocol for the terminal
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise ConfigError(f"the dashboard needs {exc.name}; reinstall codex-mcp") from exc
+    from codex_mcp.connlimits import ConnectionLimits
     from codex_mcp.ui.app import build_app
 
     settings.require_db_path()
@@ -70,6 +71,10 @@ def serve(
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=2,
+        # A slow or flooding client cannot starve the page: header time, idle time, connection count
+        # and accept bursts are bounded as for `serve` (connlimits.py). Terminals (WebSocket) and the
+        # live stream (a request in progress) are never evicted for a newcomer.
+        **ConnectionLimits().uvicorn_options(),
     )
     server = uvicorn.Server(config)
     stream = out or sys.stdout
