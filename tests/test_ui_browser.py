@@ -157,6 +157,9 @@ async def test_a_new_instance_appears_without_reload(page: Any, repo: Path, ui_e
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
     await expect(page).to_have_title("(1) Instances · codex-mcp")
     await expect(row).to_contain_text("waiting for you")
+    # The badge can come first with a list refresh already under way; the notification rides on the
+    # stream's instance event, which may arrive a tick later.
+    await page.wait_for_function("window.notifications.length > 0", timeout=30_000)
     shown = await page.evaluate("window.notifications")
     assert shown == [{"title": "adhoc-a2 is waiting for you", "body": "Allow Bash?"}]
     set_activity(repo, "adhoc-a2", "working")
