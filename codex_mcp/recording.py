@@ -483,7 +483,7 @@ async def _execute(
             await app.db.check_writable()
         except DatabaseError as exc:
             # Recording the refusal would meet the same fault (and wait out the lock again).
-            unrecorded.note(app.db, caller_id, name, exc)
+            unrecorded.note(app.db, caller_id, name, exc, refused=True)
             raise
     try:
         result = await run()

@@ -54,8 +54,14 @@ class Gap:
 _GAPS: WeakKeyDictionary[Database, Gap] = WeakKeyDictionary()
 
 
-def note(db: Database, caller_id: str | None, tool_name: str, cause: object) -> None:
-    """Count one call whose row was lost, and say so on stderr now."""
+def note(
+    db: Database, caller_id: str | None, tool_name: str, cause: object, *, refused: bool = False
+) -> None:
+    """Count one call whose row was lost, and say so on stderr now.
+
+    ``refused``: the call was refused before it did anything, and its caller was told why; the log
+    line is then INFO (a CLI command's own error stays its one line).
+    """
     gap = _GAPS.setdefault(db, Gap())
     now = to_sqlite(datetime.now(UTC))
     gap.count += 1
@@ -65,7 +71,8 @@ def note(db: Database, caller_id: str | None, tool_name: str, cause: object) -> 
     if caller_id is not None:
         gap.callers.add(caller_id)
     gap.cause = " ".join(str(cause).split())[:500]
-    log.error(
+    log.log(
+        logging.INFO if refused else logging.ERROR,
         "NOT RECORDED: %s by %s left no row in %s (%s); %d call(s) unrecorded since %s UTC; `codex-mcp "
         "events` will show the gap once the database takes rows again",
         tool_name, caller_id or "?", db.path, gap.cause, gap.count, gap.first,
