@@ -31,6 +31,7 @@ from codex_mcp.identity import Caller
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.tokens import hash_token
+from codex_mcp.wire import normalise_body
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,46 @@ class Guard:
             return
         scope[CALLER_KEY] = caller
         scope[OPERATOR_KEY] = operator
+        if scope.get("method") == "POST":
+            receive = await _normalised(scope, receive)
         await self.app(scope, receive, send)
+
+
+# A body larger than this is passed on as it came (the SDK refuses what is too large on its own).
+NORMALISE_MAX_BYTES = 4 * 1024 * 1024
+
+
+async def _normalised(scope: Scope, receive: Receive) -> Receive:
+    """The request's body read whole and passed through :func:`codex_mcp.wire.normalise_body`.
+
+    A JSON-RPC message whose strings hold a lone surrogate would otherwise be refused by the SDK's
+    parser before any tool or recording runs (see wire.py).
+    """
+    held: list[MutableMapping[str, Any]] = []
+    body = bytearray()
+    complete = False
+    while len(body) <= NORMALISE_MAX_BYTES:
+        message = await receive()
+        held.append(message)
+        if message.get("type") != "http.request":
+            break
+        body.extend(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    if complete:
+        fixed = normalise_body(bytes(body))
+        held = [{"type": "http.request", "body": fixed, "more_body": False}]
+        if len(fixed) != len(body):
+            scope["headers"] = [
+                (k, str(len(fixed)).encode() if k.lower() == b"content-length" else v)
+                for k, v in scope.get("headers", [])
+            ]
+
+    async def replay() -> MutableMapping[str, Any]:
+        return held.pop(0) if held else await receive()
+
+    return replay
 
 
 def token_resolver(db: Database) -> Callable[[str], Awaitable[Caller | None]]:

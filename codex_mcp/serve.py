@@ -23,6 +23,7 @@ from codex_mcp.identity import Caller, resolve_caller
 from codex_mcp.pulls import polling_pull_requests
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
+from codex_mcp.wire import stdio_transport
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,11 @@ async def serve_stdio(settings: Settings) -> None:
         caller = await resolve_caller(settings, opened.db)
         app = replace(opened, caller=caller)
         log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
-        await build_server(app).run_stdio_async()
+        server = build_server(app)
+        lowlevel = server._lowlevel_server
+        # The SDK's stdio transport, with stdin normalised first (lone surrogates: see wire.py).
+        async with stdio_transport() as (read, write):
+            await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
 async def serve_http(

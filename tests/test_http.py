@@ -561,6 +561,48 @@ async def test_a_non_ascii_bearer_token_is_refused_like_any_wrong_token(
     assert "Traceback" not in server.stderr
 
 
+# ------------------------------------------------------------------------------- lone surrogates
+
+
+def raw_call(name: str, arguments_json: str, request_id: int) -> bytes:
+    """A tools/call written by hand: ``arguments_json`` goes on the wire exactly as given."""
+    return (
+        f'{{"jsonrpc":"2.0","id":{request_id},"method":"tools/call",'
+        f'"params":{{"name":"{name}","arguments":{arguments_json}}}}}'
+    ).encode()
+
+
+async def test_a_call_whose_arguments_hold_a_lone_surrogate_still_leaves_its_row(
+    repo: Path, db: Database, tmux_socket: str, agents_server: Callable[..., Any]
+) -> None:
+    """The SDK's parser refuses "\ud800" (-32700, before any tool runs); the Guard hands it U+FFFD."""
+    issued = await seed(db, repo, tmux_socket)
+    with agents_server() as server:
+        async with Raw(server, issued["W"]) as raw:
+            await raw.initialize()
+            response = await raw.post(content=raw_call("list_issues", '{"text":"bug\\ud800fix"}', 11))
+            assert response.status_code == 200, response.text
+            answer = message_of(response)
+            assert "error" not in answer and answer["result"]["isError"] is False, answer
+            response = await raw.post(
+                content=raw_call("get_instance", '{"instance_id":"work-\\udc00-a1"}', 12)
+            )
+            assert response.status_code == 200, response.text
+            refused = message_of(response)
+            assert refused["result"]["isError"] is True, refused
+            # Not JSON at all is still the SDK's parse error, and the server carries on.
+            broken = await raw.post(
+                content=b'{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"x":"\\ud800'
+            )
+            assert broken.status_code == 400, broken.text
+            assert (await raw.call("query_instances", {}, request_id=14))["result"]["isError"] is False
+    rows = {r["tool_name"]: r for r in await event_rows(db)}
+    assert rows["list_issues"]["success"] == 1 and rows["list_issues"]["instance_id"] == W
+    assert json.loads(rows["list_issues"]["metadata"])["args"]["text"] == "bug\ufffdfix"
+    assert rows["get_instance"]["success"] == 0
+    assert "Traceback" not in server.stderr
+
+
 # ------------------------------------------------------------------------------------ binding and SSE
 
 

@@ -204,7 +204,10 @@ def unwritable_cause(path: Path) -> Fault | None:
         )
     free = (stat.f_bfree if os.geteuid() == 0 else stat.f_bavail) * stat.f_frsize
     if free < MIN_FREE_BYTES:
-        return Fault(f"the disk holding it is full ({free} bytes free in {folder})", "free some space there, then retry")
+        return Fault(
+            f"the disk holding it is full ({free} bytes free in {folder})",
+            "free some space there, then retry",
+        )
     return None
 
 
@@ -223,7 +226,9 @@ def fault_cause(path: Path, exc: sqlite3.Error, *, busy_timeout_ms: int = BUSY_T
             f"make them writable {ELSEWHERE}",
         )
     if "full" in text:
-        return unwritable_cause(path) or Fault("the disk holding it is full", "free some space there, then retry")
+        return unwritable_cause(path) or Fault(
+            "the disk holding it is full", "free some space there, then retry"
+        )
     if "disk I/O" in text or "unable to open" in text:
         return unwritable_cause(path)
     return None
