@@ -352,7 +352,7 @@ async def _record_rejected(ctx: Any, message: str) -> None:
         metadata["args"] = summarize_arguments({str(k): v for k, v in arguments.items()})
     app: App = ctx.lifespan_context
     try:
-        caller = app.caller_for(ctx)
+        caller = await app.caller_for(ctx)
     except Exception:
         log.warning("%s rejected before an identity was known", name)
         return
@@ -377,8 +377,8 @@ async def run_recorded(
     try:
         # Who calls is known even when the call is refused (the read-only operator token asking to
         # act): the refusal is then recorded under that instance.
-        caller_id = app.caller_for(ctx).id
-        caller = app.caller_for(ctx, read_only=read_only)
+        caller_id = (await app.caller_for(ctx)).id
+        caller = await app.caller_for(ctx, read_only=read_only)
     except CodexError as exc:
         message = str(exc)
         await _fail(app, None, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
@@ -410,6 +410,20 @@ def _said_unrecorded(name: str, result: BaseModel, cause: str) -> CallToolResult
         ],
         structured_content=result.model_dump(mode="json", by_alias=True),
     )
+
+
+async def refuse_if_read_only(app: App, ctx: Any, name: str, arguments: dict[str, Any]) -> None:
+    """For a request that is no tool but changes something (``logging/setLevel``): a caller that may
+    only read is refused with :class:`PermissionDenied`, recorded as a failed row like a tool's refusal."""
+    started = time.perf_counter()
+    caller_id: str | None = None
+    try:
+        caller_id = (await app.caller_for(ctx)).id
+        await app.caller_for(ctx, read_only=False)
+    except CodexError as exc:
+        metadata = {"args": summarize_arguments(arguments)}
+        await _fail(app, None, caller_id, name, str(exc)[:ERROR_MESSAGE_LIMIT], metadata, started)
+        raise
 
 
 async def run_person_action(

@@ -396,10 +396,10 @@ def test_host_check_answers_the_servers_own_names_only() -> None:
     assert refused is not None and refused[0] == 421
 
 
-def test_a_call_without_the_guards_caller_is_refused() -> None:
+async def test_a_call_without_the_guards_caller_is_refused() -> None:
     # Outside an HTTP request the Guard has put a caller in, the HTTP rule finds nobody to act for.
     with pytest.raises(PermissionDenied, match="Authorization: Bearer"):
-        request_caller(object(), read_only=True)
+        await request_caller(object(), read_only=True)
 
 
 async def test_bad_requests_execute_nothing_and_record_no_success(
@@ -495,6 +495,18 @@ async def test_operator_token_reads_but_never_acts(
     with agents_server(operator_token=True) as server:
         assert server.operator_token
         assert server.operator_token not in issued.values()
+        # Starting with the operator token wrote nothing: no instance was registered for it.
+        assert await db.fetchall("SELECT id FROM instances WHERE type = 'adhoc'") == []
+        async with Raw(server, server.operator_token) as raw:
+            await raw.initialize()
+            # logging/setLevel changes the server: refused for the read-only operator, and recorded.
+            response = await raw.post(
+                {"jsonrpc": "2.0", "id": 3, "method": "logging/setLevel", "params": {"level": "debug"}}
+            )
+            assert response.status_code == 200, response.text
+            answer = message_of(response)
+            assert "read-only" in answer["error"]["message"], answer
+        # A row names the instance that called: the operator's first recorded call registered it.
         adhoc = await db.fetchone("SELECT id, worktree_path FROM instances WHERE type = 'adhoc'")
         assert adhoc is not None and Path(adhoc["worktree_path"]) == repo
         async with http_client(server.url, server.operator_token) as client:
@@ -526,6 +538,7 @@ async def test_operator_token_reads_but_never_acts(
     # A refusal is a failed row too (DESIGN: "A refusal is a tool error and a failed mcp_events row").
     refused_rows = [r for r in rows if not r["success"]]
     assert {r["tool_name"] for r in refused_rows} == {
+        "logging/setLevel",
         "terminate_instance",
         "send_feedback",
         "fork_instance",
