@@ -8,7 +8,7 @@
   the request act for that instance; a terminated instance's token stops working. Without a valid
   token: 401, and no tool runs.
 - Off by default, ``--operator-token`` prints a read-only token for a person (the MCP Inspector, the
-  conformance suite): it may call read tools only (no action, no ``logging/setLevel``), acting as the
+  conformance suite): it may call read tools only (no action; ``logging/setLevel`` leaves the level alone), acting as the
   adhoc instance of the folder where the server was started. Starting writes nothing for it: that
   instance is looked up, and registered only when the operator's first call is recorded (an event
   row names an instance).

@@ -412,9 +412,12 @@ def _said_unrecorded(name: str, result: BaseModel, cause: str) -> CallToolResult
     )
 
 
-async def refuse_if_read_only(app: App, ctx: Any, name: str, arguments: dict[str, Any]) -> None:
+async def refuse_if_read_only(
+    app: App, ctx: Any, name: str, arguments: dict[str, Any], *, outcome: str = ""
+) -> None:
     """For a request that is no tool but changes something (``logging/setLevel``): a caller that may
-    only read is refused with :class:`PermissionDenied`, recorded as a failed row like a tool's refusal."""
+    only read is refused with :class:`PermissionDenied`, recorded as a failed row like a tool's refusal
+    (``outcome``, when given, is added to the recorded message: what the caller was answered)."""
     started = time.perf_counter()
     caller_id: str | None = None
     try:
@@ -422,7 +425,8 @@ async def refuse_if_read_only(app: App, ctx: Any, name: str, arguments: dict[str
         await app.caller_for(ctx, read_only=False)
     except CodexError as exc:
         metadata = {"args": summarize_arguments(arguments)}
-        await _fail(app, None, caller_id, name, str(exc)[:ERROR_MESSAGE_LIMIT], metadata, started)
+        message = f"{exc}; {outcome}" if outcome else str(exc)
+        await _fail(app, None, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
         raise
 
 
