@@ -16,7 +16,6 @@ writable again (a CLI command) leaves its losses in its log (its stderr) only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
@@ -30,16 +29,20 @@ log = logging.getLogger(__name__)
 MARKER_TOOL = "unrecorded_calls"
 
 
-@dataclass
 class Gap:
-    """The calls one process could not record in one database since its last successful write."""
+    """The calls one process could not record in one database since its last successful write.
 
-    count: int = 0
-    first: str = ""
-    last: str = ""
-    tools: dict[str, int] = field(default_factory=dict)
-    callers: set[str] = field(default_factory=set)
-    cause: str = ""
+    A plain class, not a dataclass: this module is imported by every server at start, where building
+    a dataclass costs more than it gives.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+        self.last = ""
+        self.tools: dict[str, int] = {}
+        self.callers: set[str] = set()
+        self.cause = ""
 
     def merge(self, other: Gap) -> None:
         self.count += other.count

@@ -20,22 +20,26 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import cache
 from io import TextIOWrapper
 from typing import Any, BinaryIO
 
 import anyio
 
 # \uD800-\uDFFF written as an escape (a backslash-escaped backslash before it also matches: harmless,
-# the message is then re-written with the same meaning).
-_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# the message is then re-written with the same meaning). Compiled on first use, not at every start.
+_ESCAPE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
 REPLACEMENT = "\ufffd"
+
+
+@cache
+def _patterns() -> tuple[re.Pattern[bytes], re.Pattern[str], re.Pattern[str]]:
+    return re.compile(_ESCAPE.encode()), re.compile(_ESCAPE), re.compile("[\ud800-\udfff]")
 
 
 def _replaced(value: Any) -> Any:
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub(REPLACEMENT, value)
+        return _patterns()[2].sub(REPLACEMENT, value)
     if isinstance(value, list):
         return [_replaced(v) for v in value]
     if isinstance(value, dict):
@@ -54,7 +58,7 @@ def _rewritten(text: str | bytes) -> str | None:
 
 def normalise_body(body: bytes) -> bytes:
     """An HTTP body the SDK can parse: lone surrogates replaced, anything else as it came."""
-    if not _SURROGATE_ESCAPE_BYTES.search(body):
+    if b"\\u" not in body or not _patterns()[0].search(body):
         return body
     text = _rewritten(body)
     return body if text is None else text.encode("utf-8")
@@ -62,7 +66,7 @@ def normalise_body(body: bytes) -> bytes:
 
 def normalise_text(line: str) -> str:
     """One stdio line (a JSON message and its newline), normalised like :func:`normalise_body`."""
-    if "\\u" not in line or not _SURROGATE_ESCAPE.search(line):
+    if "\\u" not in line or not _patterns()[1].search(line):
         return line
     text = _rewritten(line)
     return line if text is None else text + "\n"
