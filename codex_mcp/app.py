@@ -32,10 +32,10 @@ class App:
 
         return Lifecycle(self.settings, self.db)
 
-    def caller_for(self, ctx: Any, *, read_only: bool = True) -> Caller:
+    async def caller_for(self, ctx: Any, *, read_only: bool = True) -> Caller:
         """The instance a tool call acts for (``ctx``: the SDK's request context of that call)."""
         if self.resolve is not None:
-            return self.resolve(ctx, read_only=read_only)
+            return await self.resolve(ctx, read_only=read_only)
         if self.caller is None:
             raise PermissionDenied("this server has no caller identity; start it with --instance ID")
         return self.caller

@@ -8,8 +8,10 @@
   the request act for that instance; a terminated instance's token stops working. Without a valid
   token: 401, and no tool runs.
 - Off by default, ``--operator-token`` prints a read-only token for a person (the MCP Inspector, the
-  conformance suite): it may call read tools only, acting as the adhoc instance of the folder where
-  the server was started.
+  conformance suite): it may call read tools only (no action; ``logging/setLevel`` leaves the level alone), acting as the
+  adhoc instance of the folder where the server was started. Starting writes nothing for it: that
+  instance is looked up, and registered only when the operator's first call is recorded (an event
+  row names an instance).
 
 This module holds what is HTTP's own (the checks, reading the caller from a request, binding);
 ``codex_mcp/serve.py`` puts the app, the MCP server and these together.
@@ -26,11 +28,15 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from codex_mcp.errors import ConfigError, PermissionDenied
-from codex_mcp.identity import Caller
+from codex_mcp.identity import Caller, find_caller, resolve_caller
+from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.tokens import hash_token
+from codex_mcp.wire import normalise_body
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,37 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+class Operator:
+    """The read-only operator token of one run, and the instance its calls are recorded under.
+
+    That instance is the one a server started in this folder acts for (:func:`find_caller`); when
+    there is none yet, it is registered on the operator's first recorded call, never at start.
+    """
+
+    def __init__(self, token: str, settings: Settings, db: Database, found: Caller | None) -> None:
+        self.token = token
+        self._settings = settings
+        self._db = db
+        self._caller = found
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def create(cls, settings: Settings, db: Database) -> Operator:
+        return cls(secrets.token_urlsafe(24), settings, db, await find_caller(settings, db))
+
+    def matches(self, token: str) -> bool:
+        # Bytes, not str: compare_digest raises on a str with non-ASCII characters (headers arrive as
+        # latin-1 text), which turned a wrong token into a 500.
+        return secrets.compare_digest(token.encode("latin-1"), self.token.encode("latin-1"))
+
+    async def caller(self) -> Caller:
+        if self._caller is None:
+            async with self._lock:
+                if self._caller is None:
+                    self._caller = await resolve_caller(self._settings, self._db)
+        return self._caller
+
+
 class Guard:
     """ASGI middleware: Host, Origin, then the bearer token, before any MCP handling."""
 
@@ -122,7 +159,7 @@ class Guard:
         *,
         check: HostCheck,
         resolve: Callable[[str], Awaitable[Caller | None]],
-        operator: tuple[str, Caller] | None,
+        operator: Operator | None,
     ) -> None:
         self.app = app
         self.check = check
@@ -140,18 +177,12 @@ class Guard:
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         caller: Caller | None = None
-        operator = False
-        # Bytes, not str: compare_digest raises on a str with non-ASCII characters (headers arrive as
-        # latin-1 text), which turned a wrong token into a 500.
-        if (
-            token
-            and self.operator is not None
-            and secrets.compare_digest(token.encode("latin-1"), self.operator[0].encode("latin-1"))
-        ):
-            caller, operator = self.operator[1], True
+        operator: Operator | None = None
+        if token and self.operator is not None and self.operator.matches(token):
+            operator = self.operator
         elif token:
             caller = await self.resolve(token)
-        if caller is None:
+        if caller is None and operator is None:
             reason = "missing bearer token" if not token else "unknown or revoked token"
             await _respond(
                 send, 401, f"{reason}: send `Authorization: Bearer <token>` (each agent's MCP config has its own)",
@@ -160,7 +191,46 @@ class Guard:
             return
         scope[CALLER_KEY] = caller
         scope[OPERATOR_KEY] = operator
+        if scope.get("method") == "POST":
+            receive = await _normalised(scope, receive)
         await self.app(scope, receive, send)
+
+
+# A body larger than this is passed on as it came (the SDK refuses what is too large on its own).
+NORMALISE_MAX_BYTES = 4 * 1024 * 1024
+
+
+async def _normalised(scope: Scope, receive: Receive) -> Receive:
+    """The request's body read whole and passed through :func:`codex_mcp.wire.normalise_body`.
+
+    A JSON-RPC message whose strings hold a lone surrogate would otherwise be refused by the SDK's
+    parser before any tool or recording runs (see wire.py).
+    """
+    held: list[MutableMapping[str, Any]] = []
+    body = bytearray()
+    complete = False
+    while len(body) <= NORMALISE_MAX_BYTES:
+        message = await receive()
+        held.append(message)
+        if message.get("type") != "http.request":
+            break
+        body.extend(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    if complete:
+        fixed = normalise_body(bytes(body))
+        held = [{"type": "http.request", "body": fixed, "more_body": False}]
+        if len(fixed) != len(body):
+            scope["headers"] = [
+                (k, str(len(fixed)).encode() if k.lower() == b"content-length" else v)
+                for k, v in scope.get("headers", [])
+            ]
+
+    async def replay() -> MutableMapping[str, Any]:
+        return held.pop(0) if held else await receive()
+
+    return replay
 
 
 def token_resolver(db: Database) -> Callable[[str], Awaitable[Caller | None]]:
@@ -179,18 +249,22 @@ OPERATOR_READ_ONLY = (
 )
 
 
-def request_caller(ctx: Any, *, read_only: bool) -> Caller:
+async def request_caller(ctx: Any, *, read_only: bool) -> Caller:
     """The caller the Guard attached to this tool call's HTTP request (a :class:`CallerResolver`).
 
     The operator's caller may only read: asked to act (``read_only=False``), it is refused.
     """
     scope = _scope_of(ctx)
-    caller = scope.get(CALLER_KEY) if scope is not None else None
-    if scope is None or not isinstance(caller, Caller):
+    operator = scope.get(OPERATOR_KEY) if scope is not None else None
+    if isinstance(operator, Operator):
+        caller = await operator.caller()
+        if not read_only:
+            raise PermissionDenied(OPERATOR_READ_ONLY)
+        return caller
+    agent = scope.get(CALLER_KEY) if scope is not None else None
+    if not isinstance(agent, Caller):
         raise PermissionDenied("this request carries no agent token; send `Authorization: Bearer <token>`")
-    if scope.get(OPERATOR_KEY) and not read_only:
-        raise PermissionDenied(OPERATOR_READ_ONLY)
-    return caller
+    return agent
 
 
 def _scope_of(ctx: Any) -> Scope | None:

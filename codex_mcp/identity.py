@@ -9,6 +9,7 @@ an adhoc instance registered for the working directory's checkout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -42,13 +43,28 @@ class CallerResolver(Protocol):
 
     The composition root picks one per transport (an HTTP request carries its own caller). With
     ``read_only=False`` the call means to change something: a caller that may only read is refused
-    with :class:`~codex_mcp.errors.PermissionDenied`.
+    with :class:`~codex_mcp.errors.PermissionDenied`. Awaited: finding the caller may take a lookup.
     """
 
-    def __call__(self, ctx: Any, *, read_only: bool) -> Caller: ...
+    def __call__(self, ctx: Any, *, read_only: bool) -> Awaitable[Caller]: ...
 
 
 async def resolve_caller(settings: Settings, db: Database) -> Caller:
+    """The caller a server started here acts for, registering the folder's adhoc instance if needed."""
+    found = await find_caller(settings, db)
+    if found is not None:
+        return found
+    root = settings.repo.toplevel if settings.repo is not None else settings.cwd
+    # Both ask a subprocess (git, tmux): off the event loop.
+    branch, session = await anyio.to_thread.run_sync(_where, root, settings.repo is not None)
+    instance, created = await instances_store.register_adhoc(
+        db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
+    )
+    return Caller(instance, "registered" if created else "reused")
+
+
+async def find_caller(settings: Settings, db: Database) -> Caller | None:
+    """:func:`resolve_caller` without writing anything: None when it would register an adhoc instance."""
     if settings.instance is not None:
         found = await instances_store.get(db, settings.instance)
         if found is None:
@@ -63,14 +79,9 @@ async def resolve_caller(settings: Settings, db: Database) -> Caller:
     inside = await instances_store.find_running_containing(db, settings.cwd)
     if inside is not None:
         return Caller(inside, "worktree")
-
     root = settings.repo.toplevel if settings.repo is not None else settings.cwd
-    # Both ask a subprocess (git, tmux): off the event loop.
-    branch, session = await anyio.to_thread.run_sync(_where, root, settings.repo is not None)
-    instance, created = await instances_store.register_adhoc(
-        db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
-    )
-    return Caller(instance, "registered" if created else "reused")
+    registered = await instances_store.find_running_containing(db, root)
+    return Caller(registered, "reused") if registered is not None else None
 
 
 async def person_caller(settings: Settings, db: Database) -> Caller:

@@ -13,6 +13,16 @@ A tool is written as ``async def name(call: ToolCall, <params>) -> OutputModel``
   generic tool error after logging the traceback on stderr -- both recorded with ``success=0``;
 * logs a failure to record, which never replaces the tool's own result.
 
+When the event row cannot be written (read-only database, full disk, a lock held past the busy
+timeout), what the caller is told depends on the kind of call:
+
+* a read (``READ_ONLY`` tool) answers as usual: it changed nothing, and its loss is logged at ERROR;
+* an action (any other tool, every person's action) first checks that the database can take rows
+  (:meth:`Database.check_writable`) and fails *before doing anything* when it cannot; when the row
+  is lost after the action was done, its answer says so (an MCP tool adds a "NOT RECORDED" text
+  beside its result; the CLI prints the loss on stderr);
+* either way the loss is counted and ``events`` shows it as a gap (:mod:`codex_mcp.unrecorded`).
+
 Redaction: prompts, feedback, descriptions, secrets and any long text are recorded as their length
 and a digest, never in clear.
 """
@@ -35,11 +45,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from codex_mcp.errors import CodexError
+from codex_mcp import unrecorded
+from codex_mcp.errors import CodexError, DatabaseError
 from codex_mcp.store import Tx
 from codex_mcp.store import events as events_store
 from codex_mcp.store import relationships as relationships_store
@@ -98,6 +109,8 @@ class ToolCall:
     _relationships: list[Relationship] = field(default_factory=list)
     _after_commit: list[AfterCommit] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Why this call's event row could not be written, when it could not (the call itself stands).
+    unrecorded: str | None = None
 
     def stage(self, write: Write, *, compensation: Compensation | None = None) -> None:
         """Apply ``write`` in the transaction that records this call; ``compensation`` runs if that fails.
@@ -339,7 +352,7 @@ async def _record_rejected(ctx: Any, message: str) -> None:
         metadata["args"] = summarize_arguments({str(k): v for k, v in arguments.items()})
     app: App = ctx.lifespan_context
     try:
-        caller = app.caller_for(ctx)
+        caller = await app.caller_for(ctx)
     except Exception:
         log.warning("%s rejected before an identity was known", name)
         return
@@ -364,19 +377,57 @@ async def run_recorded(
     try:
         # Who calls is known even when the call is refused (the read-only operator token asking to
         # act): the refusal is then recorded under that instance.
-        caller_id = app.caller_for(ctx).id
-        caller = app.caller_for(ctx, read_only=read_only)
+        caller_id = (await app.caller_for(ctx)).id
+        caller = await app.caller_for(ctx, read_only=read_only)
     except CodexError as exc:
         message = str(exc)
         await _fail(app, None, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
         raise ToolError(message) from None
     call = ToolCall(app=app, caller=caller, ctx=ctx, tool_name=name)
     try:
-        return await _execute(call, lambda: fn(call, **arguments), output_model, metadata, started)
+        result = await _execute(
+            call, lambda: fn(call, **arguments), output_model, metadata, started, action=not read_only
+        )
     except CodexError as exc:
         raise ToolError(str(exc)) from None
     except _Internal as exc:
         raise ToolError(exc.message) from None
+    if call.unrecorded is not None and not read_only:
+        return _said_unrecorded(name, result, call.unrecorded)
+    return result
+
+
+def _said_unrecorded(name: str, result: BaseModel, cause: str) -> CallToolResult:
+    """An action's result, as usual, plus a text saying its call was done but left no event row."""
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text=result.model_dump_json(by_alias=True)),
+            TextContent(
+                type="text",
+                text=f"NOT RECORDED: {name} was done (the result above is true), but its call could not be "
+                f"recorded in the database ({cause}); list_events will show a gap here. Do not repeat it.",
+            ),
+        ],
+        structured_content=result.model_dump(mode="json", by_alias=True),
+    )
+
+
+async def refuse_if_read_only(
+    app: App, ctx: Any, name: str, arguments: dict[str, Any], *, outcome: str = ""
+) -> None:
+    """For a request that is no tool but changes something (``logging/setLevel``): a caller that may
+    only read is refused with :class:`PermissionDenied`, recorded as a failed row like a tool's refusal
+    (``outcome``, when given, is added to the recorded message: what the caller was answered)."""
+    started = time.perf_counter()
+    caller_id: str | None = None
+    try:
+        caller_id = (await app.caller_for(ctx)).id
+        await app.caller_for(ctx, read_only=False)
+    except CodexError as exc:
+        metadata = {"args": summarize_arguments(arguments)}
+        message = f"{exc}; {outcome}" if outcome else str(exc)
+        await _fail(app, None, caller_id, name, message[:ERROR_MESSAGE_LIMIT], metadata, started)
+        raise
 
 
 async def run_person_action(
@@ -405,7 +456,8 @@ async def run_person_action(
     }
     call = ToolCall(app=app, caller=caller, ctx=None, tool_name=name)
     try:
-        result = await _execute(call, lambda: body(call), None, metadata, started)
+        # The loss of its row, if any, is on stderr already (unrecorded.note logs it at ERROR).
+        result = await _execute(call, lambda: body(call), None, metadata, started, action=True)
     except _Internal as exc:
         raise CodexError(exc.message) from None
     return result
@@ -434,13 +486,23 @@ async def _execute(
     output_model: type[BaseModel] | None,
     metadata: dict[str, Any],
     started: float,
+    *,
+    action: bool,
 ) -> OutputT:
     """Run a call's body, then write its staged changes and its event in one transaction.
 
     Raises the body's :class:`CodexError` (recorded as a failed event, compensations run) or
-    :class:`_Internal` for anything unexpected (logged with a reference, recorded).
+    :class:`_Internal` for anything unexpected (logged with a reference, recorded). An ``action``
+    that could not be recorded is refused before its body runs (a :class:`DatabaseError`).
     """
     app, name, caller_id = call.app, call.tool_name, call.caller.id
+    if action:
+        try:
+            await app.db.check_writable()
+        except DatabaseError as exc:
+            # Recording the refusal would meet the same fault (and wait out the lock again).
+            unrecorded.note(app.db, caller_id, name, exc, refused=True)
+            raise
     try:
         result = await run()
         if output_model is not None and not isinstance(result, output_model):
@@ -479,11 +541,12 @@ async def _execute(
                         await write(tx)
                     for relationship in call._relationships:
                         await relationships_store.add(tx, relationship)
-                    await _insert_event(tx, event)
+                    call.unrecorded = await _insert_event(tx, event)
     except Exception as exc:
         if not call._writes and not call._relationships:
-            # Only the event row was lost: the call's own answer stands.
-            log.error("%s: could not record the call (%s); returning its result anyway", name, exc)
+            # Only the event row was lost: the call's own answer stands (an action's says so).
+            call.unrecorded = " ".join(str(exc).split()) or type(exc).__name__
+            unrecorded.note(app.db, caller_id, name, f"could not record the call: {call.unrecorded}")
             return result
         message = _write_failure_message(name, exc)
         if not isinstance(exc, CodexError):
@@ -492,17 +555,25 @@ async def _execute(
         if isinstance(exc, CodexError):
             raise
         raise CodexError(message) from exc
+    if call.unrecorded is not None:
+        unrecorded.note(app.db, caller_id, name, f"could not record the call: {call.unrecorded}")
+    elif unrecorded.pending(app.db):
+        await unrecorded.mark(app.db, caller_id)
     await call.run_after_commit()
     return result
 
 
-async def _insert_event(tx: Tx, event: NewEvent) -> None:
-    # A statement that fails in SQLite is undone alone; the transaction (and the tool's own changes
-    # in it) carries on. Recording is never allowed to cost the tool its result.
+async def _insert_event(tx: Tx, event: NewEvent) -> str | None:
+    """Insert the event in the call's transaction; why it failed, if it did.
+
+    A statement that fails in SQLite is undone alone; the transaction (and the tool's own changes
+    in it) carries on. Recording is never allowed to cost the tool its result.
+    """
     try:
         await events_store.record(tx, event)
     except sqlite3.Error as exc:
-        log.error("%s: could not record the call for %s (%s)", event.tool_name, event.instance_id, exc)
+        return str(exc)
+    return None
 
 
 def _write_failure_message(name: str, exc: Exception) -> str:
@@ -537,4 +608,7 @@ async def _fail(
         try:
             await events_store.record_alone(app.db, event)
         except Exception as exc:
-            log.error("%s: could not record the failed call (%s)", name, exc)
+            unrecorded.note(app.db, caller_id, name, f"could not record the failed call: {exc}")
+            return
+        if unrecorded.pending(app.db):
+            await unrecorded.mark(app.db, caller_id)

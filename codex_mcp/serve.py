@@ -12,17 +12,17 @@ Only here is it known which transport runs, and so how a tool call's caller is f
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 
 from codex_mcp.app import open_app
-from codex_mcp.http import Guard, HostCheck, bind, request_caller, token_resolver
-from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.http import Guard, HostCheck, Operator, bind, request_caller, token_resolver
+from codex_mcp.identity import resolve_caller
 from codex_mcp.pulls import polling_pull_requests
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
+from codex_mcp.wire import stdio_transport
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,11 @@ async def serve_stdio(settings: Settings) -> None:
         caller = await resolve_caller(settings, opened.db)
         app = replace(opened, caller=caller)
         log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
-        await build_server(app).run_stdio_async()
+        server = build_server(app)
+        lowlevel = server._lowlevel_server
+        # The SDK's stdio transport, with stdin normalised first (lone surrogates: see wire.py).
+        async with stdio_transport() as (read, write):
+            await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
 async def serve_http(
@@ -63,9 +67,8 @@ async def serve_http(
         settings = replace(settings, server_url=url)
     async with open_app(settings) as opened:
         app = replace(opened, resolve=request_caller)
-        operator: tuple[str, Caller] | None = None
-        if operator_token:
-            operator = (secrets.token_urlsafe(24), await resolve_caller(settings, app.db))
+        # A read-only operator changes nothing: starting registers no instance for it (see Operator).
+        operator = await Operator.create(settings, app.db) if operator_token else None
         server = build_server(app)
         # Host and Origin are checked once, by the Guard in front of everything (its refusals say what
         # was wrong, and other routes on this address reuse the same HostCheck). The SDK's copy of the
@@ -92,7 +95,7 @@ async def serve_http(
         print(f"codex-mcp: serving {transport} at {url}", file=sys.stderr, flush=True)
         if operator is not None:
             print(
-                f"codex-mcp: read-only operator token (this run only): {operator[0]}",
+                f"codex-mcp: read-only operator token (this run only): {operator.token}",
                 file=sys.stderr,
                 flush=True,
             )

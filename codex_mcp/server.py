@@ -14,7 +14,8 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp import SERVER_NAME, __version__
 from codex_mcp.app import App
-from codex_mcp.recording import record_rejected_calls
+from codex_mcp.errors import CodexError, PermissionDenied
+from codex_mcp.recording import record_rejected_calls, refuse_if_read_only
 from codex_mcp.tools import register_all
 
 INSTRUCTIONS = """\
@@ -70,15 +71,34 @@ def build_server(app: App) -> MCPServer[App]:
     return server
 
 
+OPERATOR_SET_LEVEL = (
+    "the server's log level was left unchanged (the request was answered without effect, as the log "
+    "notifications of the operator's own session, of which this server sends none)"
+)
+
+
 def _accept_log_levels(server: MCPServer[App], app: App) -> None:
     """Answer ``logging/setLevel`` (clients and the conformance suite send it): it sets how much this
     server logs on its stderr. The capability is deprecated in newer protocol versions but still used."""
-    from mcp_types import EmptyResult, SetLevelRequestParams
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_REQUEST, EmptyResult, SetLevelRequestParams
 
     levels = {"debug": "DEBUG", "info": "INFO", "notice": "INFO", "warning": "WARNING", "error": "ERROR",
               "critical": "CRITICAL", "alert": "CRITICAL", "emergency": "CRITICAL"}  # fmt: skip
 
     async def set_level(ctx: object, params: SetLevelRequestParams) -> EmptyResult:
+        if app.resolve is not None:  # many callers (HTTP): the read-only operator changes nothing
+            try:
+                await refuse_if_read_only(
+                    app, ctx, "logging/setLevel", {"level": str(params.level)}, outcome=OPERATOR_SET_LEVEL
+                )
+            except PermissionDenied:
+                # Refused, recorded, and the server's log level left as it is; but answered: the MCP
+                # Inspector sets a level on every connect and gives up when that fails, and in MCP the
+                # request sets the level of the log notifications sent to this session (we send none).
+                return EmptyResult()
+            except CodexError as exc:
+                raise MCPError(INVALID_REQUEST, str(exc)) from None
         logging.getLogger("codex_mcp").setLevel(levels.get(str(params.level), "INFO"))
         return EmptyResult()
 

@@ -396,10 +396,10 @@ def test_host_check_answers_the_servers_own_names_only() -> None:
     assert refused is not None and refused[0] == 421
 
 
-def test_a_call_without_the_guards_caller_is_refused() -> None:
+async def test_a_call_without_the_guards_caller_is_refused() -> None:
     # Outside an HTTP request the Guard has put a caller in, the HTTP rule finds nobody to act for.
     with pytest.raises(PermissionDenied, match="Authorization: Bearer"):
-        request_caller(object(), read_only=True)
+        await request_caller(object(), read_only=True)
 
 
 async def test_bad_requests_execute_nothing_and_record_no_success(
@@ -495,6 +495,20 @@ async def test_operator_token_reads_but_never_acts(
     with agents_server(operator_token=True) as server:
         assert server.operator_token
         assert server.operator_token not in issued.values()
+        # Starting with the operator token wrote nothing: no instance was registered for it.
+        assert await db.fetchall("SELECT id FROM instances WHERE type = 'adhoc'") == []
+        async with Raw(server, server.operator_token) as raw:
+            await raw.initialize()
+            # logging/setLevel would change the whole server's logging: refused for the read-only
+            # operator and recorded, the level left as it is; answered without effect (the MCP
+            # Inspector sets a level on every connect and gives up when that fails).
+            response = await raw.post(
+                {"jsonrpc": "2.0", "id": 3, "method": "logging/setLevel", "params": {"level": "debug"}}
+            )
+            assert response.status_code == 200, response.text
+            answer = message_of(response)
+            assert answer.get("result") == {} and "error" not in answer, answer
+        # A row names the instance that called: the operator's first recorded call registered it.
         adhoc = await db.fetchone("SELECT id, worktree_path FROM instances WHERE type = 'adhoc'")
         assert adhoc is not None and Path(adhoc["worktree_path"]) == repo
         async with http_client(server.url, server.operator_token) as client:
@@ -526,6 +540,7 @@ async def test_operator_token_reads_but_never_acts(
     # A refusal is a failed row too (DESIGN: "A refusal is a tool error and a failed mcp_events row").
     refused_rows = [r for r in rows if not r["success"]]
     assert {r["tool_name"] for r in refused_rows} == {
+        "logging/setLevel",
         "terminate_instance",
         "send_feedback",
         "fork_instance",
@@ -534,6 +549,9 @@ async def test_operator_token_reads_but_never_acts(
         "create_pull_request",
     }
     assert all("read-only" in r["error_message"] for r in refused_rows)
+    (set_level,) = [r for r in refused_rows if r["tool_name"] == "logging/setLevel"]
+    assert "log level was left unchanged" in set_level["error_message"]
+    assert " DEBUG " not in server.stderr  # the server kept logging at INFO
 
 
 async def test_a_non_ascii_bearer_token_is_refused_like_any_wrong_token(
@@ -558,6 +576,48 @@ async def test_a_non_ascii_bearer_token_is_refused_like_any_wrong_token(
                 )
                 assert response.status_code == 401, (token, response.status_code, response.text)
                 assert "unknown or revoked token" in response.json()["error"]
+    assert "Traceback" not in server.stderr
+
+
+# ------------------------------------------------------------------------------- lone surrogates
+
+
+def raw_call(name: str, arguments_json: str, request_id: int) -> bytes:
+    """A tools/call written by hand: ``arguments_json`` goes on the wire exactly as given."""
+    return (
+        f'{{"jsonrpc":"2.0","id":{request_id},"method":"tools/call",'
+        f'"params":{{"name":"{name}","arguments":{arguments_json}}}}}'
+    ).encode()
+
+
+async def test_a_call_whose_arguments_hold_a_lone_surrogate_still_leaves_its_row(
+    repo: Path, db: Database, tmux_socket: str, agents_server: Callable[..., Any]
+) -> None:
+    """The SDK's parser refuses "\ud800" (-32700, before any tool runs); the Guard hands it U+FFFD."""
+    issued = await seed(db, repo, tmux_socket)
+    with agents_server() as server:
+        async with Raw(server, issued["W"]) as raw:
+            await raw.initialize()
+            response = await raw.post(content=raw_call("list_issues", '{"text":"bug\\ud800fix"}', 11))
+            assert response.status_code == 200, response.text
+            answer = message_of(response)
+            assert "error" not in answer and answer["result"]["isError"] is False, answer
+            response = await raw.post(
+                content=raw_call("get_instance", '{"instance_id":"work-\\udc00-a1"}', 12)
+            )
+            assert response.status_code == 200, response.text
+            refused = message_of(response)
+            assert refused["result"]["isError"] is True, refused
+            # Not JSON at all is still the SDK's parse error, and the server carries on.
+            broken = await raw.post(
+                content=b'{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"x":"\\ud800'
+            )
+            assert broken.status_code == 400, broken.text
+            assert (await raw.call("query_instances", {}, request_id=14))["result"]["isError"] is False
+    rows = {r["tool_name"]: r for r in await event_rows(db)}
+    assert rows["list_issues"]["success"] == 1 and rows["list_issues"]["instance_id"] == W
+    assert json.loads(rows["list_issues"]["metadata"])["args"]["text"] == "bug\ufffdfix"
+    assert rows["get_instance"]["success"] == 0
     assert "Traceback" not in server.stderr
 
 

@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,8 @@ class Database:
             try:
                 row = await self._conn.execute_insert(sql, params)
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise DatabaseError(
-                        f"database {self.path} stayed locked by another process for "
-                        f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
-                    ) from exc
+                if (fault := self._write_fault(exc)) is not None:
+                    raise fault from exc
                 raise
         assert row is not None
         return int(row[0])
@@ -117,29 +115,47 @@ class Database:
         """A ``BEGIN IMMEDIATE`` transaction: committed when the body returns, rolled back otherwise."""
         async with self._write_lock:
             try:
-                try:
-                    await self._conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if "locked" in str(exc) or "busy" in str(exc):
-                        raise DatabaseError(
-                            f"database {self.path} stayed locked by another process for "
-                            f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
-                        ) from exc
-                    raise
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield Tx(self._conn)
-            except BaseException:
+            except BaseException as exc:
                 # Even when BEGIN itself was cancelled: it may still be waiting for the lock in the
                 # connection's thread, and would then leave a transaction open for good.
                 with anyio.CancelScope(shield=True):
                     await _rollback(self._conn)
+                if isinstance(exc, sqlite3.OperationalError) and (fault := self._write_fault(exc)):
+                    raise fault from exc
                 raise
             try:
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await _rollback(self._conn)
+                if isinstance(exc, sqlite3.OperationalError) and (fault := self._write_fault(exc)):
+                    raise fault from exc
                 raise
+
+    async def check_writable(self) -> None:
+        """Raise the :class:`DatabaseError` a write would meet now, before an action changes anything.
+
+        A read-only file, folder or file system and a full disk are seen without writing; a write lock
+        another process holds is waited for as long as a write would wait (``busy_timeout_ms``).
+        """
+        if (fault := unwritable_cause(self.path)) is not None:
+            raise _unwritable(self.path, fault)
+        async with self.write():
+            pass
+
+    def _write_fault(self, exc: sqlite3.OperationalError) -> DatabaseError | None:
+        """A write that failed because of the file's surroundings, said in words; None for anything else."""
+        fault = fault_cause(self.path, exc, busy_timeout_ms=self.busy_timeout_ms)
+        return None if fault is None else _unwritable(self.path, fault)
+
+
+def _unwritable(path: Path, fault: Fault) -> DatabaseError:
+    return DatabaseError(
+        f"cannot write to database {path}: {fault.cause}; nothing was changed, {fault.remedy}"
+    )
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
@@ -150,6 +166,74 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
         log.debug("rollback after failure failed", exc_info=True)
 
 
+# Below this much free space a write is refused before it starts: SQLite needs whole pages (4 KiB)
+# for the write-ahead log and its index, and everything an action does beside the database needs room too.
+MIN_FREE_BYTES = 64 * 1024
+ELSEWHERE = "(or set CODEX_MCP_DB to a file you can write), then retry"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why the database cannot be written (``cause``) and what a person does about it (``remedy``)."""
+
+    cause: str
+    remedy: str
+
+
+def unwritable_cause(path: Path) -> Fault | None:
+    """Why ``path`` cannot be written now, seen from the file system alone (None: no reason known).
+
+    Root ignores file modes but not a read-only mount or a full disk: ``os.access`` and ``statvfs`` tell.
+    """
+    folder = path.parent
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return Fault(
+            f"the file system holding it ({folder}) is mounted read-only",
+            f"remount it read-write {ELSEWHERE}",
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return Fault("the file is read-only for you", f"make it writable (chmod u+w) {ELSEWHERE}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return Fault(
+            f"its folder {folder} is read-only for you (SQLite writes its -wal and -shm files there)",
+            f"make the folder writable {ELSEWHERE}",
+        )
+    free = (stat.f_bfree if os.geteuid() == 0 else stat.f_bavail) * stat.f_frsize
+    if free < MIN_FREE_BYTES:
+        return Fault(
+            f"the disk holding it is full ({free} bytes free in {folder})",
+            "free some space there, then retry",
+        )
+    return None
+
+
+def fault_cause(path: Path, exc: sqlite3.Error, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Fault | None:
+    """The cause of an SQLite failure that lies in the file's surroundings (a lock held elsewhere, a
+    read-only file, a full disk, I/O); None when ``exc`` is something else (a constraint, a bug)."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return Fault(
+            f"it stayed locked by another process for {busy_timeout_ms / 1000:g} s (the busy timeout)",
+            "retry in a moment",
+        )
+    if "readonly" in text or "read-only" in text:
+        return unwritable_cause(path) or Fault(
+            "SQLite says it is read-only (the file, its -wal or -shm file, or its folder)",
+            f"make them writable {ELSEWHERE}",
+        )
+    if "full" in text:
+        return unwritable_cause(path) or Fault(
+            "the disk holding it is full", "free some space there, then retry"
+        )
+    if "disk I/O" in text or "unable to open" in text:
+        return unwritable_cause(path)
+    return None
+
+
 def _database_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
     text = str(exc)
     if "file is not a database" in text or "malformed" in text:
@@ -157,6 +241,8 @@ def _database_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
             f"{path} is not a usable SQLite database ({text}); move it aside to start afresh, or point "
             "CODEX_MCP_DB at the right file"
         )
+    if (fault := fault_cause(path, exc)) is not None:
+        return DatabaseError(f"cannot use database {path}: {fault.cause}; {fault.remedy}")
     if "unable to open" in text or "readonly" in text or "disk I/O" in text:
         return DatabaseError(
             f"cannot use database {path} ({text}); check that the folder exists and is writable by you, "
