@@ -8,11 +8,13 @@ works with and without that column.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from codex_mcp.store.db import Database
+from codex_mcp.store.instances import PERSON_ROWS
 
 # Columns whose change is "an instance row changed" for the stream (activity ones when present).
 _MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
@@ -68,6 +70,31 @@ async def events_after(db: Database, after_id: int, *, limit: int = 200) -> list
         (after_id, limit),
     )
     return [EventMark.model_validate(dict(r)) for r in rows]
+
+
+async def list_order(
+    db: Database, *, status: str | None, person_root: Path | None
+) -> list[tuple[str, str | None]]:
+    """(id, activity if running) of every instance the list shows, newest first: what the graph and the
+    order need.
+
+    Two narrow columns for every row; the whole rows are read only for the page shown
+    (:func:`codex_mcp.store.instances.summaries_of`). ``person_root`` leaves the person's identity out.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if person_root is not None:
+        where.append(f"NOT {PERSON_ROWS.format(t='')}")
+        params.append(str(person_root))
+    # A terminated agent's last activity is history, not something waiting for a person now.
+    sql = "SELECT id, CASE WHEN status = 'running' THEN activity END FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = await db.fetchall(sql + " ORDER BY created_at DESC, rowid DESC", params)
+    return [(str(r[0]), r[1]) for r in rows]
 
 
 async def all_edges(db: Database) -> list[Edge]:
