@@ -173,7 +173,8 @@ def guarded(
 @guarded
 async def api_instances(request: Request) -> Response:
     ui = _ui(request)
-    rows = await instances_store.list_dashboard(ui.db, status=None)
+    # As `ls --all --json`: agents, not the person's own identity (GET /api/instances/{id} has it).
+    rows = await instances_store.list_dashboard(ui.db, status=None, person_root=person_root(ui.settings))
     return JSONResponse([r.model_dump(mode="json") for r in rows])
 
 
