@@ -69,8 +69,10 @@ def seed_many(repo: Path, env: dict[str, str]) -> None:
             "agent_number, created_at) VALUES (?, ?, ?, '/nowhere/' || ?1, 'codex/' || ?1, ?1, ?, 1, ?)",
             rows,
         )
+        # The oldest work reported waiting before it ended: history, not something waiting for you now.
         conn.execute(
-            "UPDATE instances SET activity = 'waiting', activity_at = created_at WHERE id = 'work-9999-a1'"
+            "UPDATE instances SET activity = 'waiting', activity_at = created_at "
+            "WHERE id IN ('work-9999-a1', 'work-1-a1')"
         )
         conn.executemany(
             "INSERT INTO instance_relationships (parent_instance, child_instance, relationship_type) "
@@ -106,6 +108,7 @@ def test_a_long_list_shows_its_first_200_rows_and_more_on_request(
 
         everything = client.get("/?view=all&limit=600").text
         assert len(listed(everything)) == 453 and "more</a>" not in everything
+        assert listed(everything)[-1] == "work-1-a1"
         assert set(listed(everything)) == {r[0] for r in _ids(repo)}
         # The active view: the one running instance, no "more".
         assert listed(client.get("/?view=active").text) == ["work-9999-a1"]
