@@ -8,8 +8,9 @@ works with and without that column.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -95,6 +96,37 @@ async def list_order(
         sql += " WHERE " + " AND ".join(where)
     rows = await db.fetchall(sql + " ORDER BY created_at DESC, rowid DESC", params)
     return [(str(r[0]), r[1]) for r in rows]
+
+
+class ListedInstance(NamedTuple):
+    """What one row of the dashboard's list shows: the columns read straight, not a validated model
+    (hundreds of rows per page, refreshed on every change; the store wrote these values itself)."""
+
+    id: str
+    type: str
+    status: str
+    branch_name: str
+    issue_number: int | None
+    issue_title: str | None
+    pr_number: int | None
+    pr_url: str | None
+    pr_state: str | None
+    merged_into: str | None
+    activity: str | None
+    activity_at: str | None
+    activity_detail: str | None
+
+
+async def listed_instances(db: Database, ids: list[str]) -> dict[str, ListedInstance]:
+    """The list's rows of ``ids`` (any number: they travel as one JSON array, not one ``?`` each)."""
+    columns = ", ".join("gi.title" if c == "issue_title" else f"i.{c}" for c in ListedInstance._fields)
+    rows = await db.fetchall(
+        f"SELECT {columns} FROM instances i "
+        "LEFT JOIN github_issues gi ON i.issue_number = gi.number "
+        "WHERE i.id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),),
+    )
+    return {str(r[0]): ListedInstance(*r) for r in rows}
 
 
 async def all_edges(db: Database) -> list[Edge]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -147,19 +146,6 @@ async def list_dashboard_summaries(
     """The dashboard query without prompts (long, and not read at all here): what listings return."""
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=False)
     return [InstanceSummary.model_validate(dict(r)) for r in await db.fetchall(sql, params)]
-
-
-async def summaries_of(db: Database, ids: list[str]) -> dict[str, InstanceSummary]:
-    """The dashboard rows of ``ids`` (any number: they travel as one JSON array, not one ``?`` each)."""
-    columns = ("i." + _COLUMNS.replace(", ", ", i.")).replace(", i.prompt", "")
-    rows = await db.fetchall(
-        f"SELECT {columns}, gi.title AS issue_title FROM instances i "
-        "LEFT JOIN github_issues gi ON i.issue_number = gi.number "
-        "WHERE i.id IN (SELECT value FROM json_each(?))",
-        (json.dumps(ids),),
-    )
-    found = (InstanceSummary.model_validate(dict(r)) for r in rows)
-    return {s.id: s for s in found}
 
 
 def _dashboard_sql(

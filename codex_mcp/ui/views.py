@@ -9,8 +9,7 @@ from typing import Literal
 from codex_mcp.agents import AgentFiles
 from codex_mcp.store import Database
 from codex_mcp.store import dashboard as dashboard_store
-from codex_mcp.store import instances as instances_store
-from codex_mcp.store.instances import InstanceSummary
+from codex_mcp.store.dashboard import ListedInstance
 
 View = Literal["active", "inactive", "all"]
 VIEWS: tuple[View, ...] = ("active", "inactive", "all")
@@ -22,7 +21,7 @@ ACTIVITY_RANK = {"waiting": 0, "idle": 1, "working": 2}
 
 @dataclass
 class Row:
-    instance: InstanceSummary
+    instance: ListedInstance
     depth: int = 0
     relationship: str | None = None  # how it hangs under its parent: "review" or "fork"
     review_round: int | None = None  # for a review: which round of its work instance
@@ -129,7 +128,7 @@ async def instance_rows(
         if len(shown) >= limit:
             break
         walk(root, 0, None)
-    found = await instances_store.summaries_of(db, [i for i, _, _ in shown])
+    found = await dashboard_store.listed_instances(db, [i for i, _, _ in shown])
     rows = []
     for instance_id, depth, relationship in shown:
         summary = found.get(instance_id)
