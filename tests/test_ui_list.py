@@ -136,7 +136,16 @@ async def test_the_person_is_you_not_an_agent(
     made = answer.json()
     # adhoc-a1: the person's own identity (the main checkout), registered by that first action.
     assert made["id"] == "adhoc-a2"
-    await wait_for(lambda: read_standin_log(Path(made["worktree_path"])))
+    worktree = Path(made["worktree_path"])
+
+    def answered() -> list[dict[str, Any]]:
+        return [e for e in read_standin_log(worktree) if e.get("tool") == "query_instances"]
+
+    # An agent's query_instances stays the whole truth: the person's row is there (type adhoc, no
+    # agent pid, the main checkout), so every id an agent meets in list_events can be looked up.
+    queried = (await wait_for(answered, timeout=60))[0]
+    assert not queried["is_error"], queried
+    assert {i["id"] for i in queried["result"]["instances"]} == {"adhoc-a1", "adhoc-a2"}
 
     def get(path: str) -> httpx.Response:
         return client.get(path)
