@@ -80,7 +80,7 @@ async def list_order(
     order need.
 
     Two narrow columns for every row; the whole rows are read only for the page shown
-    (:func:`codex_mcp.store.instances.summaries_of`). ``person_root`` leaves the person's identity out.
+    (:func:`listed_instances`). ``person_root`` leaves the person's identity out.
     """
     where: list[str] = []
     params: list[object] = []
