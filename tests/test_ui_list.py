@@ -163,6 +163,8 @@ async def test_the_person_is_you_not_an_agent(
     assert "<h1>adhoc-a1 (you)</h1>" in page and "<td>start</td>" in page
     for absent in ('id="terminal"', "Take over", ">Kill<", ">Merge<", "Send feedback", 'id="diff"'):
         assert absent not in page, absent
+    kill = await anyio.to_thread.run_sync(lambda: client.post("/api/instances/adhoc-a1/kill", json={}))
+    assert kill.status_code == 409 and "adhoc-a1 is you" in kill.json()["error"]
     agent_page = (await anyio.to_thread.run_sync(get, "/instances/adhoc-a2")).text
     assert 'id="terminal"' in agent_page and ">Kill<" in agent_page
     cookie = client.cookies[f"codex_mcp_{dashboard.port}"]

@@ -301,6 +301,13 @@ async def instance_action(request: Request) -> Response:
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; this dashboard offers: {', '.join(sorted(ACTIONS))}")
     target = await instances_store.require(ui.db, instance_id)
+    if target.id in await instances_store.person_ids(ui.db, person_root(ui.settings)):
+        # Killing it would kill the tmux session the person works in; reviewing or merging it means
+        # the main checkout itself. Its page offers none of these.
+        raise StateError(
+            f"{target.id} is you (the identity your own actions are recorded under), not an agent: "
+            "there is nothing to kill, resume, review, fork, merge or send feedback to"
+        )
     result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
