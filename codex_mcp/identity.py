@@ -91,16 +91,24 @@ async def person_caller(settings: Settings, db: Database) -> Caller:
     repository's main checkout (the one a person's own Claude Code session there also gets), never
     under an agent's instance, even when the command runs inside an agent's worktree.
     """
-    if settings.repo is None:  # a database named by CODEX_MCP_DB, used from outside any repository
-        root = settings.cwd
-    else:
-        common = settings.repo.common_dir
-        root = common.parent if common.name == ".git" else settings.repo.toplevel
+    root = person_root(settings)
     branch, session = await anyio.to_thread.run_sync(_where, root, settings.repo is not None)
     instance, _ = await instances_store.register_adhoc(
         db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
     )
     return Caller(instance, "person")
+
+
+def person_root(settings: Settings) -> Path:
+    """The folder the person's identity is registered for: the repository's main checkout.
+
+    Its adhoc instance (no agent launched: ``claude_pid`` is NULL) is "you" in listings; see
+    :func:`codex_mcp.store.instances.person_ids`.
+    """
+    if settings.repo is None:  # a database named by CODEX_MCP_DB, used from outside any repository
+        return settings.cwd
+    common = settings.repo.common_dir
+    return common.parent if common.name == ".git" else settings.repo.toplevel
 
 
 def _where(root: Path, in_git: bool) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -49,14 +50,21 @@ INSTANCE_COLUMNS = [
 # Whole tool names (the longest is spawn_review_instance) when there is room; an error reads well at 16.
 # In a narrow terminal the ok column goes (the error says it), and before it the duration.
 _TOOL_NAME = 21
-EVENT_COLUMNS = [
-    Column("time (UTC)", lambda r: r.timestamp),
-    Column("instance", lambda r: r.instance_id),
-    Column("tool", lambda r: r.tool_name, kind="clip", min_width=_TOOL_NAME),
-    Column("ok", lambda r: "yes" if r.success else "no", drop=2),
-    Column("ms", lambda r: (r.metadata or {}).get("duration_ms"), drop=1),
-    Column("error", lambda r: r.error_message, kind="wrap", min_width=16),
-]
+
+
+def event_columns(you: Collection[str] = ()) -> list[Column]:
+    """The events table; the person's own identity (ids in ``you``) shows as "you (adhoc-a1)"."""
+    return [
+        Column("time (UTC)", lambda r: r.timestamp),
+        Column("instance", lambda r: f"you ({r.instance_id})" if r.instance_id in you else r.instance_id),
+        Column("tool", lambda r: r.tool_name, kind="clip", min_width=_TOOL_NAME),
+        Column("ok", lambda r: "yes" if r.success else "no", drop=2),
+        Column("ms", lambda r: (r.metadata or {}).get("duration_ms"), drop=1),
+        Column("error", lambda r: r.error_message, kind="wrap", min_width=16),
+    ]
+
+
+EVENT_COLUMNS = event_columns()
 
 # show --json carries events as dicts: the same table, read by key.
 INSTANCE_EVENT_COLUMNS = [
@@ -98,8 +106,10 @@ def ls_command(
     — (unknown: only Claude Code agents report it), with how long it has been so.
     """
     from codex_mcp.attention import needs_attention_first
+    from codex_mcp.identity import person_root
     from codex_mcp.store import instances as store
 
+    # The person's own identity (the main checkout's adhoc instance) is not an agent: not listed here.
     rows = in_app(
         ctx,
         lambda app: store.list_dashboard(
@@ -107,6 +117,7 @@ def ls_command(
             status=None if show_all else "running",
             type=cast(InstanceType | None, type_),
             issue_number=issue,
+            person_root=person_root(app.settings),
         ),
         reconcile=True,
     )
@@ -209,11 +220,27 @@ def _print_instance_view(data: dict[str, Any]) -> None:
 @click.pass_context
 def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Show one instance: its row, parents, children and recent tool calls."""
+    from codex_mcp.identity import person_root
     from codex_mcp.ids import validate_instance_id
+    from codex_mcp.store import instances
 
     validate_instance_id(instance_id)
-    data = in_app(ctx, lambda app: _instance_view(app, instance_id), reconcile=True)
-    emit(data, as_json, _print_instance_view)
+
+    async def act(app: App) -> tuple[dict[str, Any], bool]:
+        data = await _instance_view(app, instance_id)
+        return data, instance_id in await instances.person_ids(app.db, person_root(app.settings))
+
+    data, you = in_app(ctx, act, reconcile=True)
+
+    def text(data: dict[str, Any]) -> None:
+        if you:
+            click.echo(
+                f"{instance_id} is you: the identity your own actions (command line, dashboard) are recorded "
+                "under, for the main checkout; no agent runs in it"
+            )
+        _print_instance_view(data)
+
+    emit(data, as_json, text)
 
 
 @click.command()
@@ -245,18 +272,22 @@ def events(
     cutoff = parse_since(since)
     if instance_id is not None:
         validate_instance_id(instance_id)
-    rows = in_app(
-        ctx,
-        lambda app: store.list_recent(
+    from codex_mcp.identity import person_root
+    from codex_mcp.store import instances
+
+    async def act(app: App) -> tuple[list[Any], set[str]]:
+        found = await store.list_recent(
             app.db,
             since=cutoff,
             instance_id=instance_id,
             tool_name=tool_name,
             success=False if failed else None,
             limit=limit,
-        ),
-    )
-    emit_rows(rows, as_json, EVENT_COLUMNS, empty=f"No tool calls since {cutoff} UTC.")
+        )
+        return found, await instances.person_ids(app.db, person_root(app.settings))
+
+    rows, you = in_app(ctx, act)
+    emit_rows(rows, as_json, event_columns(you), empty=f"No tool calls since {cutoff} UTC.")
 
 
 COMMANDS: list[click.Command] = [ls_command, show, events]

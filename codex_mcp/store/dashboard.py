@@ -8,11 +8,14 @@ works with and without that column.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
 from codex_mcp.store.db import Database
+from codex_mcp.store.instances import PERSON_ROWS
 
 # Columns whose change is "an instance row changed" for the stream (activity ones when present).
 _MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
@@ -68,6 +71,62 @@ async def events_after(db: Database, after_id: int, *, limit: int = 200) -> list
         (after_id, limit),
     )
     return [EventMark.model_validate(dict(r)) for r in rows]
+
+
+async def list_order(
+    db: Database, *, status: str | None, person_root: Path | None
+) -> list[tuple[str, str | None]]:
+    """(id, activity if running) of every instance the list shows, newest first: what the graph and the
+    order need.
+
+    Two narrow columns for every row; the whole rows are read only for the page shown
+    (:func:`listed_instances`). ``person_root`` leaves the person's identity out.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if person_root is not None:
+        where.append(f"NOT {PERSON_ROWS.format(t='')}")
+        params.append(str(person_root))
+    # A terminated agent's last activity is history, not something waiting for a person now.
+    sql = "SELECT id, CASE WHEN status = 'running' THEN activity END FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = await db.fetchall(sql + " ORDER BY created_at DESC, rowid DESC", params)
+    return [(str(r[0]), r[1]) for r in rows]
+
+
+class ListedInstance(NamedTuple):
+    """What one row of the dashboard's list shows: the columns read straight, not a validated model
+    (hundreds of rows per page, refreshed on every change; the store wrote these values itself)."""
+
+    id: str
+    type: str
+    status: str
+    branch_name: str
+    issue_number: int | None
+    issue_title: str | None
+    pr_number: int | None
+    pr_url: str | None
+    pr_state: str | None
+    merged_into: str | None
+    activity: str | None
+    activity_at: str | None
+    activity_detail: str | None
+
+
+async def listed_instances(db: Database, ids: list[str]) -> dict[str, ListedInstance]:
+    """The list's rows of ``ids`` (any number: they travel as one JSON array, not one ``?`` each)."""
+    columns = ", ".join("gi.title" if c == "issue_title" else f"i.{c}" for c in ListedInstance._fields)
+    rows = await db.fetchall(
+        f"SELECT {columns} FROM instances i "
+        "LEFT JOIN github_issues gi ON i.issue_number = gi.number "
+        "WHERE i.id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),),
+    )
+    return {str(r[0]): ListedInstance(*r) for r in rows}
 
 
 async def all_edges(db: Database) -> list[Edge]:

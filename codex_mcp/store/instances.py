@@ -84,6 +84,11 @@ class NewInstance(BaseModel):
     task: str | None = None
 
 
+# The person's own identity: the adhoc instance registered for the main checkout (identity.person_root),
+# never an agent codex-mcp launched (claude_pid stays NULL). ``{t}``: the table's alias and a dot, or "".
+PERSON_ROWS = "({t}type = 'adhoc' AND {t}claude_pid IS NULL AND {t}worktree_path = ?)"
+
+
 def _instance(row: sqlite3.Row) -> Instance:
     return Instance.model_validate(dict(row))
 
@@ -117,13 +122,15 @@ async def list_dashboard(
     type: InstanceType | None = None,
     issue_number: int | None = None,
     limit: int | None = None,
+    person_root: Path | None = None,
 ) -> list[Instance]:
     """The seed's dashboard query: instances with their issue title, newest first.
 
     With no type given, ``type IN (all types)`` lets SQLite use ``idx_instances_type_status`` for a
-    status filter (the index leads with ``type``) instead of scanning every row.
+    status filter (the index leads with ``type``) instead of scanning every row. With ``person_root``
+    (the main checkout), the person's own identity is left out (see :func:`person_ids`).
     """
-    sql, params = _dashboard_sql(status, type, issue_number, limit, with_prompt=True)
+    sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=True)
     return [_instance(r) for r in await db.fetchall(sql, params)]
 
 
@@ -134,9 +141,10 @@ async def list_dashboard_summaries(
     type: InstanceType | None = None,
     issue_number: int | None = None,
     limit: int | None = None,
+    person_root: Path | None = None,
 ) -> list[InstanceSummary]:
     """The dashboard query without prompts (long, and not read at all here): what listings return."""
-    sql, params = _dashboard_sql(status, type, issue_number, limit, with_prompt=False)
+    sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=False)
     return [InstanceSummary.model_validate(dict(r)) for r in await db.fetchall(sql, params)]
 
 
@@ -145,11 +153,15 @@ def _dashboard_sql(
     type: InstanceType | None,
     issue_number: int | None,
     limit: int | None,
+    person_root: Path | None,
     *,
     with_prompt: bool,
 ) -> tuple[str, list[object]]:
     where: list[str] = []
     params: list[object] = []
+    if person_root is not None:
+        where.append(f"NOT {PERSON_ROWS.format(t='i.')}")
+        params.append(str(person_root))
     if issue_number is not None:
         where.append("i.issue_number = ?")
         params.append(issue_number)
@@ -176,6 +188,19 @@ def _dashboard_sql(
         sql += " LIMIT ?"
         params.append(limit)
     return sql, params
+
+
+async def person_ids(db: Database | Tx, person_root: Path) -> set[str]:
+    """Ids of the person's identity rows (registered for ``person_root``, the main checkout).
+
+    A person acts from the CLI and the dashboard under this adhoc instance (and a Claude Code session of
+    their own in the main checkout resolves to it too): it has no agent codex-mcp started, so listings
+    of agents leave it out and places that show its actions call it "you".
+    """
+    rows = await db.fetchall(
+        f"SELECT id FROM instances WHERE {PERSON_ROWS.format(t='')}", (str(person_root),)
+    )
+    return {str(r[0]) for r in rows}
 
 
 async def list_for_issue(db: Database, issue_number: int) -> list[Instance]:

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from codex_mcp import git
 from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
+from codex_mcp.identity import person_root
 from codex_mcp.ids import InstanceType, validate_instance_id
 from codex_mcp.lifecycle.merge import merged_write
 from codex_mcp.pulls import poll_pull_requests
@@ -172,7 +173,8 @@ def guarded(
 @guarded
 async def api_instances(request: Request) -> Response:
     ui = _ui(request)
-    rows = await instances_store.list_dashboard(ui.db, status=None)
+    # As `ls --all --json`: agents, not the person's own identity (GET /api/instances/{id} has it).
+    rows = await instances_store.list_dashboard(ui.db, status=None, person_root=person_root(ui.settings))
     return JSONResponse([r.model_dump(mode="json") for r in rows])
 
 
@@ -299,6 +301,13 @@ async def instance_action(request: Request) -> Response:
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; this dashboard offers: {', '.join(sorted(ACTIONS))}")
     target = await instances_store.require(ui.db, instance_id)
+    if target.id in await instances_store.person_ids(ui.db, person_root(ui.settings)):
+        # Killing it would kill the tmux session the person works in; reviewing or merging it means
+        # the main checkout itself. Its page offers none of these.
+        raise StateError(
+            f"{target.id} is you (the identity your own actions are recorded under), not an agent: "
+            "there is nothing to kill, resume, review, fork, merge or send feedback to"
+        )
     result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
@@ -537,6 +546,9 @@ async def terminal_socket(websocket: WebSocket) -> None:
         instance = await instances_store.require(ui.db, instance_id)
         if instance.status != "running":
             raise StateError(f"{instance_id} is terminated; resume it to watch its terminal")
+        if instance.id in await instances_store.person_ids(ui.db, person_root(ui.settings)):
+            # Its session (if any) is the terminal the person ran codex-mcp in, not an agent's.
+            raise StateError(f"{instance_id} is you (the main checkout): there is no agent terminal to watch")
         if wants_write and ui.read_only:
             raise PermissionDenied(READ_ONLY_MESSAGE)
     except CodexError as exc:
@@ -557,10 +569,28 @@ async def index(request: Request) -> Response:
     view = request.query_params.get("view", "active")
     if view not in views.VIEWS:
         raise InputError(f"view must be one of {', '.join(views.VIEWS)}, not {view!r}")
-    rows = await views.instance_rows(ui.db, view)
+    limit_text = request.query_params.get("limit") or str(views.PAGE)
+    try:
+        limit = int(limit_text)
+    except ValueError as exc:
+        raise InputError(f"limit must be a whole number of rows, not {limit_text!r}") from exc
+    limit = max(1, min(limit, 100_000))
+    root = person_root(ui.settings)
+    listing = await views.instance_rows(ui.db, view, person_root=root, limit=limit)
+    you = sorted(await instances_store.person_ids(ui.db, root))
     cap = await ui.lifecycle.workspace.user_config.get("reviews.max_iterations") or "3"
     template = "_instances.html" if request.query_params.get("fragment") else "index.html"
-    return await _page(request, template, rows=rows, view=view, views=views.VIEWS, cap=cap)
+    return await _page(
+        request,
+        template,
+        listing=listing,
+        rows=listing.rows,
+        view=view,
+        views=views.VIEWS,
+        cap=cap,
+        page=views.PAGE,
+        you=you,
+    )
 
 
 # The parts of an instance's page that refresh on their own (``?fragment=``), and their templates.
@@ -583,12 +613,20 @@ async def instance_page(request: Request) -> Response:
     inst = data["instance"]
     activity = (await dashboard_store.activities(ui.db)).get(inst["id"], dashboard_store.Activity())
     row = await instances_store.require(ui.db, inst["id"])
-    context: dict[str, Any] = {"show": data, "inst": inst, "activity": activity, "actions": sorted(ACTIONS)}
+    # The person's own identity: its page lists what they did; it has no agent, terminal or work to land.
+    you = row.id in await instances_store.person_ids(ui.db, person_root(ui.settings))
+    context: dict[str, Any] = {
+        "show": data,
+        "inst": inst,
+        "activity": activity,
+        "actions": [] if you else sorted(ACTIONS),
+        "you": you,
+    }
     if fragment in (None, "feedback"):
         context["feedback"] = await anyio.to_thread.run_sync(views.feedback_thread, Path(row.worktree_path))
-    if fragment in (None, "diff"):
+    if fragment in (None, "diff") and not you:
         context["diff"], context["diff_error"] = await _diff_or_words(ui, row)
-    if fragment in (None, "merge") and row.type != "review":
+    if fragment in (None, "merge") and row.type != "review" and not you:
         into = request.query_params.get("into") or None
         context["merge"] = await supervise.merge_preview(ui.lifecycle.main_root, row, into)
     template = FRAGMENTS[fragment] if fragment is not None else "instance.html"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from codex_mcp.agents import AgentFiles
 from codex_mcp.store import Database
 from codex_mcp.store import dashboard as dashboard_store
-from codex_mcp.store import instances as instances_store
-from codex_mcp.store.instances import InstanceSummary
+from codex_mcp.store.dashboard import ListedInstance
 
 View = Literal["active", "inactive", "all"]
 VIEWS: tuple[View, ...] = ("active", "inactive", "all")
@@ -22,7 +21,7 @@ ACTIVITY_RANK = {"waiting": 0, "idle": 1, "working": 2}
 
 @dataclass
 class Row:
-    instance: InstanceSummary
+    instance: ListedInstance
     depth: int = 0
     relationship: str | None = None  # how it hangs under its parent: "review" or "fork"
     review_round: int | None = None  # for a review: which round of its work instance
@@ -30,7 +29,6 @@ class Row:
     activity: str | None = None
     activity_at: str | None = None
     activity_detail: str | None = None  # what a waiting agent asked, from its Notification hook
-    children: list[Row] = field(default_factory=list)
 
     @property
     def status_words(self) -> str:
@@ -72,50 +70,83 @@ class Row:
         return f"#{i.pr_number} {i.pr_state or ''}".strip()
 
 
-async def instance_rows(db: Database, view: View) -> list[Row]:
-    """The list in display order: each root, then its reviews and forks under it (depth first)."""
+# A person scans the top of the list (what needs them is sorted first); 1,000 rows at once is a page
+# nobody reads that costs every live refresh. "Show more" raises the limit by this much.
+PAGE = 200
+
+
+@dataclass
+class Listing:
+    """The rows shown, in display order, and how many the view holds (the rest: behind "Show more")."""
+
+    rows: list[Row]
+    total: int
+    limit: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+async def instance_rows(
+    db: Database, view: View, *, person_root: Path | None = None, limit: int = PAGE
+) -> Listing:
+    """The list in display order: each root, then its reviews and forks under it (depth first).
+
+    The order and the graph come from two narrow queries over every row; whole rows are read only for
+    the first ``limit`` shown (a tree is never cut: the last one shown may go past the limit).
+    ``person_root`` leaves the person's own identity out: it is not an agent.
+    """
     status = {"active": "running", "inactive": "terminated", "all": None}[view]
-    found = await instances_store.list_dashboard_summaries(db, status=status)  # type: ignore[arg-type]
+    order = await dashboard_store.list_order(db, status=status, person_root=person_root)
     edges = await dashboard_store.all_edges(db)
-    activity = await dashboard_store.activities(db)
-    none = dashboard_store.Activity()
-    rows = {
-        i.id: Row(
-            instance=i,
-            activity=activity.get(i.id, none).activity,
-            activity_at=activity.get(i.id, none).at,
-            activity_detail=activity.get(i.id, none).detail,
-        )
-        for i in found
-    }
+    listed = {instance_id: activity for instance_id, activity in order}
+    children: dict[str, list[tuple[str, str]]] = {}
     parent_of: dict[str, str] = {}
     rounds: dict[str, int] = {}
+    round_of: dict[str, int] = {}
     for edge in edges:
+        parent, child = edge.parent_instance, edge.child_instance
         if edge.relationship_type == "spawned_review":
-            rounds[edge.parent_instance] = rounds.get(edge.parent_instance, 0) + 1
-            if edge.child_instance in rows:
-                rows[edge.child_instance].review_round = rounds[edge.parent_instance]
-        if edge.parent_instance in rows and edge.child_instance in rows:
-            parent_of[edge.child_instance] = edge.parent_instance
-            child = rows[edge.child_instance]
-            child.relationship = "review" if edge.relationship_type == "spawned_review" else "fork"
-            rows[edge.parent_instance].children.append(child)
-    for instance_id, count in rounds.items():
-        if instance_id in rows:
-            rows[instance_id].reviews = count
-    roots = [r for i, r in rows.items() if i not in parent_of]
-    roots.sort(key=lambda r: ACTIVITY_RANK.get(r.activity or "", 3))  # stable: newest first within a rank
-    ordered: list[Row] = []
+            rounds[parent] = rounds.get(parent, 0) + 1
+            round_of[child] = rounds[parent]
+        if parent in listed and child in listed:
+            parent_of[child] = parent
+            kind = "review" if edge.relationship_type == "spawned_review" else "fork"
+            children.setdefault(parent, []).append((child, kind))
+    roots = [i for i, _ in order if i not in parent_of]
+    # Stable: newest first within a rank.
+    roots.sort(key=lambda i: ACTIVITY_RANK.get(listed[i] or "", 3))
+    shown: list[tuple[str, int, str | None]] = []  # id, depth, relationship
 
-    def walk(row: Row, depth: int) -> None:
-        row.depth = depth
-        ordered.append(row)
-        for child in row.children:
-            walk(child, depth + 1)
+    def walk(instance_id: str, depth: int, relationship: str | None) -> None:
+        shown.append((instance_id, depth, relationship))
+        for child, kind in children.get(instance_id, ()):
+            walk(child, depth + 1, kind)
 
     for root in roots:
-        walk(root, 0)
-    return ordered
+        if len(shown) >= limit:
+            break
+        walk(root, 0, None)
+    found = await dashboard_store.listed_instances(db, [i for i, _, _ in shown])
+    rows = []
+    for instance_id, depth, relationship in shown:
+        summary = found.get(instance_id)
+        if summary is None:  # removed between the two reads
+            continue
+        rows.append(
+            Row(
+                instance=summary,
+                depth=depth,
+                relationship=relationship,
+                review_round=round_of.get(instance_id),
+                reviews=rounds.get(instance_id, 0),
+                activity=summary.activity,
+                activity_at=summary.activity_at,
+                activity_detail=summary.activity_detail,
+            )
+        )
+    return Listing(rows=rows, total=len(order), limit=limit)
 
 
 @dataclass(frozen=True)
