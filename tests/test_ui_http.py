@@ -163,6 +163,9 @@ async def test_the_stream_carries_a_change_made_by_another_process(
     assert events[-1]["instance_id"] == "adhoc-a2" and events[-1]["success"] is True
 
 
+PASTE = [f"pasted-{n:04d}-" + "x" * 100 for n in range(500)]  # 56 KiB: the pty takes a few KiB at a time
+
+
 async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
     dashboard: Dashboard, tmux_socket: str
 ) -> None:
@@ -179,6 +182,9 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
     }
     url = f"ws://{dashboard.host}/api/instances/{made['id']}/terminal"
 
+    def inputs() -> list[Any]:
+        return [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
+
     async def read_until(ws: Any, text: str) -> str:
         screen = ""
         while text not in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen):
@@ -186,7 +192,7 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
             screen += message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         return screen
 
-    with anyio.fail_after(60):
+    with anyio.fail_after(120):
         async with websockets.connect(url, **options) as watcher:
             hello = json.loads(await watcher.recv())
             # The pty is the window plus tmux's status line: tmux keeps the window as it is.
@@ -195,16 +201,19 @@ async def test_the_terminal_carries_the_pane_both_ways_without_resizing_it(
             assert window_size(tmux_socket, session) == before
             await watcher.send(b"typed-while-watching\r")
             async with websockets.connect(url + "?mode=write", **options) as writer:
+                # The client offered permessage-deflate; a terminal's few bytes of echo go uncompressed.
+                assert writer.response is not None
+                assert "sec-websocket-extensions" not in writer.response.headers
                 assert json.loads(await writer.recv())["writable"] is True
                 await writer.send(b"typed-after-take-over\r")
                 await read_until(watcher, "typed-after-take-over")
+                # A paste far larger than the pty's buffer arrives whole and in order.
+                await writer.send("".join(line + "\r" for line in PASTE).encode())
+                # Open until the agent has it all: closing a terminal ends its tmux client at once.
+                await wait_for(lambda: PASTE[-1] in inputs(), timeout=50)
             assert window_size(tmux_socket, session) == before
 
-    def inputs() -> list[Any]:
-        return [e["text"] for e in read_standin_log(worktree) if e["event"] == "input"]
-
-    await wait_for(inputs)  # the pane echoed it; the agent logs it a moment later
-    assert inputs() == ["typed-after-take-over"]
+    assert inputs() == ["typed-after-take-over", *PASTE]
     assert window_size(tmux_socket, session) == before
 
     # Each viewer's tmux client ends with its socket.

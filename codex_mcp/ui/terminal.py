@@ -98,12 +98,14 @@ class Attachment:
         self.master = master
         os.set_blocking(master, False)
 
-    def write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
                 written = os.write(self.master, view)
             except BlockingIOError:
+                # A paste larger than the pty's buffer: wait for tmux to read, never spin a core.
+                await anyio.wait_writable(self.master)
                 continue
             view = view[written:]
 
@@ -142,15 +144,22 @@ async def bridge(websocket: WebSocket, instance: Instance, *, writable: bool) ->
         output.put_nowait(data)
 
     loop.add_reader(attachment.master, readable)
-
-    loop.add_reader(attachment.master, readable)
     try:
         await websocket.send_text(json.dumps({"cols": size.cols, "rows": size.rows, "writable": writable}))
         async with anyio.create_task_group() as tg:
 
             async def pump_out() -> None:
-                while (chunk := await output.get()) is not None:
-                    await websocket.send_bytes(chunk)
+                while True:
+                    # What piled up while the last send waited goes as one message: a burst of
+                    # output costs the browser one write, not one per read. A lone echo goes at once.
+                    chunks = [await output.get()]
+                    while not output.empty():
+                        chunks.append(output.get_nowait())
+                    data = b"".join(c for c in chunks if c is not None)
+                    if data:
+                        await websocket.send_bytes(data)
+                    if None in chunks:
+                        break
                 tg.cancel_scope.cancel()
 
             async def pump_in() -> None:
@@ -162,7 +171,7 @@ async def bridge(websocket: WebSocket, instance: Instance, *, writable: bool) ->
                         data = message.get("bytes") or (message.get("text") or "").encode()
                         # Refused here, not only by tmux's -r: a read-only viewer's keys never reach the pty.
                         if writable and data:
-                            attachment.write(data)
+                            await attachment.write(data)
                 except WebSocketDisconnect:
                     pass
                 tg.cancel_scope.cancel()
