@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 import anyio
 
 from codex_mcp import git, tmux
-from codex_mcp.errors import ConfigError
+from codex_mcp.errors import ConfigError, StateError
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
 from codex_mcp.store import instances as instances_store
@@ -97,6 +97,23 @@ async def person_caller(settings: Settings, db: Database) -> Caller:
         db, worktree=root, branch_name=branch, tmux_session=session, base_branch=None
     )
     return Caller(instance, "person")
+
+
+async def require_agent(settings: Settings, db: Database, instance_id: str) -> Instance:
+    """``instance_id``'s row for an action on an agent; refused when it is the person's own identity.
+
+    That row stands for the main checkout and the terminal the person works in: killing it would kill
+    their own tmux session, resuming it would start an agent in the main checkout, feedback would be
+    typed into their own pane, and merging it would merge the main checkout into itself.
+    """
+    target = await instances_store.require(db, instance_id)
+    if target.id in await instances_store.person_ids(db, person_root(settings)):
+        raise StateError(
+            f"{target.id} is you (the identity your own actions are recorded under, for the main checkout), "
+            "not an agent: there is nothing to kill, resume, review, fork, merge or send feedback to; "
+            "nothing was changed"
+        )
+    return target
 
 
 def person_root(settings: Settings) -> Path:

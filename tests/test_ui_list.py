@@ -199,6 +199,30 @@ async def test_the_person_is_you_not_an_agent(
     shown = await anyio.to_thread.run_sync(cli, "show", "adhoc-a1")
     assert shown.startswith("adhoc-a1 is you:")
     assert not (await anyio.to_thread.run_sync(cli, "show", "adhoc-a2")).startswith("adhoc-a2 is you")
+    # Agent actions on "you" are refused from the command line too, changing nothing: a kill would
+    # end the tmux session the person works in, feedback would be typed into their own pane.
+    before = {
+        r["id"]: r["status"] for r in json.loads(await anyio.to_thread.run_sync(cli, "ls", "--all", "--json"))
+    }
+    for argv in (
+        ("kill", "adhoc-a1"),
+        ("resume", "adhoc-a1"),
+        ("feedback", "adhoc-a1", "hi"),
+        ("merge", "adhoc-a1"),
+    ):
+        refused_cli = await anyio.to_thread.run_sync(lambda: run_cli(*argv, cwd=repo, env=ui_env))
+        assert refused_cli.returncode != 0 and "adhoc-a1 is you" in refused_cli.stderr, (
+            argv,
+            refused_cli.stderr,
+        )
+        assert "Traceback" not in refused_cli.stderr
+    assert not (repo / ".codex" / "feedback").exists()
+    row = json.loads(await anyio.to_thread.run_sync(cli, "show", "adhoc-a1", "--json"))["instance"]
+    assert row["status"] == "running"
+    after = {
+        r["id"]: r["status"] for r in json.loads(await anyio.to_thread.run_sync(cli, "ls", "--all", "--json"))
+    }
+    assert after == before
     # JSON stays the row keyed by column names, as for any instance.
     assert (
         json.loads(await anyio.to_thread.run_sync(cli, "show", "adhoc-a1", "--json"))["instance"]["id"]

@@ -123,12 +123,12 @@ def _print_killed(outcome: Any) -> None:
 @click.pass_context
 def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Terminate an instance: kill its tmux session and apply the cleanup policy."""
+    from codex_mcp.identity import require_agent
     from codex_mcp.ids import validate_instance_id
-    from codex_mcp.store import instances
 
     async def terminate(app: App, call: ToolCall) -> Any:
         validate_instance_id(instance_id)
-        target = await instances.require(app.db, instance_id)
+        target = await require_agent(app.settings, app.db, instance_id)
         # The row first, then the session and the cleanup: a failed write destroys nothing.
         return await app.lifecycle.terminate_now(target)
 
@@ -142,12 +142,12 @@ def kill(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 def resume(ctx: click.Context, instance_id: str) -> None:
     """Restart a dead instance's agent in its worktree, continuing its conversation."""
 
+    from codex_mcp.identity import require_agent
     from codex_mcp.ids import validate_instance_id
-    from codex_mcp.store import instances
 
     async def restart(app: App, call: ToolCall) -> Instance:
         validate_instance_id(instance_id)
-        return await app.lifecycle.resume(await instances.require(app.db, instance_id))
+        return await app.lifecycle.resume(await require_agent(app.settings, app.db, instance_id))
 
     instance = person_action(ctx, "resume", {"instance_id": instance_id}, restart, reconcile=True)
     click.echo("resumed " + _instance_summary(instance))

@@ -162,6 +162,11 @@ def feedback(
     body_text = file_.read() if file_ is not None else cast(str, text)
 
     async def body(app: App, call: ToolCall) -> SendFeedbackResult:
+        from codex_mcp.identity import require_agent
+        from codex_mcp.ids import validate_instance_id
+
+        validate_instance_id(instance_id)
+        await require_agent(app.settings, app.db, instance_id)
         sent = await app.lifecycle.person_feedback(
             instance_id, _login(), body_text, cast(FeedbackType, feedback_type), cast(Priority, priority)
         )

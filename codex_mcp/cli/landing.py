@@ -112,12 +112,13 @@ def merge(
     branches conflict (listed by file). Works whether the target is checked out in the main worktree,
     in another worktree, or nowhere. Recorded like a tool call.
     """
-    from codex_mcp.identity import person_caller
+    from codex_mcp.identity import person_caller, require_agent
     from codex_mcp.lifecycle.merge import merged_write
     from codex_mcp.recording import ToolCall, run_person_action
 
     async def act(app: App, instance: Instance) -> Any:
         person = await person_caller(app.settings, app.db)
+        instance = await require_agent(app.settings, app.db, instance.id)
         arguments = {"instance_id": instance.id, "into": into, "strategy": strategy, "to_agent": to_agent}
 
         async def body(call: ToolCall) -> MergeResult:

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from codex_mcp import git
 from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
-from codex_mcp.identity import person_root
+from codex_mcp.identity import person_root, require_agent
 from codex_mcp.ids import InstanceType, validate_instance_id
 from codex_mcp.lifecycle.merge import merged_write
 from codex_mcp.pulls import poll_pull_requests
@@ -300,14 +300,8 @@ async def instance_action(request: Request) -> Response:
     validate_instance_id(instance_id)
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; this dashboard offers: {', '.join(sorted(ACTIONS))}")
-    target = await instances_store.require(ui.db, instance_id)
-    if target.id in await instances_store.person_ids(ui.db, person_root(ui.settings)):
-        # Killing it would kill the tmux session the person works in; reviewing or merging it means
-        # the main checkout itself. Its page offers none of these.
-        raise StateError(
-            f"{target.id} is you (the identity your own actions are recorded under), not an agent: "
-            "there is nothing to kill, resume, review, fork, merge or send feedback to"
-        )
+    # The person's own identity is refused (its page offers none of these): see identity.require_agent.
+    target = await require_agent(ui.settings, ui.db, instance_id)
     result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
