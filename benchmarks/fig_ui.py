@@ -171,7 +171,7 @@ async def _big_list(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
                     instance_id = target_ids[n % len(target_ids)]
                     started = time.perf_counter()
                     writer.execute(
-                        "UPDATE instances SET pr_state = ? WHERE id = ?", (f"open-{n}", instance_id)
+                        "UPDATE instances SET pr_number = ? WHERE id = ?", (100_000 + n, instance_id)
                     )
                     kind = ""
                     while True:
@@ -180,7 +180,7 @@ async def _big_list(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
                             kind = line[7:]
                         elif line.startswith("data: ") and kind == "instance":
                             data = json.loads(line[6:])
-                            if data["id"] == instance_id and data["pr_state"] == f"open-{n}":
+                            if data["id"] == instance_id and data["pr_number"] == 100_000 + n:
                                 break
                     latencies.append((time.perf_counter() - started) * 1000)
                     # Changes land anywhere in the poll cycle, as they do in use.

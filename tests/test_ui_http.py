@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -161,6 +162,45 @@ async def test_the_stream_carries_a_change_made_by_another_process(
     assert all("prompt" not in d for d in instances)
     events = [d for k, d in seen if k == "event"]
     assert events[-1]["instance_id"] == "adhoc-a2" and events[-1]["success"] is True
+
+
+async def test_a_row_the_page_cannot_show_does_not_stall_the_stream(
+    dashboard: Dashboard, repo: Path, ui_env: dict[str, str]
+) -> None:
+    """Another program writes a value outside the schema into one row and, in the same commit, a good
+    change into another: the good change still reaches the page (the bad row is logged and skipped)."""
+    done = run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
+    assert done.returncode == 0, done.stderr
+    cookie = dashboard.client().cookies[f"codex_mcp_{dashboard.port}"]
+    seen: list[dict[str, Any]] = []
+    connected = anyio.Event()
+
+    async def listen() -> None:
+        async with anyio.create_task_group() as tg:
+            async for kind, data in sse_messages(dashboard, cookie):
+                if kind == "connected":
+                    connected.set()
+                elif kind == "instance":
+                    seen.append(data)
+                    if data["id"] == "adhoc-a1" and data["pr_number"] == 77:
+                        tg.cancel_scope.cancel()
+
+    def bad_and_good_in_one_commit() -> None:
+        conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
+        try:
+            with conn:
+                conn.execute("UPDATE instances SET pr_state = 'not-a-state' WHERE id = 'adhoc-a2'")
+                conn.execute("UPDATE instances SET pr_number = 77 WHERE id = 'adhoc-a1'")
+        finally:
+            conn.close()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            await connected.wait()
+            await anyio.to_thread.run_sync(bad_and_good_in_one_commit)
+    assert [d["id"] for d in seen] == ["adhoc-a1"]
+    assert "adhoc-a2 cannot be shown" in dashboard.stderr.read_text()
 
 
 PASTE = [f"pasted-{n:04d}-" + "x" * 100 for n in range(500)]  # 56 KiB: the pty takes a few KiB at a time

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
+from pydantic import ValidationError
 
 from codex_mcp.store import Database
 from codex_mcp.store import dashboard as store
@@ -92,7 +93,13 @@ class Hub:
         changed = [i for i, mark in marks.items() if self._marks.get(i) != mark]
         self._marks = marks
         for instance_id in changed:
-            row = await instances_store.get(self.db, instance_id)
+            try:
+                row = await instances_store.get(self.db, instance_id)
+            except ValidationError as exc:
+                # A row another program wrote with a value outside the schema: tell the log, and keep
+                # every other change flowing (one bad row must not stall the page).
+                log.error("dashboard stream: instance %s cannot be shown: %s", instance_id, exc)
+                continue
             if row is not None:
                 data = row.model_dump(mode="json", exclude={"prompt"})
                 messages.append(("instance", data))
