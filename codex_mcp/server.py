@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from mcp.server.mcpserver import MCPServer
 
@@ -56,18 +56,40 @@ def build_server(app: App) -> MCPServer[App]:
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
         yield app
 
-    server: MCPServer[App] = MCPServer(
-        SERVER_NAME,
-        title="codex-mcp",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        lifespan=lifespan,
-        log_level=app.settings.log_level,
-        middleware=[record_rejected_calls],
-    )
+    with _sdk_logging_set_up_already():
+        server: MCPServer[App] = MCPServer(
+            SERVER_NAME,
+            title="codex-mcp",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            lifespan=lifespan,
+            log_level=app.settings.log_level,
+            middleware=[record_rejected_calls],
+        )
     register_all(server)
     _accept_log_levels(server, app)
     return server
+
+
+@contextmanager
+def _sdk_logging_set_up_already() -> Iterator[None]:
+    """Skip the SDK's logging set-up when logging is configured already (``codex_mcp/logs.py``).
+
+    ``MCPServer()`` calls ``logging.basicConfig`` with a handler from rich. With a handler on the root
+    logger already, basicConfig changes nothing, but the handler was built first: rich imported, a
+    console made, about a twentieth of a stdio server's cold start for nothing (figure 1).
+    """
+    from mcp.server.mcpserver import server as sdk_server
+
+    if not logging.getLogger().handlers or not hasattr(sdk_server, "configure_logging"):
+        yield
+        return
+    original = sdk_server.configure_logging
+    sdk_server.configure_logging = lambda level="INFO": None
+    try:
+        yield
+    finally:
+        sdk_server.configure_logging = original
 
 
 def _accept_log_levels(server: MCPServer[App], app: App) -> None:
