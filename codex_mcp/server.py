@@ -14,8 +14,8 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp import SERVER_NAME, __version__
 from codex_mcp.app import App
+from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.recording import record_rejected_calls
-from codex_mcp.tools import register_all
 
 INSTRUCTIONS = """\
 codex-mcp coordinates several coding agents working on one git repository at once.
@@ -57,7 +57,7 @@ def build_server(app: App) -> MCPServer[App]:
         yield app
 
     with _sdk_logging_set_up_already():
-        server: MCPServer[App] = MCPServer(
+        server: MCPServer[App] = LazyToolServer(
             SERVER_NAME,
             title="codex-mcp",
             version=__version__,
@@ -65,10 +65,18 @@ def build_server(app: App) -> MCPServer[App]:
             lifespan=lifespan,
             log_level=app.settings.log_level,
             middleware=[record_rejected_calls],
+            # The tools (their modules, models and schemas) are built at the first call that needs
+            # them; tools/list is answered from the published listing until then (published_tools.py).
+            register=_register_tools,
         )
-    register_all(server)
     _accept_log_levels(server, app)
     return server
+
+
+def _register_tools(server: MCPServer[App]) -> None:
+    from codex_mcp.tools import register_all
+
+    register_all(server)
 
 
 @contextmanager
