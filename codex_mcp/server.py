@@ -85,7 +85,7 @@ def _sdk_logging_set_up_already() -> Iterator[None]:
 
     ``MCPServer()`` calls ``logging.basicConfig`` with a handler from rich. With a handler on the root
     logger already, basicConfig changes nothing, but the handler was built first: rich imported, a
-    console made, about a twentieth of a stdio server's cold start for nothing (figure 1).
+    console made: a few percent of a stdio server's cold start, for nothing (figure 1).
     """
     from mcp.server.mcpserver import server as sdk_server
 
