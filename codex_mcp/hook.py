@@ -1,9 +1,10 @@
 """``codex-mcp hook EVENT``: a Claude Code hook recording what the agent is doing.
 
 Claude Code runs it for each hook event (EVENT is its own event name, the hook JSON comes on stdin)
-beside the agent's turn, so it is fast and silent: the standard library only (json and the notify
-machinery load only when needed), exit status 0 whatever happens, never a byte on stdout or stderr
-(a failing hook shows "hook failed" in the agent's screen). Failures go to one line in ``hook.log``
+beside the agent's turn, so it is fast and silent: the cheap part of the standard library only (not
+json, re or datetime; the notify machinery loads only when needed; ``entry`` leaves through
+``os._exit``), exit status 0 whatever happens, never a byte on stdout or stderr (a failing hook shows
+"hook failed" in the agent's screen). Failures go to one line in ``hook.log``
 beside the database (bounded), else in ``$XDG_STATE_HOME/codex-mcp/``.
 
 Which instance: ``CODEX_MCP_INSTANCE`` (every spawned agent has it), else the running instance whose
@@ -23,7 +24,6 @@ On a change to waiting, or from working to idle, ``notify.command`` (user_config
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import time
 
@@ -120,7 +120,7 @@ def _run(argv: list[str], log: _Log) -> None:
     keep_detail = detail is KEEP
     try:
         conn = store.connect(db_path, busy_timeout=BUSY_TIMEOUT)
-    except sqlite3.Error as exc:
+    except store.Error as exc:
         log.write(f"cannot open the database {db_path}: {exc}")
         return
     try:
@@ -145,7 +145,7 @@ def _run(argv: list[str], log: _Log) -> None:
                 _notify(setting, instance_id, change, log)
     except store.UnknownInstance:
         log.write(f"instance {instance_id!r} is not in {db_path}; nothing recorded")
-    except sqlite3.Error as exc:
+    except store.Error as exc:
         log.write(f"database {db_path}: {exc}")
     finally:
         conn.close()
@@ -207,15 +207,52 @@ def _git_common_dir(start: str) -> str | None:
 def _payload(raw: bytes, log: _Log) -> Payload:
     if not raw.strip():
         return {}
-    import json
-
     try:
-        data = json.loads(raw)
+        data = _loads(raw)
     except ValueError as exc:
         # The event name (argv) is what matters; the JSON only adds details.
         log.write(f"stdin is not JSON ({exc}); recording the event without its details")
         return {}
     return data if isinstance(data, dict) else {}
+
+
+class _JsonContext:
+    """What CPython's C JSON scanner reads from a ``json.JSONDecoder``: the defaults of ``json.loads``."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    array_hook = None  # read from Python 3.15 on
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+JSON_WHITESPACE = " \t\n\r"
+
+
+def _loads(raw: bytes) -> object:
+    """``json.loads`` without importing ``json``: that imports ``re`` and ``enum``, which cost the hook
+    about half of a bare interpreter start. The parsing is done by the C scanner ``json`` itself uses;
+    where it is missing (not CPython), by ``json``. ``ValueError`` for anything that is not one JSON
+    value in UTF-8."""
+    text = raw.decode("utf-8")
+    try:
+        from _json import make_scanner
+
+        scan = make_scanner(_JsonContext())  # type: ignore[arg-type]  # it reads the attributes only
+    except (ImportError, AttributeError, TypeError):
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(JSON_WHITESPACE))
+    try:
+        value, end = scan(text, start)
+    except StopIteration:
+        raise ValueError(f"expecting a JSON value at character {start}") from None
+    if text[end:].strip(JSON_WHITESPACE):
+        raise ValueError(f"extra data after the JSON value at character {end}")
+    return value
 
 
 def _report(event: str, payload: Payload) -> tuple[str | None, str | None] | None:

@@ -12,6 +12,10 @@ InstanceType = Literal["work", "review", "adhoc"]
 INSTANCE_TYPES: tuple[InstanceType, ...] = ("work", "review", "adhoc")
 InstanceStatus = Literal["running", "terminated"]
 INSTANCE_STATUSES: tuple[InstanceStatus, ...] = ("running", "terminated")
+# The words of review feedback (send_feedback, `codex-mcp feedback`): here, not with the result models
+# in outcomes.py, so that the command line can offer them without building those models.
+FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
+Priority = Literal["low", "medium", "high"]
 
 # The one definition of a valid issue number, used by ids, CLI options and tool schemas: GitHub's are
 # positive 32-bit integers, and anything larger would make an id `show`, `kill` and `serve` reject.

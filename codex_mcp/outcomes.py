@@ -13,13 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from codex_mcp.ids import FeedbackType as FeedbackType  # defined there for the command line; re-exported
+from codex_mcp.ids import Priority as Priority
 from codex_mcp.store.events import Event
 from codex_mcp.store.instances import Instance, InstanceSummary
 from codex_mcp.store.issues import Issue
 from codex_mcp.store.relationships import RelationshipType
 
-FeedbackType = Literal["needs_work", "suggestions", "clarification", "approved"]
-Priority = Literal["low", "medium", "high"]
 DeliveryStatus = Literal["delivered", "queued"]
 SessionOutcome = Literal["killed", "already_gone", "scheduled", "not_killed"]
 RECENT_EVENTS = 20

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from codex_mcp.app import open_app
-from codex_mcp.http import Guard, HostCheck, Operator, bind, request_caller, token_resolver
 from codex_mcp.identity import resolve_caller
-from codex_mcp.pulls import polling_pull_requests
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.wire import stdio_transport
@@ -53,10 +51,13 @@ async def serve_http(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve many agents over streamable HTTP (``/mcp``) or SSE (``/sse``) until stopped."""
+    # Here, not at the top: a stdio server (one per agent, started cold) never needs them.
     import uvicorn
     from mcp.server.transport_security import TransportSecuritySettings
 
     from codex_mcp.connlimits import ConnectionLimits
+    from codex_mcp.http import Guard, HostCheck, Operator, bind, request_caller, token_resolver
+    from codex_mcp.pulls import polling_pull_requests
 
     sock = bind(host, settings.port, allow_remote=allow_remote)
     port = sock.getsockname()[1]

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from mcp.server.mcpserver import MCPServer
 
 from codex_mcp import SERVER_NAME, __version__
 from codex_mcp.app import App
 from codex_mcp.errors import CodexError, PermissionDenied
+from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.recording import record_rejected_calls, refuse_if_read_only
-from codex_mcp.tools import register_all
 
 INSTRUCTIONS = """\
 codex-mcp coordinates several coding agents working on one git repository at once.
@@ -57,16 +57,19 @@ def build_server(app: App) -> MCPServer[App]:
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
         yield app
 
-    server: MCPServer[App] = MCPServer(
-        SERVER_NAME,
-        title="codex-mcp",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        lifespan=lifespan,
-        log_level=app.settings.log_level,
-        middleware=[record_rejected_calls],
-    )
-    register_all(server)
+    with _sdk_logging_set_up_already():
+        server: MCPServer[App] = LazyToolServer(
+            SERVER_NAME,
+            title="codex-mcp",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            lifespan=lifespan,
+            log_level=app.settings.log_level,
+            middleware=[record_rejected_calls],
+            # The tools (their modules, models and schemas) are built at the first call that needs
+            # them; tools/list is answered from the published listing until then (published_tools.py).
+            register=_register_tools,
+        )
     _accept_log_levels(server, app)
     return server
 
@@ -75,6 +78,33 @@ OPERATOR_SET_LEVEL = (
     "the server's log level was left unchanged (the request was answered without effect, as the log "
     "notifications of the operator's own session, of which this server sends none)"
 )
+
+
+def _register_tools(server: MCPServer[App]) -> None:
+    from codex_mcp.tools import register_all
+
+    register_all(server)
+
+
+@contextmanager
+def _sdk_logging_set_up_already() -> Iterator[None]:
+    """Skip the SDK's logging set-up when logging is configured already (``codex_mcp/logs.py``).
+
+    ``MCPServer()`` calls ``logging.basicConfig`` with a handler from rich. With a handler on the root
+    logger already, basicConfig changes nothing, but the handler was built first: rich imported, a
+    console made: a few percent of a stdio server's cold start, for nothing (figure 1).
+    """
+    from mcp.server.mcpserver import server as sdk_server
+
+    if not logging.getLogger().handlers or not hasattr(sdk_server, "configure_logging"):
+        yield
+        return
+    original = sdk_server.configure_logging
+    sdk_server.configure_logging = lambda level="INFO": None
+    try:
+        yield
+    finally:
+        sdk_server.configure_logging = original
 
 
 def _accept_log_levels(server: MCPServer[App], app: App) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,11 +82,13 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         cwd: Path | None = None,
+        locate: Callable[[Path], git.RepoLocation | None] = git.locate,
         **flags: Any,
     ) -> Settings:
         """Build settings: a flag given (not None) wins over its environment variable.
 
-        Flags: db, instance, tmux_socket, worktrees, port, log_level, transport.
+        Flags: db, instance, tmux_socket, worktrees, port, log_level, transport. ``locate`` finds the
+        repository the working folder lies in (a git process; a caller that knows it already says so).
         """
         env = os.environ if environ is None else environ
         here = (cwd or Path.cwd()).resolve()
@@ -112,7 +114,7 @@ class Settings:
                 return var, raw
             return None
 
-        repo = git.locate(here)
+        repo = locate(here)
 
         db_path: Path | None
         if (got := pick("db", "CODEX_MCP_DB")) is not None:

@@ -348,9 +348,16 @@ def test_notify_command_is_checked_when_set(repo: Path, cli_env: dict[str, str])
 # ------------------------------------------------------------------------------------------- imports
 
 HEAVY = ("click", "rich", "pydantic", "aiosqlite", "anyio", "mcp", "libtmux", "git", "githubkit")
+# Standard modules that each cost the hook a measurable share of its budget (benchmarks, figure 10): json
+# and pathlib import re (and enum), the sqlite3 package imports datetime, typing is big on its own.
+SLOW_STDLIB = ("re", "enum", "json", "datetime", "sqlite3", "pathlib", "typing", "dataclasses")
 PROBE = """\
-import atexit, sys
-atexit.register(lambda: print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))))
+import os, sys
+# The hook leaves through os._exit (no atexit, no teardown): report the loaded modules on the way out.
+def report(status, _exit=os._exit):
+    print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(","))), flush=True)
+    _exit(status)
+os._exit = report
 sys.argv = ["codex-mcp", "hook", sys.argv[2]]
 from codex_mcp.entry import main
 main()
@@ -361,9 +368,10 @@ main()
 async def test_the_hook_command_imports_nothing_heavy(
     db: Database, repo: Path, agent: dict[str, str], event: str
 ) -> None:
-    """`codex-mcp hook` is dispatched before the CLI: no click, rich, pydantic or async store loads."""
+    """`codex-mcp hook` is dispatched before the CLI: no click, rich, pydantic or async store loads, nor
+    the slow parts of the standard library."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, ",".join(HEAVY), event],
+        [sys.executable, "-c", PROBE, ",".join(HEAVY + SLOW_STDLIB), event],
         input=b'{"background_tasks": []}',
         capture_output=True,
         cwd=repo,
@@ -372,3 +380,31 @@ async def test_the_hook_command_imports_nothing_heavy(
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, b"[]\n", b"")
     assert activity(db.path)[0] == ("idle" if event == "Stop" else "working")
+
+
+JSON_SAMPLES = [
+    b'{"hook_event_name": "Stop", "background_tasks": [], "stop_hook_active": false}',
+    b' \r\n\t{"message": "caf\\u00e9 \\ud83d\\ude00 \\"q\\" \xe2\x9c\x93", "n": -1.5e3, "i": 12, "z": null} \n',
+    b'{"nested": {"a": [1, [2, {"b": true}]], "nan": NaN, "inf": -Infinity}, "same": 1, "same": 2}',
+    b"[1, 2, 3]",
+    b'"just a string"',
+]
+JSON_GARBAGE = [b"\xff\xfe not json at all {", b"", b"   ", b'{"a": 1} {"b": 2}', b'{"a": 1,}', b"{'a': 1}"]
+
+
+@pytest.mark.parametrize("raw", JSON_SAMPLES)
+def test_the_hooks_json_reader_reads_what_json_reads(raw: bytes) -> None:
+    """The hook parses its stdin without importing json (that would import re): same values."""
+    from codex_mcp.hook import _loads
+
+    assert json.dumps(_loads(raw)) == json.dumps(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", JSON_GARBAGE)
+def test_the_hooks_json_reader_refuses_what_json_refuses(raw: bytes) -> None:
+    from codex_mcp.hook import _loads
+
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    with pytest.raises(ValueError):
+        _loads(raw)

@@ -14,9 +14,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from support import EXPECTED_TOOLS, event_rows, git, new_instance, ok, text_of
 
+from codex_mcp import published_tools
 from codex_mcp.app import App
 from codex_mcp.errors import ConfigError
 from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
@@ -150,6 +152,34 @@ async def test_tools_list_matches_snapshot(app: App) -> None:
         "tools/list changed (names, titles, descriptions, schemas or annotations that clients see). If the "
         "change is intended, regenerate the snapshot with: CODEX_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/python -m "
         f"pytest tests/test_server.py -k snapshot, and review the diff of {SNAPSHOT.name}"
+    )
+
+
+async def test_the_published_listing_is_what_the_registered_tools_list(app: App) -> None:
+    """A server answers tools/list from published_tools.json until a call builds the tools: the file must
+    be exactly what the tools list once built, on the wire."""
+    lazy = build_server(app)
+    built = build_server(app)
+    assert isinstance(built, LazyToolServer)
+    registered = await built.registered_listing()
+    if UPDATE_SNAPSHOTS:
+        published_tools.PUBLISHED.write_text(published_tools.render(registered), encoding="utf-8")
+        published_tools._cache = None
+    async with Client(lazy) as client:
+        before_any_call = (await client.list_tools()).tools
+        assert lazy._tool_manager.list_tools() == []  # answered without building a tool
+        ok(await client.call_tool("query_instances", {}))  # the first call builds them
+        after_a_call = (await client.list_tools()).tools
+    async with Client(built) as client:
+        from_registered = (await client.list_tools()).tools
+
+    def wire(tools: list[Any]) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+
+    assert wire(from_registered) == wire(after_a_call) and len(from_registered) == len(EXPECTED_TOOLS)
+    assert wire(before_any_call) == wire(from_registered), (
+        f"{published_tools.PUBLISHED.name} is not what the tools list. Regenerate it with: "
+        "CODEX_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_server.py -k published"
     )
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,7 @@ async def test_the_person_is_you_not_an_agent(
         ("feedback", "adhoc-a1", "hi"),
         ("merge", "adhoc-a1"),
     ):
-        refused_cli = await anyio.to_thread.run_sync(lambda: run_cli(*argv, cwd=repo, env=ui_env))
+        refused_cli = await anyio.to_thread.run_sync(partial(run_cli, *argv, cwd=repo, env=ui_env))
         assert refused_cli.returncode != 0 and "adhoc-a1 is you" in refused_cli.stderr, (
             argv,
             refused_cli.stderr,

@@ -13,7 +13,7 @@ import click
 
 from codex_mcp.cli.output import emit, output_options
 from codex_mcp.cli.running import in_app
-from codex_mcp.outcomes import FeedbackType, Priority
+from codex_mcp.ids import FeedbackType, Priority
 
 if TYPE_CHECKING:
     import subprocess

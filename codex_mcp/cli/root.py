@@ -66,6 +66,7 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
 
     # Validates every variable once, up front: a bad value is a clear error before anything runs.
     settings = Settings.load(db=db, log_level=log_level)
+    ctx.obj = settings  # commands load their own (with their flags) but reuse its repository look-up
     explicit = log_level is not None or bool(os.environ.get("CODEX_MCP_LOG_LEVEL", "").strip())
     # Commands print their own results; only warnings are worth showing unless asked for more.
     configure_logging(settings.log_level if explicit else "WARNING")

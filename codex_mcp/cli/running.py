@@ -7,11 +7,13 @@ and every command's help stay quick, and a command pays only for what it uses.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import click
 
+from codex_mcp import git
 from codex_mcp.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,7 +30,15 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 def settings_of(ctx: click.Context, **flags: Any) -> Settings:
     """Settings from the environment and the root options (``--db``, ``--log-level``), plus ``flags``."""
     root = ctx.find_root()
-    return Settings.load(db=root.params.get("db"), log_level=root.params.get("log_level"), **flags)
+    loaded = root.obj if isinstance(root.obj, Settings) else None
+
+    def locate(here: Path) -> git.RepoLocation | None:
+        # The root command located the repository already: one git process per command, not two.
+        return loaded.repo if loaded is not None and loaded.cwd == here else git.locate(here)
+
+    return Settings.load(
+        db=root.params.get("db"), log_level=root.params.get("log_level"), locate=locate, **flags
+    )
 
 
 def in_app(ctx: click.Context, act: Callable[[App], Awaitable[T]], *, reconcile: bool = False) -> T:

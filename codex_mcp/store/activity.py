@@ -1,30 +1,34 @@
 """``instances.activity``: what an agent's hooks report (working, waiting, idle), and the notify command.
 
-Plain ``sqlite3`` and nothing else: ``codex-mcp hook`` runs inside every agent turn, where the async
+Plain ``_sqlite3`` and nothing else: ``codex-mcp hook`` runs inside every agent turn, where the async
 store (aiosqlite, anyio, pydantic) -- even pathlib, which imports re -- would cost more than the whole
-hook is allowed to take: paths are plain strings here. The
-connection never creates the database (``mode=rw``) and gives up on a busy one after a short wait.
+hook is allowed to take: paths are plain strings here. ``_sqlite3`` is the C module the ``sqlite3``
+package wraps (the same ``connect``, ``Connection`` and errors); the package adds only the default
+datetime adapters, and importing ``datetime`` for them would cost the hook about a sixth of a bare
+interpreter start. The connection never creates the database (``mode=rw``) and gives up on a busy one
+after a short wait.
 """
 
 from __future__ import annotations
 
+import _sqlite3
 import os.path
-import sqlite3
 
 NOTIFY_KEY = "notify.command"
+Error = _sqlite3.Error  # what a failing connection or statement raises
 
 
-def connect(path: str, *, busy_timeout: float) -> sqlite3.Connection:
-    """Open an existing database for reading and writing; ``sqlite3.OperationalError`` when it is missing."""
+def connect(path: str, *, busy_timeout: float) -> _sqlite3.Connection:
+    """Open an existing database for reading and writing; ``Error`` (OperationalError) when it is missing."""
     # What a file: URI must escape in a path (urllib.parse would cost the hook its import time).
     uri_path = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = sqlite3.connect(f"file:{uri_path}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None)
+    conn = _sqlite3.connect(f"file:{uri_path}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None)
     # As the store does: WAL (set when the database was made) with synchronous=NORMAL needs no fsync per commit.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
-def find_running_containing(conn: sqlite3.Connection, path: str) -> str | None:
+def find_running_containing(conn: _sqlite3.Connection, path: str) -> str | None:
     """Id of the running instance whose worktree contains ``path`` (absolute; the deepest when nested)."""
     candidates = [path]
     while (parent := os.path.dirname(candidates[-1])) != candidates[-1]:
@@ -58,7 +62,7 @@ class Change:
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: _sqlite3.Connection,
     instance_id: str,
     activity: str | None,
     detail: str | None,
@@ -107,7 +111,7 @@ def record(
     return Change(before=before, after=after, detail=detail)
 
 
-def notify_command(conn: sqlite3.Connection) -> tuple[str, bool] | None:
+def notify_command(conn: _sqlite3.Connection) -> tuple[str, bool] | None:
     """The ``notify.command`` setting and whether it is stored encrypted; None when unset."""
     row = conn.execute("SELECT value, is_encrypted FROM user_config WHERE key = ?", (NOTIFY_KEY,)).fetchone()
     return (str(row[0]), bool(row[1])) if row else None

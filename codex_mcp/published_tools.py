@@ -1,0 +1,86 @@
+"""The tool listing clients see, shipped with the package: a server answers ``tools/list`` before it
+has built a single tool.
+
+Building the eleven tools -- importing their modules and result models, then the SDK deriving an
+argument model and the input and output JSON schemas of each -- is about a tenth of a stdio server's
+cold start (benchmarks, figure 1). An agent's client asks for the listing as soon as the server is up,
+but calls a tool later, if at all. So :class:`LazyToolServer` answers ``tools/list`` from
+``published_tools.json`` and registers the tools at the first request that needs them: a call, or a
+look-up of a tool's input schema (the SDK checks arguments with it before the call).
+
+The file is exactly what the registered tools list: ``tests/test_server.py`` fails when the two
+differ, and rewrites the file when run with ``CODEX_MCP_UPDATE_SNAPSHOTS=1``. Should it be missing or
+unreadable, the tools are built for the first listing instead, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import Tool as MCPTool
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Path(__file__).with_name("published_tools.json")
+
+_cache: list[MCPTool] | None = None
+
+
+def published_listing() -> list[MCPTool] | None:
+    """The published ``tools/list`` (read once per process); None when the file cannot be used."""
+    global _cache
+    if _cache is None:
+        try:
+            entries = json.loads(PUBLISHED.read_text(encoding="utf-8"))
+            _cache = [MCPTool.model_validate(entry) for entry in entries]
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("cannot read %s (%s); the tools are built for the first listing", PUBLISHED, exc)
+            return None
+    return _cache
+
+
+def render(tools: list[MCPTool]) -> str:
+    """The file's text for a listing (what the test compares and writes)."""
+    entries = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
+    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+
+
+class LazyToolServer(MCPServer[Any]):
+    """An MCPServer whose tools are registered (by ``register``) at the first request that needs them;
+    until then ``tools/list`` is answered from the published listing."""
+
+    def __init__(self, *args: Any, register: Callable[[MCPServer[Any]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._register = register
+        self._registered = False
+
+    def register_tools(self) -> None:
+        """Register the tools now (once)."""
+        if not self._registered:
+            self._registered = True
+            self._register(self)
+
+    async def registered_listing(self) -> list[MCPTool]:
+        """What the registered tools list (registering them first)."""
+        self.register_tools()
+        return await super().list_tools()
+
+    async def list_tools(self) -> list[MCPTool]:
+        if not self._registered:
+            published = published_listing()
+            if published is not None:
+                return list(published)
+        return await self.registered_listing()
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        self.register_tools()
+        return super()._tool_input_schema(name)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        self.register_tools()
+        return await super().call_tool(name, arguments, context)
