@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -673,33 +674,59 @@ def diff_stat(files: list[FileDiff], *, width: int = 80) -> DiffStat:
     return DiffStat(files=len(files), additions=additions, deletions=deletions, text=text)
 
 
-def _commits_between_sync(repo: Path, base: str, head: str, limit: int) -> list[CommitInfo]:
-    import git as gitpython  # GitPython: heavy to import, so only here, in a worker thread
+def _parse_log(out: str) -> list[CommitInfo]:
+    # Records end in NUL (-z); fields are split by US (0x1f), the raw message last (it may hold anything
+    # but NUL). The date is built as GitPython's ``authored_datetime.isoformat()`` did: from the Unix
+    # time and the author's own offset, so the JSON of `diff` keeps its exact form.
+    commits: list[CommitInfo] = []
+    for record in out.split("\0"):
+        if not record.strip():
+            continue
+        sha, name, email, seconds, offset, message = record.lstrip("\n").split("\x1f", 5)
+        sign = -1 if offset.startswith("-") else 1
+        minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
+        when = datetime.fromtimestamp(int(seconds), timezone(timedelta(minutes=minutes)))
+        commits.append(
+            CommitInfo(
+                sha=sha, subject=message.split("\n", 1)[0], author=name, email=email, date=when.isoformat()
+            )
+        )
+    return commits
 
-    try:
-        with gitpython.Repo(repo) as r:
-            return [
-                CommitInfo(
-                    sha=c.hexsha,
-                    subject=c.summary if isinstance(c.summary, str) else c.summary.decode("utf-8", "replace"),
-                    author=c.author.name or "",
-                    email=c.author.email or "",
-                    date=c.authored_datetime.isoformat(),
-                )
-                for c in r.iter_commits(f"{base}..{head}", max_count=limit)
-            ]
-    except (gitpython.exc.GitError, ValueError) as exc:
-        raise GitError(f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {exc}") from exc
+
+_LOG_FORMAT = "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%ad%x1f%B"
+
+
+async def _log_commits(repo: Path, base: str, head: str, limit: int) -> list[CommitInfo]:
+    """The commits of ``base..head`` (commit ids), newest first, at most ``limit``: one ``git log``
+    (GitPython cost ~100 ms of import in a fresh process, and a thread, for the same answer)."""
+    result = await run(
+        repo,
+        "log",
+        "-z",
+        _LOG_FORMAT,
+        "--date=format:%z",
+        f"--max-count={limit}",
+        "--end-of-options",
+        f"{base}..{head}",
+        "--",
+        env=_READ_ONLY_ENV,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise GitError(
+            f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {_first_line(result.stderr)}",
+            returncode=result.returncode,
+            stderr=result.stderr,
+        )
+    return _parse_log(result.stdout)
 
 
 async def commits_between(repo: Path, base: str, head: str, *, limit: int = 1000) -> list[CommitInfo]:
-    """The commits reachable from ``head`` but not from ``base``, newest first (at most ``limit``),
-    read through GitPython. ``base`` and ``head`` are refs or commit ids; refs are validated."""
-    import anyio
-
-    base_sha = await resolve_commit(repo, base, what="base")
-    head_sha = await resolve_commit(repo, head, what="head")
-    return await anyio.to_thread.run_sync(_commits_between_sync, repo, base_sha, head_sha, limit)
+    """The commits reachable from ``head`` but not from ``base``, newest first (at most ``limit``).
+    ``base`` and ``head`` are refs or commit ids; refs are validated."""
+    base_sha, head_sha = await _resolve_many(repo, [(base, "base", False), (head, "head", False)])
+    return await _log_commits(repo, base_sha, head_sha, limit)
 
 
 async def ahead_behind(repo: Path, a: str, b: str) -> tuple[int, int]:
@@ -831,7 +858,6 @@ async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000)
     The worktree's files, index, stash and refs are left as they were: the snapshot is built in a
     temporary index (see ``snapshot``). Raises InputError for a bad or unknown ``base_ref``.
     """
-    import anyio
 
     base_sha, head = await _resolve_many(
         worktree, [(base_ref, "base", False), ("HEAD", "HEAD of the worktree", False)]
@@ -848,9 +874,7 @@ async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000)
 
     async def commits() -> None:
         # base..head is merge_base..head: what HEAD has and the base lacks.
-        found["commits"] = await anyio.to_thread.run_sync(
-            _commits_between_sync, worktree, base_sha, head, commits_limit
-        )
+        found["commits"] = await _log_commits(worktree, base_sha, head, commits_limit)
 
     async def uncommitted() -> None:
         # What the snapshot adds to HEAD: as `git status` would list it, without its untracked scan.
@@ -1075,7 +1099,13 @@ def _conflict_error(check: MergeCheck) -> StateError:
 
 
 async def plan_landing(
-    repo: Path, target_branch: str, source: str, strategy: Strategy, *, message: str | None = None
+    repo: Path,
+    target_branch: str,
+    source: str,
+    strategy: Strategy,
+    *,
+    message: str | None = None,
+    check: MergeCheck | None = None,
 ) -> LandingPlan:
     """Compute the commit ``target_branch`` would move to when landing ``source`` with ``strategy``,
     without touching any working tree, index or ref.
@@ -1085,34 +1115,31 @@ async def plan_landing(
     message listing the squashed commits. rebase: the source's commits replayed onto the target in a
     temporary detached worktree under the git common dir (always removed). StateError on conflicts
     (listed by file); InputError for bad refs or strategy. ``message`` overrides the commit message.
+    ``check``: the ``merge_check`` of these two branches the caller has just made, not repeated here.
     """
     if strategy not in ("merge", "squash", "rebase"):
         raise InputError(f"strategy {strategy!r} is not one of merge, squash, rebase")
-    check = await merge_check(repo, target_branch, source)
-    old = check.target_sha
-    if check.up_to_date:
+    checked = check if check is not None else await merge_check(repo, target_branch, source)
+    old = checked.target_sha
+    if checked.up_to_date:
         return LandingPlan(strategy, target_branch, source, old, old, False, [])
-    if not check.clean or check.tree is None:
-        raise _conflict_error(check)
-    import anyio
-
-    tree = check.tree
+    if not checked.clean or checked.tree is None:
+        raise _conflict_error(checked)
+    tree = checked.tree
     found: dict[str, Any] = {}
 
     async def commits() -> None:
-        found["commits"] = await anyio.to_thread.run_sync(
-            _commits_between_sync, repo, old, check.source_sha, 1000
-        )
+        found["commits"] = await _log_commits(repo, old, checked.source_sha, 1000)
 
     async def merged() -> None:
-        if check.fast_forward:
-            found["new"] = check.source_sha
+        if checked.fast_forward:
+            found["new"] = checked.source_sha
         else:
             text = message or f"Merge branch '{source}' into {target_branch}"
-            found["new"] = await _commit_tree(repo, tree, [old, check.source_sha], text)
+            found["new"] = await _commit_tree(repo, tree, [old, checked.source_sha], text)
 
     async def rebased() -> None:
-        found["new"] = await _rebase(repo, check)
+        found["new"] = await _rebase(repo, checked)
 
     if strategy == "squash":  # its message lists the commits: read them first
         await commits()
@@ -1124,7 +1151,7 @@ async def plan_landing(
     new: str = found["new"]
     commits_found: list[CommitInfo] = found["commits"]
     return LandingPlan(
-        strategy, target_branch, source, old, new, strategy == "merge" and check.fast_forward, commits_found
+        strategy, target_branch, source, old, new, strategy == "merge" and checked.fast_forward, commits_found
     )
 
 
@@ -1178,16 +1205,39 @@ async def _rebase(repo: Path, check: MergeCheck) -> str:
     return new
 
 
-async def apply_landing(repo: Path, plan: LandingPlan) -> Landing:
+@dataclass(frozen=True)
+class TargetState:
+    """Where a branch is checked out (``worktree``; None: nowhere) and the uncommitted paths of that
+    worktree (empty when it is clean, or its folder is gone)."""
+
+    branch: str
+    worktree: WorktreeInfo | None
+    dirty: list[str]
+
+
+async def target_state(repo: Path, branch: str) -> TargetState:
+    """Where ``branch`` is checked out and whether that worktree is clean: what ``apply_landing``
+    checks, read ahead so a caller can refuse early and run it beside the conflict check."""
+    where = next((w for w in await worktrees(repo) if w.branch == branch), None)
+    dirty = await dirty_paths(where.path) if where is not None and where.path.is_dir() else []
+    return TargetState(branch, where, dirty)
+
+
+async def apply_landing(repo: Path, plan: LandingPlan, *, target: TargetState | None = None) -> Landing:
     """Move ``plan.target`` from ``plan.old_sha`` to ``plan.new_sha``.
 
     Checked out in a worktree (the main one or another): that worktree must be clean and is updated
     with ``git merge --ff-only``. Checked out nowhere: ``git update-ref`` with the old value, so a
     branch moved meanwhile is refused, not overwritten. Every refusal (StateError) changes nothing.
+    ``target``: the ``target_state`` of ``plan.target`` read just before (while the plan was made),
+    not read again. The window it leaves is no wider than a re-read's: ``merge --ff-only`` itself
+    still refuses to overwrite a file changed meanwhile, and a branch that moved is refused.
     """
     if not plan.changed:
         return Landing(plan, None)
-    where = next((w for w in await worktrees(repo) if w.branch == plan.target), None)
+    if target is None or target.branch != plan.target:
+        target = await target_state(repo, plan.target)
+    where = target.worktree
     if where is None:
         # `merge --ff-only` below refuses a non-fast-forward itself; a bare ref move must be checked.
         if not await _is_ancestor(repo, plan.old_sha, plan.new_sha):
@@ -1217,9 +1267,8 @@ async def apply_landing(repo: Path, plan: LandingPlan) -> Landing:
         raise StateError(
             f"{plan.target} moved while {plan.source} was being landed; nothing changed, land again"
         )
-    dirty = await dirty_paths(where.path)
-    if dirty:
-        shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+    if target.dirty:
+        shown = ", ".join(target.dirty[:10]) + (" ..." if len(target.dirty) > 10 else "")
         raise StateError(
             f"{plan.target} is checked out in {where.path} with uncommitted changes ({shown}); "
             "commit or stash them there, then land again"
@@ -1239,9 +1288,16 @@ async def land(
     """Land ``source`` on ``target_branch``: ``plan_landing`` then ``apply_landing`` (see both).
     The caller checks first that the source's own worktree has nothing uncommitted (``dirty_paths``):
     only committed work is landed."""
-    return await apply_landing(
-        repo, await plan_landing(repo, target_branch, source, strategy, message=message)
-    )
+    found: dict[str, Any] = {}
+
+    async def plan() -> None:
+        found["plan"] = await plan_landing(repo, target_branch, source, strategy, message=message)
+
+    async def state() -> None:
+        found["target"] = await target_state(repo, target_branch)
+
+    await _together(plan, state)  # the target's worktree is read while the plan is computed
+    return await apply_landing(repo, found["plan"], target=found["target"])
 
 
 # ------------------------------------------------------------------------------------------- cleaning
