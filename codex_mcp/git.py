@@ -485,17 +485,16 @@ class CommitInfo:
 
 @dataclass(frozen=True)
 class WorkDiff:
-    """An instance's work against its base: everything from ``merge_base`` to ``snapshot``.
+    """An instance's work against its base: everything from ``merge_base`` to the worktree as it is.
 
-    ``head`` is the worktree's HEAD; ``snapshot`` a commit holding the worktree as it is (equal to
-    ``head`` when nothing is uncommitted). ``commits`` are the committed ones (merge_base..head);
-    ``dirty`` lists uncommitted and untracked paths. ``dataclasses.asdict`` makes it JSON-ready.
+    ``head`` is the worktree's HEAD; ``commits`` are the committed ones (merge_base..head); ``dirty``
+    lists the uncommitted and untracked paths (what the worktree holds beyond HEAD).
+    ``dataclasses.asdict`` makes it JSON-ready.
     """
 
     base_ref: str
     merge_base: str
     head: str
-    snapshot: str
     commits: list[CommitInfo]
     files: list[FileDiff]
     dirty: list[str]
@@ -503,7 +502,7 @@ class WorkDiff:
 
     @property
     def uncommitted(self) -> bool:
-        return self.snapshot != self.head
+        return bool(self.dirty)
 
 
 async def _together(*calls: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -788,118 +787,121 @@ def _parse_diff(out: str, what: str) -> list[FileDiff]:
     return files
 
 
-async def worktree_diff(worktree: Path, base_ref: str) -> tuple[list[FileDiff], list[str]]:
-    """(the files changed from merge-base(base_ref, HEAD) to the worktree as it is, the untracked paths).
+async def _locate_work(worktree: Path, base_ref: str) -> tuple[Path, str, str]:
+    """(the worktree's index file, the base's commit, HEAD's commit): one rev-parse for all three,
+    the base's name checked beside it; the usual InputError for a bad or unknown base."""
+    found: dict[str, list[str]] = {}
 
-    Committed, uncommitted and untracked changes (ignored files left out), as ``work_diff`` lists them,
-    in one ``git diff --merge-base`` against the working tree instead of a snapshot commit first: the
-    untracked files are added as intent-to-add entries of a *copy* of the worktree's index, so they show
-    as new files and take part in rename detection. The worktree's own index is never written
-    (``GIT_OPTIONAL_LOCKS=0`` also stops git from refreshing its stat cache).
+    async def validate() -> None:
+        if base_ref != "HEAD":
+            await validate_branch_name(worktree, base_ref, what="base")
+
+    async def resolve() -> None:
+        # No --verify (it takes one name) and so no --end-of-options: the name was checked not to
+        # start with "-" before this runs.
+        result = await run(
+            worktree,
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "index",
+            f"{base_ref}^{{commit}}",
+            "HEAD^{commit}",
+            check=False,
+        )
+        found["lines"] = result.stdout.split() if result.returncode == 0 else []
+
+    if base_ref.startswith("-"):
+        await validate()
+    await _together(validate, resolve)
+    lines = found["lines"]
+    if len(lines) != 3 or any(len(sha) != 40 for sha in lines[1:]):
+        # Which one is missing, said as resolving them one by one says it.
+        await _resolve_many(worktree, [(base_ref, "base", False), ("HEAD", "HEAD of the worktree", False)])
+        raise GitError(f"git rev-parse could not read {base_ref!r} and HEAD in {worktree}")
+    return Path(lines[0]), lines[1], lines[2]
+
+
+async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000) -> WorkDiff:
+    """The instance's work in ``worktree`` against ``base_ref``: from merge-base(base, HEAD) to the
+    worktree as it is (its commits, uncommitted and untracked files; ignored files excluded).
+
+    The worktree as it is lives in a temporary index: a copy of the worktree's own (its stat data is
+    valid, so ``git add --all`` rehashes only what changed) with every change added, as ``snapshot``
+    builds it but without writing a tree or a commit. The files are ``git diff --cached
+    --merge-base`` of that index, renames and copies detected across committed, uncommitted and
+    untracked changes alike; ``dirty`` is what that index holds beyond HEAD. The commits and the
+    merge base are read meanwhile. The worktree's files, index, stash and refs are left as they were.
+    Raises InputError for a bad or unknown ``base_ref``.
     """
     import shutil
     import tempfile
 
     import anyio
 
-    (base_sha,) = await _resolve_many(worktree, [(base_ref, "base", False)])
-    own_index = Path(
-        (await run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index")).stdout.strip()
-    )
-    found: dict[str, list[str]] = {}
-
-    async def untracked() -> None:
-        out = await run(worktree, "ls-files", "--others", "--exclude-standard", "-z", env=_READ_ONLY_ENV)
-        found["untracked"] = [p for p in out.stdout.split("\0") if p]
-
-    args = ("diff", "-z", "--raw", "--numstat", "-p", *_DIFF_OPTIONS, "--merge-base", "--end-of-options")
-    with tempfile.TemporaryDirectory(prefix="codex-diff-") as tmp:
-        index = Path(tmp) / "index"
-
-        async def copy() -> None:
-            # A copy keeps valid stat data, so git rehashes only the files that changed.
-            if own_index.exists():
-                await anyio.to_thread.run_sync(shutil.copyfile, own_index, index)
-
-        await _together(untracked, copy)
-        env = {**_READ_ONLY_ENV, "GIT_INDEX_FILE": str(index)}
-        if found["untracked"]:
-            await run(worktree, "add", "--intent-to-add", "--", *found["untracked"], env=env)
-        out = await run(worktree, *args, base_sha, "--", env=env)
-    return _parse_diff(out.stdout, str(worktree)), found["untracked"]
-
-
-async def work_position(worktree: Path, base_ref: str) -> tuple[str, str, list[str]]:
-    """(HEAD, merge-base of base_ref and HEAD, tracked paths with uncommitted changes) of a worktree,
-    read without writing its index (``GIT_OPTIONAL_LOCKS=0``)."""
-    (base_sha,) = await _resolve_many(worktree, [(base_ref, "base", False)])
-    found: dict[str, Any] = {}
-
-    async def head() -> None:
-        found["head"] = (await run(worktree, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
-        found["base"] = (
-            await run(worktree, "merge-base", base_sha, found["head"], check=False)
-        ).stdout.strip() or base_sha
-
-    async def changed() -> None:
-        out = await run(
-            worktree, "diff", "--name-only", "-z", "--no-renames", "HEAD", "--", env=_READ_ONLY_ENV
-        )
-        found["changed"] = [p for p in out.stdout.split("\0") if p]
-
-    await _together(head, changed)
-    return found["head"], found["base"], found["changed"]
-
-
-async def work_diff(worktree: Path, base_ref: str, *, commits_limit: int = 1000) -> WorkDiff:
-    """The instance's work in ``worktree`` against ``base_ref``: from merge-base(base, snapshot) to a
-    snapshot of the worktree (its commits, uncommitted and untracked files; ignored files excluded).
-
-    The worktree's files, index, stash and refs are left as they were: the snapshot is built in a
-    temporary index (see ``snapshot``). Raises InputError for a bad or unknown ``base_ref``.
-    """
-
-    base_sha, head = await _resolve_many(
-        worktree, [(base_ref, "base", False), ("HEAD", "HEAD of the worktree", False)]
-    )
-    snap = await snapshot(worktree)
+    own_index, base_sha, head = await _locate_work(worktree, base_ref)
     found: dict[str, Any] = {}
 
     async def merge_base() -> None:
-        found["merge_base"] = (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip()
-
-    async def files() -> None:
-        # `--merge-base`: git finds the base itself, so the diff need not wait for merge_base().
-        found["files"] = await diff_files(worktree, base_sha, snap, merge_base=True)
+        found["merge_base"] = (await run(worktree, "merge-base", base_sha, head, check=False)).stdout.strip()
 
     async def commits() -> None:
         # base..head is merge_base..head: what HEAD has and the base lacks.
         found["commits"] = await _log_commits(worktree, base_sha, head, commits_limit)
 
-    async def uncommitted() -> None:
-        # What the snapshot adds to HEAD: as `git status` would list it, without its untracked scan.
-        out = await run(worktree, "diff-tree", "-r", "-z", "--name-only", "--no-renames", head, snap)
-        found["dirty"] = [p for p in out.stdout.split("\0") if p]
+    with tempfile.TemporaryDirectory(prefix="codex-diff-") as tmp:
+        env = {**_READ_ONLY_ENV, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
-    try:
-        await _together(merge_base, files, commits, *([uncommitted] if snap != head else []))
-    except GitError:
-        if not (await run(worktree, "merge-base", base_sha, snap, check=False)).stdout.strip():
-            raise StateError(
-                f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
-            ) from None
-        raise
+        async def files() -> None:
+            out = await run(
+                worktree,
+                "diff",
+                "--cached",
+                "-z",
+                "--raw",
+                "--numstat",
+                "-p",
+                *_DIFF_OPTIONS,
+                "--merge-base",
+                "--end-of-options",
+                base_sha,
+                "--",
+                env=env,
+            )
+            found["files"] = _parse_diff(out.stdout, str(worktree))
+
+        async def dirty() -> None:
+            # As `git status` lists them, but from the index just built: exact, no second scan.
+            out = await run(
+                worktree, "diff", "--cached", "--name-only", "-z", "--no-renames", head, "--", env=env
+            )
+            found["dirty"] = [p for p in out.stdout.split("\0") if p]
+
+        async def worktree_as_it_is() -> None:
+            try:
+                # Off the event loop: the index of a large tree is megabytes.
+                await anyio.to_thread.run_sync(shutil.copyfile, own_index, env["GIT_INDEX_FILE"])
+            except OSError:
+                await run(worktree, "read-tree", head, env=env)
+            await run(worktree, "add", "--all", "--", ".", env={"GIT_INDEX_FILE": env["GIT_INDEX_FILE"]})
+            await _together(files, dirty)
+
+        try:
+            await _together(worktree_as_it_is, merge_base, commits)
+        except GitError:
+            if not (await run(worktree, "merge-base", base_sha, head, check=False)).stdout.strip():
+                raise StateError(
+                    f"{worktree} shares no history with {base_ref!r}; pick the branch it was started from"
+                ) from None
+            raise
     files_found: list[FileDiff] = found["files"]
-    commits_found: list[CommitInfo] = found["commits"]
-    dirty: list[str] = found.get("dirty", [])
     return WorkDiff(
         base_ref=base_ref,
         merge_base=found["merge_base"],
         head=head,
-        snapshot=snap,
-        commits=commits_found,
+        commits=found["commits"],
         files=files_found,
-        dirty=dirty,
+        dirty=found["dirty"],
         stat=diff_stat(files_found),
     )
 

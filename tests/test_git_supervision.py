@@ -152,15 +152,16 @@ async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_tou
     assert [c.subject for c in diff.commits] == ["ignore logs", "feature: add feature.txt"]
     assert sorted(diff.dirty) == ["shared.txt", "staged.txt", "untracked dir/new.txt"]
     assert diff.stat.files == 5 and diff.stat.additions == 5 and diff.stat.deletions == 1
-    # The snapshot holds the worktree as it is.
-    assert git(two_sides, "show", f"{diff.snapshot}:untracked dir/new.txt") == "new"
+    # The untracked file is shown with its content, as every other change.
+    untracked = next(f for f in diff.files if f.path == "untracked dir/new.txt")
+    assert "+new" in untracked.patch.splitlines() and untracked.additions == 1
 
 
 async def test_work_diff_of_a_clean_worktree_is_its_commits(two_sides: Path, tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     git(two_sides, "worktree", "add", "-q", str(wt), "feature")
     diff = await g.work_diff(wt, "main")
-    assert diff.snapshot == diff.head and not diff.uncommitted and diff.dirty == []
+    assert not diff.uncommitted and diff.dirty == []
     assert [f.path for f in diff.files] == ["feature.txt"]
     with pytest.raises(InputError):
         await g.work_diff(wt, "nope")
