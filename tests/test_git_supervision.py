@@ -114,6 +114,19 @@ async def test_commits_between_and_ahead_behind(two_sides: Path) -> None:
         await g.commits_between(two_sides, "main", "no-such-branch")
 
 
+async def test_commits_keep_the_first_message_line_and_the_authors_own_offset(
+    two_sides: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (two_sides / "dated.txt").write_text("dated\n")
+    git(two_sides, "add", "dated.txt")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-02T03:04:05-0530")
+    # A first paragraph of two lines: the subject is its first line only.
+    git(two_sides, "commit", "-q", "-m", "first line\nstill the first paragraph\n\nbody \u00fc")
+    (newest, _) = await g.commits_between(two_sides, "feature", "main")
+    assert newest.subject == "first line"
+    assert newest.date == "2026-01-02T03:04:05-05:30"
+
+
 async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_touching_anything(
     two_sides: Path, tmp_path: Path
 ) -> None:
