@@ -104,19 +104,51 @@ async def run(
     check: bool = True,
     timeout: float = 120,
 ) -> GitResult:
-    """``git <args>`` in ``cwd``: a child process awaited, so the event loop keeps serving meanwhile."""
+    """``git <args>`` in ``cwd``, waited on in a worker thread, so the event loop keeps serving meanwhile.
+
+    A thread running ``subprocess`` costs the loop ~0.5 ms of CPU per git call, an asyncio child
+    process (pipe transports, a child-watcher thread of its own) ~2 ms: `merge` runs nine git calls,
+    `diff` seven. Cancelled, the call does not wait for the thread: the git process is killed."""
     import anyio
 
     argv, full_env = _command(args, env)
+    state: dict[str, Any] = {}
+
+    def call() -> tuple[int, bytes, bytes]:
+        if state.get("cancelled"):
+            return -1, b"", b""  # cancelled before it started: nobody waits for this answer any more
+        # stdin is not inherited: under `serve` it is the MCP client's pipe.
+        with subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as proc:
+            state["proc"] = proc
+            if state.get("cancelled"):
+                proc.kill()
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+            return proc.returncode, out, err
+
     try:
-        with anyio.fail_after(timeout):
-            # stdin is not inherited: under `serve` it is the MCP client's pipe.
-            done = await anyio.run_process(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, check=False)
-    except TimeoutError as exc:
+        returncode, stdout, stderr = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+    except subprocess.TimeoutExpired as exc:
         raise _timed_out(cwd, args, timeout) from exc
     except OSError as exc:
         raise _unavailable(exc, cwd) from exc
-    return _result(cwd, args, done.returncode, done.stdout, done.stderr, check)
+    except anyio.get_cancelled_exc_class():
+        state["cancelled"] = True
+        if (proc := state.get("proc")) is not None:
+            proc.kill()  # the abandoned thread's communicate() then returns at once
+        raise
+    return _result(cwd, args, returncode, stdout, stderr, check)
 
 
 def run_sync(
