@@ -9,6 +9,7 @@ too: GitPython, used here before, took ~0.4 s to import in a fresh `codex-mcp di
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -213,10 +214,26 @@ async def validate_branch_name(repo: Path, name: str, *, what: str = "branch") -
     shown = name if len(name) <= 80 else name[:77] + "..."
     if not name or name.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in name) or ".." in name:
         raise InputError(f"{what} {shown!r} is not a valid branch name; give a branch such as 'main'")
+    if _plainly_valid_branch(name):
+        return name
     result = await run(repo, "check-ref-format", "--branch", name, check=False)
     if result.returncode != 0:
         raise InputError(f"{what} {shown!r} is not a valid branch name; give a branch such as 'main'")
     return name
+
+
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
+def _plainly_valid_branch(name: str) -> bool:
+    """True only for names ``git check-ref-format --branch`` certainly accepts (ASCII letters, digits,
+    ``_ . - /`` in git's rules), so the usual name needs no git process; any other goes to git."""
+    return (
+        _PLAIN_BRANCH.fullmatch(name) is not None
+        and ".." not in name
+        and name != "HEAD"
+        and not any(part.endswith((".", ".lock")) for part in name.split("/"))
+    )
 
 
 async def resolve_commit(repo: Path, ref: str, *, what: str = "base") -> str:
@@ -1249,12 +1266,36 @@ class TargetState:
     dirty: list[str]
 
 
+def _head_file_names(root: Path, branch: str) -> bool:
+    """A guess, only to start work early: whether the main worktree at ``root`` has ``branch`` checked
+    out, read from its HEAD file (no process). ``git worktree list`` stays the answer."""
+    try:
+        return (root / ".git" / "HEAD").read_text(encoding="utf-8").strip() == f"ref: refs/heads/{branch}"
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 async def target_state(repo: Path, branch: str) -> TargetState:
     """Where ``branch`` is checked out and whether that worktree is clean: what ``apply_landing``
     checks, read ahead so a caller can refuse early and run it beside the conflict check."""
-    where = next((w for w in await worktrees(repo) if w.branch == branch), None)
-    dirty = await dirty_paths(where.path) if where is not None and where.path.is_dir() else []
-    return TargetState(branch, where, dirty)
+    found: dict[str, Any] = {}
+
+    async def where() -> None:
+        found["where"] = next((w for w in await worktrees(repo) if w.branch == branch), None)
+
+    async def guessed() -> None:
+        found["guess"] = await dirty_paths(repo)
+
+    # The usual case, landing on the branch the main worktree has checked out: its status scan (tens
+    # of ms on a large tree) starts with the worktree list instead of after it.
+    guess = _head_file_names(repo, branch)
+    await _together(where, *([guessed] if guess else []))
+    info: WorktreeInfo | None = found["where"]
+    if info is None or not info.path.is_dir():
+        return TargetState(branch, info, [])
+    if guess and info.path.resolve() == repo.resolve():
+        return TargetState(branch, info, found["guess"])
+    return TargetState(branch, info, await dirty_paths(info.path))
 
 
 async def apply_landing(repo: Path, plan: LandingPlan, *, target: TargetState | None = None) -> Landing:

@@ -256,6 +256,27 @@ async def test_bad_refs_are_refused_before_git_runs(two_sides: Path) -> None:
     assert world(two_sides) == before
 
 
+BRANCH_NAMES = [
+    *["main", "codex/work-12-a1", "feature_x.2", "a-b/c_d", "v1.0", "x/HEAD", "refs/heads/x"],
+    *["HEAD", "@", "a@b", "a@{1}", "a//b", "a/.b", "a.lock", "a/b.lock", ".a", "a.", "a/", "/a", "a..b"],
+    *["caf\u00e9", "a~1", "a^", "a:b", "a?", "a*", "a[1]", "a\\b", "-a", "a b", "a\x7f"],
+]
+
+
+@pytest.mark.parametrize("name", BRANCH_NAMES)
+async def test_a_branch_name_is_valid_exactly_when_git_says_so(repo: Path, name: str) -> None:
+    # The usual names skip `git check-ref-format`; that shortcut must never accept what git refuses.
+    git_accepts = git(repo, "check-ref-format", "--branch", name, check=False) != ""
+    if g._plainly_valid_branch(name):
+        assert git_accepts
+    try:
+        await g.validate_branch_name(repo, name)
+        accepted = True
+    except InputError:
+        accepted = False
+    assert accepted == git_accepts or (not accepted and name.startswith("-"))
+
+
 # ----------------------------------------------------------------------------------------- landing
 
 

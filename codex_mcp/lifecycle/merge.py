@@ -2,11 +2,12 @@
 
 Order: the instance's worktree must hold no uncommitted work (only committed work lands); the target
 must exist and, where it is checked out, be clean; a conflict check runs without touching any working
-tree (``git merge-tree --write-tree``). Conflicts are refused with the files listed, or, asked
-``to_agent``, handed to the instance's agent as review feedback (and nothing else changes). Then the
-new target commit is computed and applied: a worktree where the target is checked out is updated by
-fast-forward, a branch checked out nowhere has its ref moved (compare-and-swap). The instance's row
-records where and when its work landed.
+tree (``git merge-tree --write-tree``). The three checks run at once (two are status scans of large
+trees) and are judged in that order; the landing reuses what they read. Conflicts are refused with
+the files listed, or, asked ``to_agent``, handed to the instance's agent as review feedback (and
+nothing else changes). Then the new target commit is computed and applied: a worktree where the
+target is checked out is updated by fast-forward, a branch checked out nowhere has its ref moved
+(compare-and-swap). The instance's row records where and when its work landed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ async def merge(
     if target == source:
         raise StateError(f"{instance.id} works on {target} itself; pass --into BRANCH to land it elsewhere")
     worktree = Path(instance.worktree_path)
+    import anyio
+
     # The three reads are independent: run at once, then judged in the order a person fixes them
     # (their own uncommitted work first, then the target's, then conflicts), as when run one by one.
     instance_dirty, target_state, merge_check = (
@@ -89,8 +92,6 @@ async def merge(
 
     async def dirty_instance() -> list[str]:
         return await git.dirty_paths(worktree) if worktree.is_dir() else []
-
-    import anyio
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(instance_dirty.settle, dirty_instance)
