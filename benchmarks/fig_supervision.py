@@ -99,7 +99,7 @@ def _row(
             "by_hand_ms": [ms(w) for w, _ in by_hand],
             "by_hand_median_ms": ms(t_hand),
         },
-        note=f"+{fmt_ms(t_a - t_b)}; ratio of the medians of {len(a)} alternated runs each (median of the "
+        note=f"{'+' if t_a >= t_b else '-'}{fmt_ms(abs(t_a - t_b))}; ratio of the medians of {len(a)} alternated runs each (median of the "
         f"paired ratios: {paired:.2f}{X}); CPU time {fmt_ms(cpu_a)} vs {fmt_ms(cpu_b)} "
         f"({cpu_a / cpu_b:.2f}{X}); the plain commands that tell as much, one after the other: "
         f"{fmt_ms(t_hand)} ({t_a / t_hand:.2f}{X})",
