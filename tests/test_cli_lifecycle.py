@@ -191,6 +191,10 @@ async def test_start_adhoc_prompt_file_json_and_bad_combinations(
     assert "--issue" in line
     line = cli.error("start", "--prompt", "x", "--base", "no-such-branch")
     assert "no-such-branch" in line
+    latin1 = tmp_path / "latin1.md"
+    latin1.write_bytes("Caf\u00e9 au lait\n".encode("latin-1"))  # not UTF-8: an input error, not a crash
+    line = cli.error("start", "--prompt-file", str(latin1), code=2)
+    assert "not UTF-8" in line and "byte 3 is 0xe9" in line and str(latin1) in line
     assert cli.ids() == ["adhoc-a1", "adhoc-a2"]  # adhoc-a1: the person's own identity (main checkout)
     assert tmux_sessions(cli.socket) == {"_keep", "adhoc-a2"}
     assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/codex").split() == [

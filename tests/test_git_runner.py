@@ -6,6 +6,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from codex_mcp import git
@@ -87,6 +88,30 @@ async def test_a_git_that_does_not_answer_is_given_up_on(runner: Runner, repo: P
     with pytest.raises(git.GitUnavailable) as caught:
         await runner(repo, "hash-object", "--", fifo.name, timeout=0.5, check=False)
     assert str(caught.value).startswith(f"git hash-object in {repo} did not answer within 0.5 s; retry")
+
+
+def _git_reading(name: str) -> bool:
+    """Whether a git process with ``name`` in its command line is still alive (from /proc)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:  # it ended while we looked
+            continue
+        if argv and argv[0].endswith(b"git") and name.encode() in argv:
+            return True
+    return False
+
+
+async def test_a_cancelled_call_kills_its_git_at_once(repo: Path) -> None:
+    # The git would wait for its 60 s timeout on the FIFO; the caller gives up after 0.3 s instead.
+    fifo = repo / "cancelled-fifo"
+    os.mkfifo(fifo)
+    with anyio.move_on_after(0.3) as scope:
+        await git.run(repo, "hash-object", "--", fifo.name, timeout=60)
+    assert scope.cancelled_caught
+    with anyio.fail_after(20):  # far below the 60 s git would otherwise have been left running
+        while _git_reading(fifo.name):
+            await anyio.sleep(0.05)
 
 
 async def test_stdin_is_not_inherited(repo: Path) -> None:

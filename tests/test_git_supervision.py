@@ -114,6 +114,19 @@ async def test_commits_between_and_ahead_behind(two_sides: Path) -> None:
         await g.commits_between(two_sides, "main", "no-such-branch")
 
 
+async def test_commits_keep_the_first_message_line_and_the_authors_own_offset(
+    two_sides: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (two_sides / "dated.txt").write_text("dated\n")
+    git(two_sides, "add", "dated.txt")
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-02T03:04:05-0530")
+    # A first paragraph of two lines: the subject is its first line only.
+    git(two_sides, "commit", "-q", "-m", "first line\nstill the first paragraph\n\nbody \u00fc")
+    (newest, _) = await g.commits_between(two_sides, "feature", "main")
+    assert newest.subject == "first line"
+    assert newest.date == "2026-01-02T03:04:05-05:30"
+
+
 async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_touching_anything(
     two_sides: Path, tmp_path: Path
 ) -> None:
@@ -152,15 +165,16 @@ async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_tou
     assert [c.subject for c in diff.commits] == ["ignore logs", "feature: add feature.txt"]
     assert sorted(diff.dirty) == ["shared.txt", "staged.txt", "untracked dir/new.txt"]
     assert diff.stat.files == 5 and diff.stat.additions == 5 and diff.stat.deletions == 1
-    # The snapshot holds the worktree as it is.
-    assert git(two_sides, "show", f"{diff.snapshot}:untracked dir/new.txt") == "new"
+    # The untracked file is shown with its content, as every other change.
+    untracked = next(f for f in diff.files if f.path == "untracked dir/new.txt")
+    assert "+new" in untracked.patch.splitlines() and untracked.additions == 1
 
 
 async def test_work_diff_of_a_clean_worktree_is_its_commits(two_sides: Path, tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     git(two_sides, "worktree", "add", "-q", str(wt), "feature")
     diff = await g.work_diff(wt, "main")
-    assert diff.snapshot == diff.head and not diff.uncommitted and diff.dirty == []
+    assert not diff.uncommitted and diff.dirty == []
     assert [f.path for f in diff.files] == ["feature.txt"]
     with pytest.raises(InputError):
         await g.work_diff(wt, "nope")
@@ -240,6 +254,27 @@ async def test_bad_refs_are_refused_before_git_runs(two_sides: Path) -> None:
         await g.land(two_sides, "feature-tag", "main", "merge")  # a tag is not a target branch
     git(two_sides, "tag", "-d", "feature-tag")
     assert world(two_sides) == before
+
+
+BRANCH_NAMES = [
+    *["main", "codex/work-12-a1", "feature_x.2", "a-b/c_d", "v1.0", "x/HEAD", "refs/heads/x"],
+    *["HEAD", "@", "a@b", "a@{1}", "a//b", "a/.b", "a.lock", "a/b.lock", ".a", "a.", "a/", "/a", "a..b"],
+    *["caf\u00e9", "a~1", "a^", "a:b", "a?", "a*", "a[1]", "a\\b", "-a", "a b", "a\x7f"],
+]
+
+
+@pytest.mark.parametrize("name", BRANCH_NAMES)
+async def test_a_branch_name_is_valid_exactly_when_git_says_so(repo: Path, name: str) -> None:
+    # The usual names skip `git check-ref-format`; that shortcut must never accept what git refuses.
+    git_accepts = git(repo, "check-ref-format", "--branch", name, check=False) != ""
+    if g._plainly_valid_branch(name):
+        assert git_accepts
+    try:
+        await g.validate_branch_name(repo, name)
+        accepted = True
+    except InputError:
+        accepted = False
+    assert accepted == git_accepts or (not accepted and name.startswith("-"))
 
 
 # ----------------------------------------------------------------------------------------- landing

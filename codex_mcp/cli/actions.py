@@ -73,12 +73,26 @@ def start(
     """
     from codex_mcp.errors import InputError
 
-    text = prompt_file.read_text(encoding="utf-8") if prompt_file is not None else prompt
+    text, unreadable = prompt, None
+    if prompt_file is not None:
+        try:
+            text = prompt_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            unreadable = InputError(
+                f"--prompt-file {prompt_file} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                "save it as UTF-8 and start again"
+            )
+        except OSError as exc:
+            unreadable = InputError(
+                f"cannot read --prompt-file {prompt_file}: {exc.strerror}; check the file"
+            )
     kind = cast(InstanceType, type_ or ("work" if issue is not None else "adhoc"))
 
     async def spawn(app: App, call: ToolCall) -> Instance:
         if prompt is not None and prompt_file is not None:
             raise InputError("give --prompt or --prompt-file, not both")
+        if unreadable is not None:  # refused here, so the refusal is recorded like the others
+            raise unreadable
         lifecycle = app.lifecycle
         prepared = await lifecycle.prepare_work(issue_number=issue, base=base, prompt=text, type=kind)
         started = await lifecycle.commit(prepared)

@@ -2,17 +2,20 @@
 
 Order: the instance's worktree must hold no uncommitted work (only committed work lands); the target
 must exist and, where it is checked out, be clean; a conflict check runs without touching any working
-tree (``git merge-tree --write-tree``). Conflicts are refused with the files listed, or, asked
-``to_agent``, handed to the instance's agent as review feedback (and nothing else changes). Then the
-new target commit is computed and applied: a worktree where the target is checked out is updated by
-fast-forward, a branch checked out nowhere has its ref moved (compare-and-swap). The instance's row
-records where and when its work landed.
+tree (``git merge-tree --write-tree``). The three checks run at once (two are status scans of large
+trees) and are judged in that order; the landing reuses what they read. Conflicts are refused with
+the files listed, or, asked ``to_agent``, handed to the instance's agent as review feedback (and
+nothing else changes). Then the new target commit is computed and applied: a worktree where the
+target is checked out is updated by fast-forward, a branch checked out nowhere has its ref moved
+(compare-and-swap). The instance's row records where and when its work landed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
+from typing import Generic, TypeVar, cast
 
 from codex_mcp import git
 from codex_mcp.errors import StateError
@@ -23,6 +26,28 @@ from codex_mcp.outcomes import MergeResult, MergeStrategy
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
+
+T = TypeVar("T")
+
+
+class _Outcome(Generic[T]):
+    """What one of several checks run at once found: its value, or the error it raised, kept so the
+    caller can judge the checks in its own order (a refusal found first by the clock may matter less)."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+        self._error: Exception | None = None
+
+    async def settle(self, call: Callable[[], Awaitable[T]]) -> None:
+        try:
+            self._value = await call()
+        except Exception as exc:  # re-raised by get(), its traceback intact
+            self._error = exc
+
+    def get(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return cast("T", self._value)
 
 
 def merged_write(instance_id: str, result: MergeResult) -> Callable[[Tx], Awaitable[None]] | None:
@@ -55,25 +80,39 @@ async def merge(
     if target == source:
         raise StateError(f"{instance.id} works on {target} itself; pass --into BRANCH to land it elsewhere")
     worktree = Path(instance.worktree_path)
-    if worktree.is_dir():
-        dirty = await git.dirty_paths(worktree)
-        if dirty:
-            shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
-            raise StateError(
-                f"{instance.id} has uncommitted work ({len(dirty)} path(s): {shown}); only committed work is "
-                f"merged: commit it (git -C {worktree} add -A && git -C {worktree} commit -m '...'), or ask the "
-                "agent to, then merge again"
-            )
-    where = await git.checked_out_in(repo, target)
-    if where is not None and where.is_dir():
-        dirty_target = await git.dirty_paths(where)
-        if dirty_target:
-            shown = ", ".join(dirty_target[:10]) + (" ..." if len(dirty_target) > 10 else "")
-            raise StateError(
-                f"{target} is checked out in {where} with uncommitted changes ({shown}); commit or stash them "
-                "there, then merge again"
-            )
-    check = await git.merge_check(repo, target, source)
+    import anyio
+
+    # The three reads are independent: run at once, then judged in the order a person fixes them
+    # (their own uncommitted work first, then the target's, then conflicts), as when run one by one.
+    instance_dirty, target_state, merge_check = (
+        _Outcome[list[str]](),
+        _Outcome[git.TargetState](),
+        _Outcome[git.MergeCheck](),
+    )
+
+    async def dirty_instance() -> list[str]:
+        return await git.dirty_paths(worktree) if worktree.is_dir() else []
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(instance_dirty.settle, dirty_instance)
+        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
+        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
+    dirty = instance_dirty.get()
+    if dirty:
+        shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+        raise StateError(
+            f"{instance.id} has uncommitted work ({len(dirty)} path(s): {shown}); only committed work is "
+            f"merged: commit it (git -C {worktree} add -A && git -C {worktree} commit -m '...'), or ask the "
+            "agent to, then merge again"
+        )
+    state = target_state.get()
+    if state.worktree is not None and state.dirty:
+        shown = ", ".join(state.dirty[:10]) + (" ..." if len(state.dirty) > 10 else "")
+        raise StateError(
+            f"{target} is checked out in {state.worktree.path} with uncommitted changes ({shown}); commit "
+            "or stash them there, then merge again"
+        )
+    check = merge_check.get()
     if not check.clean:
         listed = ", ".join(check.conflicts)
         if not to_agent:
@@ -100,8 +139,8 @@ async def merge(
             conflicts=check.conflicts,
             feedback_id=sent.result.feedback_id,
         )
-    landing = await git.land(repo, target, source, strategy)
-    plan = landing.plan
+    plan = await git.plan_landing(repo, target, source, strategy, check=check)
+    landing = await git.apply_landing(repo, plan, target=state)
     return MergeResult(
         instance_id=instance.id,
         target=target,
