@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from codex_mcp.app import open_app
+import anyio
+
+from codex_mcp.app import App, open_app
 from codex_mcp.http import Guard, HostCheck, bind, request_caller, token_resolver
 from codex_mcp.identity import Caller, resolve_caller
 from codex_mcp.pulls import polling_pull_requests
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # How long a stop waits for open streams: agents keep them open, so not forever.
 GRACEFUL_SHUTDOWN_SECONDS = 3
+# The background reconcile's first pass, after start-up.
+FIRST_RECONCILE_DELAY = 2.0
 
 
 async def serve_stdio(settings: Settings) -> None:
@@ -36,7 +41,30 @@ async def serve_stdio(settings: Settings) -> None:
         caller = await resolve_caller(settings, opened.db)
         app = replace(opened, caller=caller)
         log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
-        await build_server(app).run_stdio_async()
+        async with reconciling(app):
+            await build_server(app).run_stdio_async()
+
+
+@asynccontextmanager
+async def reconciling(app: App) -> AsyncIterator[None]:
+    """Keep the instances table converged with tmux in the background while the block runs.
+
+    Reads only check the pids of the rows they answer with; this loop (lifecycle/reconcile.py,
+    ``keep_reconciled``) is what bounds how stale a `running` can be in a server that lives for hours.
+    """
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reconcile_in_background, app)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
+
+
+async def _reconcile_in_background(app: App) -> None:
+    # The lifecycle package is imported only after a first pause: a server's start-up is timed and an
+    # agent waits for it, while nothing needs converging in the first seconds.
+    await anyio.sleep(FIRST_RECONCILE_DELAY)
+    await app.lifecycle.keep_reconciled()
 
 
 async def serve_http(
@@ -99,5 +127,5 @@ async def serve_http(
         if ready is not None:
             ready(url)
         # A long-running process follows the pull requests of running instances (merged, closed).
-        async with polling_pull_requests(settings, app.db):
+        async with polling_pull_requests(settings, app.db), reconciling(app):
             await uv.serve(sockets=[sock])

@@ -414,7 +414,9 @@ async def test_key_queries_use_the_seed_indexes(database: Database) -> None:
     await populate_history(database)
 
     running, details = await planned(database, lambda d: instances.list_dashboard(d))
-    assert uses(details, "idx_instances_type_status"), details
+    # Newest rows of one status straight from the index (migration 9): no sort of every running row.
+    assert uses(details, "idx_instances_status_created"), details
+    assert not any("TEMP B-TREE" in d for d in details), details
     assert len(running) == 24 and all(i.status == "running" for i in running)
     assert running[0].created_at >= running[-1].created_at  # newest first
     assert all(i.issue_title == f"Issue {i.issue_number}" for i in running if i.issue_number is not None)
@@ -422,7 +424,9 @@ async def test_key_queries_use_the_seed_indexes(database: Database) -> None:
     work, details = await planned(
         database, lambda d: instances.list_dashboard(d, type="work", status="running")
     )
-    assert uses(details, "idx_instances_type_status"), details
+    assert uses(details, "idx_instances_status_created") or uses(details, "idx_instances_type_status"), (
+        details
+    )
     assert work and {(i.type, i.status) for i in work} == {("work", "running")}
 
     reviews, details = await planned(database, lambda d: relationships.reviews_spawned_from(d, "work-3"))

@@ -31,6 +31,12 @@ BUSY_TIMEOUT_MS = 15_000
 Params = Sequence[Any] | dict[str, Any]
 
 
+def as_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as a dict, for model validation: ``dict(row)`` looks every column up by name and costs a
+    100-row listing twice as much as its validation does."""
+    return dict(zip(row.keys(), row, strict=True))
+
+
 class Tx:
     """The handle a write transaction's body gets: SQLite statements only, nothing else."""
 
