@@ -69,18 +69,30 @@ class Database:
     """One open database file. Use :func:`open_database` to get one (it migrates on first use)."""
 
     def __init__(
-        self, path: Path, conn: aiosqlite.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        reader: sqlite3.Connection | None = None,
     ) -> None:
         self.path = path
         self._conn = conn
         # What ``conn`` was opened with (connect()): how long a lock held elsewhere is waited for.
         self.busy_timeout_ms = busy_timeout_ms
         self._read = Tx(conn)
+        # Reads outside transactions run on this plain connection, in the event loop's thread: a
+        # bounded query takes less time than handing it to aiosqlite's thread and back (a thread
+        # switch each way, the larger part of a read tool's time on a loaded machine). In WAL a reader
+        # never waits for writers; writes stay on ``conn``, where waiting for the lock blocks no one.
+        self._reader = reader
         # One connection serves every concurrent tool call of this process: transactions on it
         # must not interleave.
         self._write_lock = anyio.Lock()
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         with anyio.CancelScope(shield=True):
             await self._conn.close()
 
@@ -92,6 +104,8 @@ class Database:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         try:
+            if self._reader is not None:
+                return self._reader.execute(sql, params).fetchall()
             return await self._read.fetchall(sql, params)
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, exc) from exc
@@ -229,6 +243,23 @@ async def connect(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aios
             await conn.close()
         raise
     return conn
+
+
+def connect_reader(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A read-only connection for :class:`Database` reads (the file exists: ``connect`` made it).
+
+    ``query_only``: nothing written through it, ever. Used only from the thread that opened it.
+    """
+    try:
+        reader = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only = ON")
+        # The same settings as the writer's, so that a PRAGMA read back says what the writes run with.
+        reader.execute("PRAGMA foreign_keys = ON")
+        reader.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise _database_error(path, exc) from exc
+    return reader
 
 
 async def _enable_wal(conn: aiosqlite.Connection) -> None:
