@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from codex_mcp.errors import NotFoundError
+from codex_mcp.errors import DatabaseError, NotFoundError
 from codex_mcp.store import Database, Tx, config, events, instances, issues, open_database, relationships
 from codex_mcp.store.db import connect
 from codex_mcp.store.events import NewEvent
@@ -117,6 +117,20 @@ async def test_connection_pragmas(tmp_path: Path) -> None:
         await db.close()
     with probe(path) as conn2:  # WAL is a property of the file: it persists
         assert conn2.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_reads_see_this_process_writes_at_once_and_never_write(database: Database) -> None:
+    # Reads run on their own read-only connection: what a write committed is visible to the very next
+    # read, a write transaction still sees its own uncommitted changes, and nothing is written by a read.
+    async with database.write() as tx:
+        await tx.execute("INSERT INTO user_config (key, value) VALUES ('a.b', '1')")
+        assert await tx.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
+        assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is None
+    row = await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'")
+    assert row is not None and row[0] == "1"
+    with pytest.raises(DatabaseError, match="readonly"):
+        await database.fetchall("DELETE FROM user_config")
+    assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
 
 
 # --- 2. write(): commit, rollback, cancellation -----------------------------------------------

@@ -36,9 +36,11 @@ async def query_instances(
         int | None,
         Field(description="Only instances working on this GitHub issue number", ge=1, le=MAX_ISSUE_NUMBER),
     ] = None,
+    # 20 by default: more than a person runs at once, and an answer a model reads (and a server
+    # serializes: 100 rows cost a read most of its time) stays small; `truncated` says when there is more.
     limit: Annotated[
-        int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)
-    ] = 100,
+        int, Field(description="At most this many rows (1-1000). Default: 20", ge=1, le=1000)
+    ] = 20,
 ) -> QueryInstancesResult:
     """List the agent instances working on this repository, with the title of the issue each works on.
 
