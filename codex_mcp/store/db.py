@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ from codex_mcp.store import migrations
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 15_000
+# How long a single INSERT waits before trying again for a write lock another process holds.
+APPEND_RETRY_SECONDS = 0.0005
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -75,6 +78,7 @@ class Database:
         *,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         reader: sqlite3.Connection | None = None,
+        appender: sqlite3.Connection | None = None,
     ) -> None:
         self.path = path
         self._conn = conn
@@ -86,13 +90,17 @@ class Database:
         # switch each way, the larger part of a read tool's time on a loaded machine). In WAL a reader
         # never waits for writers; writes stay on ``conn``, where waiting for the lock blocks no one.
         self._reader = reader
+        # Single INSERTs (an event row, written before every answer) run on this one, in the loop's
+        # thread too, without SQLite's busy handler: see insert_alone.
+        self._appender = appender
         # One connection serves every concurrent tool call of this process: transactions on it
         # must not interleave.
         self._write_lock = anyio.Lock()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
+        for plain in (self._reader, self._appender):
+            if plain is not None:
+                plain.close()
         with anyio.CancelScope(shield=True):
             await self._conn.close()
 
@@ -118,7 +126,16 @@ class Database:
         """One INSERT as its own transaction (autocommit: a single round trip); the new rowid.
 
         Only for a write that stands alone; several writes that belong together use ``write()``.
+
+        With an appender connection the statement runs in the loop's thread (no hand-off to another
+        thread and back) and never blocks it: the connection has no busy timeout, so a write lock
+        held by another process fails the attempt at once, and the attempt is retried after a
+        sleep of APPEND_RETRY_SECONDS (other tasks run meanwhile) until ``busy_timeout_ms`` has passed.
+        SQLite's own busy handler would sleep in growing steps (1, 2, 5, 10 ... 100 ms) instead,
+        asleep long after the lock was free when many processes write at once.
         """
+        if self._appender is not None:
+            return await self._append(sql, params)
         async with self._write_lock:  # never inside another task's open transaction on this connection
             try:
                 row = await self._conn.execute_insert(sql, params)
@@ -131,6 +148,25 @@ class Database:
                 raise
         assert row is not None
         return int(row[0])
+
+    async def _append(self, sql: str, params: Params) -> int:
+        assert self._appender is not None
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                cursor = self._appender.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseError(
+                        f"database {self.path} stayed locked by another process for "
+                        f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
+                    ) from exc
+                await anyio.sleep(APPEND_RETRY_SECONDS)
+                continue
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -260,6 +296,21 @@ def connect_reader(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sql
     except sqlite3.Error as exc:
         raise _database_error(path, exc) from exc
     return reader
+
+
+def connect_appender(path: Path) -> sqlite3.Connection:
+    """The connection :meth:`Database.insert_alone` writes single rows with (see there).
+
+    No busy timeout: a lock held elsewhere fails a statement at once, and the caller waits without
+    blocking its thread. Used only from the thread that opened it.
+    """
+    try:
+        appender = sqlite3.connect(path, isolation_level=None, timeout=0)
+        appender.execute("PRAGMA foreign_keys = ON")
+        appender.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise _database_error(path, exc) from exc
+    return appender
 
 
 async def _enable_wal(conn: aiosqlite.Connection) -> None:
