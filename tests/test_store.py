@@ -133,6 +133,42 @@ async def test_reads_see_this_process_writes_at_once_and_never_write(database: D
     assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
 
 
+async def test_a_lone_insert_waits_for_another_process_lock_without_blocking(database: Database) -> None:
+    # Another process holds the write lock: the event insert waits for it, while this process's
+    # other tasks (here: the one that ends the other transaction) keep running; then it lands.
+    other = sqlite3.connect(database.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    inserted: list[int] = []
+
+    async def insert() -> None:
+        inserted.append(
+            await database.insert_alone("INSERT INTO user_config (key, value) VALUES ('w.x', '1')")
+        )
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(insert)
+            await anyio.sleep(0.2)
+            assert inserted == []  # still waiting for the lock
+            other.execute("COMMIT")
+    other.close()
+    assert len(inserted) == 1
+    assert await database.fetchone("SELECT value FROM user_config WHERE key = 'w.x'") is not None
+
+
+async def test_a_lone_insert_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "codex.db", busy_timeout_ms=300)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseError, match=r"stayed locked by another process for 0\.3 s"):
+            await db.insert_alone("INSERT INTO user_config (key, value) VALUES ('w.y', '1')")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await db.close()
+
+
 # --- 2. write(): commit, rollback, cancellation -----------------------------------------------
 
 

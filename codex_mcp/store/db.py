@@ -7,6 +7,12 @@ read-then-write transaction would fail at once with SQLITE_BUSY whatever the tim
 
 Write transactions are only opened by the store modules, whose bodies await nothing but SQLite;
 a cancelled or failing body rolls back (shielded from the cancellation itself).
+
+Beside it, two plain ``sqlite3`` connections used in the event loop's own thread, where a short
+statement costs less than the hand-off to aiosqlite's thread and back: a read-only one for reads
+outside transactions (in WAL a reader never waits for a writer), and one for single INSERTs (the
+event row every tool call writes) that never blocks the loop while another process holds the lock
+(see :meth:`Database.insert_alone`).
 """
 
 from __future__ import annotations
