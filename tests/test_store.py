@@ -128,7 +128,7 @@ async def test_reads_see_this_process_writes_at_once_and_never_write(database: D
         assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is None
     row = await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'")
     assert row is not None and row[0] == "1"
-    with pytest.raises(DatabaseError, match="readonly"):
+    with pytest.raises(DatabaseError, match="read-only"):
         await database.fetchall("DELETE FROM user_config")
     assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
 
