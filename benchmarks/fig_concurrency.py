@@ -16,7 +16,8 @@ from pathlib import Path
 
 from common import BARE, CODEX, Row, StdioPeer, X, fmt_ms, make_repo, ms, percentile
 
-P99_TARGET_MS = 50.0
+# Issue 11: the recorded calls' p99 at most 1.3x the bare servers' p99 measured in the same run.
+P99_TARGET_RATIO = 1.3
 TOOL = "query_instances"
 
 
@@ -108,7 +109,8 @@ async def many_servers(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
     lost = expected - recorded
     failed = len(failures) + failed_rows
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    ok = lost == 0 and failed == 0 and p99 * 1000 <= P99_TARGET_MS
+    bare_p99 = percentile(bare_latencies, 99)
+    ok = lost == 0 and failed == 0 and p99 <= P99_TARGET_RATIO * bare_p99
     return [
         Row(
             "many_servers",
@@ -117,7 +119,7 @@ async def many_servers(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
             f"{servers} bare servers, unrecorded ping: p50 {fmt_ms(percentile(bare_latencies, 50))} / "
             f"p99 {fmt_ms(percentile(bare_latencies, 99))}",
             f"p99 {percentile(latencies, 99) / percentile(bare_latencies, 99):.1f}{X} the bare servers'",
-            f"0 lost, 0 failed, p99 ≤ {P99_TARGET_MS:.0f} ms",
+            f"0 lost, 0 failed, p99 ≤ {P99_TARGET_RATIO}{X} the bare servers'",
             ok,
             {
                 "servers": servers,

@@ -33,7 +33,7 @@ from common import (
 
 COLD_TARGET = 1.10
 RSS_TARGET = 1.10
-LATENCY_TARGET_MS = 0.5
+LATENCY_TARGET_MS = 0.3  # issue 11: a recorded read costs at most +0.3 ms over an unrecorded ping
 SETTLE = 0.3  # seconds after tools/list before reading VmRSS
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from codex_mcp.app import open_app
+import anyio
+
+from codex_mcp.app import App, open_app
 from codex_mcp.identity import resolve_caller
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # How long a stop waits for open streams: agents keep them open, so not forever.
 GRACEFUL_SHUTDOWN_SECONDS = 3
+# The background reconcile's first pass, after start-up.
+FIRST_RECONCILE_DELAY = 2.0
 
 
 async def serve_stdio(settings: Settings) -> None:
@@ -37,8 +42,30 @@ async def serve_stdio(settings: Settings) -> None:
         server = build_server(app)
         lowlevel = server._lowlevel_server
         # The SDK's stdio transport, with stdin normalised first (lone surrogates: see wire.py).
-        async with stdio_transport() as (read, write):
+        async with reconciling(app), stdio_transport() as (read, write):
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
+
+
+@asynccontextmanager
+async def reconciling(app: App) -> AsyncIterator[None]:
+    """Keep the instances table converged with tmux in the background while the block runs.
+
+    Reads only check the pids of the rows they answer with; this loop (lifecycle/reconcile.py,
+    ``keep_reconciled``) is what bounds how stale a `running` can be in a server that lives for hours.
+    """
+    async with anyio.create_task_group() as group:
+        group.start_soon(_reconcile_in_background, app)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
+
+
+async def _reconcile_in_background(app: App) -> None:
+    # The lifecycle package is imported only after a first pause: a server's start-up is timed and an
+    # agent waits for it, while nothing needs converging in the first seconds.
+    await anyio.sleep(FIRST_RECONCILE_DELAY)
+    await app.lifecycle.keep_reconciled()
 
 
 async def serve_http(
@@ -103,5 +130,5 @@ async def serve_http(
         if ready is not None:
             ready(url)
         # A long-running process follows the pull requests of running instances (merged, closed).
-        async with polling_pull_requests(settings, app.db):
+        async with polling_pull_requests(settings, app.db), reconciling(app):
             await uv.serve(sockets=[sock])

@@ -146,9 +146,9 @@ def test_write_commands_on_a_full_disk_exit_3_naming_the_file_and_the_cause(
                 done = run_cli(*args, cwd=repo, env=env)
                 one_error_line(done, str(db), "the disk holding it is full", "free some space")
             # Reading still works, and nothing was changed.
-            listed = run_cli("ls", "--json", cwd=repo, env=env)
-            assert listed.returncode == 0, listed.stderr
-            assert [i["id"] for i in json.loads(listed.stdout)] == ["adhoc-a1"]
+            shown = run_cli("show", "adhoc-a1", "--json", cwd=repo, env=env)  # the person's row (ls hides it)
+            assert shown.returncode == 0, shown.stderr
+            assert json.loads(shown.stdout)["instance"]["status"] == "running"
             assert other.execute("SELECT id, status FROM instances").fetchall() == before
             assert other.execute("SELECT value FROM user_config WHERE key = 'editor.command'").fetchall() == [
                 ("vim",)

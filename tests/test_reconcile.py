@@ -13,9 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from support import SettingsMaker, cmdline, read_standin_log, run_cli, tmux_sessions, wait_for
@@ -241,6 +243,61 @@ async def test_reads_reconcile_lazily(
 
         state, terminated_at = await status(app.db, dead.id)
         assert state == "terminated" and terminated_at is not None
+
+
+async def test_get_instance_checks_the_agents_it_shows(
+    lifecycle_settings: SettingsMaker, idle_agent: str, tmux_socket: str
+) -> None:
+    settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=idle_agent)
+    async with open_app(settings) as app:
+        dead = await spawn(app, 6)
+        await backdate(app.db)
+        assert dead.claude_pid is not None
+        os.kill(dead.claude_pid, signal.SIGKILL)
+        await wait_for(lambda: dead.id not in tmux_sessions(tmux_socket))
+        assert await status(app.db, dead.id) == ("running", None)  # nothing has looked yet
+
+        reader = App(settings=settings, db=app.db, caller=await resolve_caller(settings, app.db))
+        async with Client(build_server(reader)) as client:
+            result = await client.call_tool("get_instance", {"instance_id": dead.id})
+            assert not result.is_error, result.content
+            shown = result.structured_content["instance"]
+            assert shown["status"] == "terminated" and shown["terminated_at"]
+
+
+@pytest.mark.parametrize("survives", [False, True], ids=["agent-dies", "agent-outlives-its-session"])
+async def test_long_running_servers_reconcile_in_the_background(
+    survives: bool, lifecycle_settings: SettingsMaker, tmux_socket: str, tmp_path: Path
+) -> None:
+    # An agent that ignores the hangup tmux sends when its session is killed keeps its pid alive: only
+    # the periodic tmux pass can see that its session is gone.
+    script = tmp_path / "agent.py"
+    script.write_text(
+        "import signal, time\n"
+        + ("signal.signal(signal.SIGHUP, signal.SIG_IGN)\n" if survives else "")
+        + "time.sleep(600)\n"
+    )
+    settings = lifecycle_settings(CODEX_MCP_AGENT_COMMAND=f"{sys.executable} -S {script} {{instance_id}}")
+    async with open_app(settings) as app:
+        victim = await spawn(app, 7)
+        other = await spawn(app, 7)
+        assert victim.claude_pid is not None
+        try:
+            tmux(tmux_socket, "kill-session", "-t", f"={victim.id}")
+            if survives:
+                assert cmdline(victim.claude_pid), "the agent should outlive its session"
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial(no_grace(app).keep_reconciled, pid_seconds=0.05, tmux_seconds=0.3))
+                await wait_for(lambda: _is_terminated(app.db, victim.id))
+                group.cancel_scope.cancel()
+            assert await status(app.db, other.id) == ("running", None)
+        finally:
+            if survives and cmdline(victim.claude_pid):
+                os.kill(victim.claude_pid, signal.SIGKILL)
+
+
+async def _is_terminated(db: Database, instance_id: str) -> bool:
+    return (await status(db, instance_id))[0] == "terminated"
 
 
 # ------------------------------------------------------------------------------------------- orphans

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from codex_mcp.errors import NotFoundError
+from codex_mcp.errors import DatabaseError, NotFoundError
 from codex_mcp.store import Database, Tx, config, events, instances, issues, open_database, relationships
 from codex_mcp.store.db import connect
 from codex_mcp.store.events import NewEvent
@@ -117,6 +117,56 @@ async def test_connection_pragmas(tmp_path: Path) -> None:
         await db.close()
     with probe(path) as conn2:  # WAL is a property of the file: it persists
         assert conn2.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_reads_see_this_process_writes_at_once_and_never_write(database: Database) -> None:
+    # Reads run on their own read-only connection: what a write committed is visible to the very next
+    # read, a write transaction still sees its own uncommitted changes, and nothing is written by a read.
+    async with database.write() as tx:
+        await tx.execute("INSERT INTO user_config (key, value) VALUES ('a.b', '1')")
+        assert await tx.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
+        assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is None
+    row = await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'")
+    assert row is not None and row[0] == "1"
+    with pytest.raises(DatabaseError, match="read-only"):
+        await database.fetchall("DELETE FROM user_config")
+    assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
+
+
+async def test_a_lone_insert_waits_for_another_process_lock_without_blocking(database: Database) -> None:
+    # Another process holds the write lock: the event insert waits for it, while this process's
+    # other tasks (here: the one that ends the other transaction) keep running; then it lands.
+    other = sqlite3.connect(database.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    inserted: list[int] = []
+
+    async def insert() -> None:
+        inserted.append(
+            await database.insert_alone("INSERT INTO user_config (key, value) VALUES ('w.x', '1')")
+        )
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(insert)
+            await anyio.sleep(0.2)
+            assert inserted == []  # still waiting for the lock
+            other.execute("COMMIT")
+    other.close()
+    assert len(inserted) == 1
+    assert await database.fetchone("SELECT value FROM user_config WHERE key = 'w.x'") is not None
+
+
+async def test_a_lone_insert_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "codex.db", busy_timeout_ms=300)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseError, match=r"stayed locked by another process for 0\.3 s"):
+            await db.insert_alone("INSERT INTO user_config (key, value) VALUES ('w.y', '1')")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await db.close()
 
 
 # --- 2. write(): commit, rollback, cancellation -----------------------------------------------
@@ -414,7 +464,9 @@ async def test_key_queries_use_the_seed_indexes(database: Database) -> None:
     await populate_history(database)
 
     running, details = await planned(database, lambda d: instances.list_dashboard(d))
-    assert uses(details, "idx_instances_type_status"), details
+    # Newest rows of one status straight from the index (migration 9): no sort of every running row.
+    assert uses(details, "idx_instances_status_created"), details
+    assert not any("TEMP B-TREE" in d for d in details), details
     assert len(running) == 24 and all(i.status == "running" for i in running)
     assert running[0].created_at >= running[-1].created_at  # newest first
     assert all(i.issue_title == f"Issue {i.issue_number}" for i in running if i.issue_number is not None)
@@ -422,7 +474,9 @@ async def test_key_queries_use_the_seed_indexes(database: Database) -> None:
     work, details = await planned(
         database, lambda d: instances.list_dashboard(d, type="work", status="running")
     )
-    assert uses(details, "idx_instances_type_status"), details
+    assert uses(details, "idx_instances_status_created") or uses(details, "idx_instances_type_status"), (
+        details
+    )
     assert work and {(i.type, i.status) for i in work} == {("work", "running")}
 
     reviews, details = await planned(database, lambda d: relationships.reviews_spawned_from(d, "work-3"))

@@ -9,6 +9,7 @@ chapters to the settings and database in use, and to the timing knobs tests may 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from codex_mcp.ids import InstanceType
 from codex_mcp.lifecycle import diff, feedback, merge, reconcile, resume, spawn, terminate
 from codex_mcp.lifecycle.cleanup import cleanup_worktree
 from codex_mcp.lifecycle.feedback import FeedbackSent
-from codex_mcp.lifecycle.reconcile import GRACE_SECONDS
+from codex_mcp.lifecycle.reconcile import GRACE_SECONDS, PID_CHECK_SECONDS, TMUX_CHECK_SECONDS, Living
 from codex_mcp.lifecycle.spawn import Prepared, Progress
 from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
 from codex_mcp.lifecycle.workspace import Compensation, Workspace
@@ -134,6 +135,24 @@ class Lifecycle:
 
     async def reconcile_quietly(self) -> None:
         await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
+
+    async def confirm_running(self, rows: Iterable[Living]) -> bool:
+        """Reads: True when a running row's agent was gone and the table was reconciled (read again)."""
+        return await reconcile.confirm_running(self.workspace, rows, grace_seconds=self.grace_seconds)
+
+    async def keep_reconciled(
+        self,
+        *,
+        pid_seconds: float = PID_CHECK_SECONDS,
+        tmux_seconds: float = TMUX_CHECK_SECONDS,
+    ) -> None:
+        """Converge in the background until cancelled (what long-running servers run beside serving)."""
+        await reconcile.keep_reconciled(
+            self.workspace,
+            pid_seconds=pid_seconds,
+            tmux_seconds=tmux_seconds,
+            grace_seconds=self.grace_seconds,
+        )
 
     # ------------------------------------------------------------------------------------ a person's care
     async def person_feedback(

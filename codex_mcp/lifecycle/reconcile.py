@@ -5,13 +5,23 @@ is older than a grace period (its agent may still be starting). A tmux server th
 is not "every session gone": its instances are left as they are and the socket is reported. On
 request, sessions named like ours with no row and folders under the worktrees root with no running
 row are listed as orphans (never removed), and running rows whose worktree folder is gone are flagged.
+
+Liveness stays off the read path (a tmux process per read costs more than the read): reads check the
+process ids of the running rows they are about to answer with (:func:`confirm_running`, one ``kill(pid,
+0)`` each) and reconcile only when one is gone; long-running servers keep the table converged in the
+background (:func:`keep_reconciled`: pids every few seconds, a full tmux listing every minute, which also
+catches a session killed while its process lives on or a pid reused by another process).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
+
+import anyio
 
 from codex_mcp import git
 from codex_mcp.errors import InputError
@@ -25,6 +35,21 @@ log = logging.getLogger(__name__)
 
 # Rows younger than this are left alone by reconcile: their agent may still be starting.
 GRACE_SECONDS = 10.0
+# The background reconcile of long-running servers: the pids of running agents every PID_CHECK_SECONDS,
+# tmux itself every TMUX_CHECK_SECONDS. The second bounds how long a row can stay `running` after its
+# session was killed while the pane's process survived (or its pid was reused), which no pid shows.
+PID_CHECK_SECONDS = 5.0
+TMUX_CHECK_SECONDS = 60.0
+
+
+class Living(Protocol):
+    """What :func:`confirm_running` needs of a row (instances, summaries, related instances)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def claude_pid(self) -> int | None: ...
 
 
 async def reconcile(
@@ -95,6 +120,50 @@ async def reconcile_quietly(workspace: Workspace, *, grace_seconds: float = GRAC
         await reconcile(workspace, grace_seconds=grace_seconds)
     except Exception as exc:
         log.warning("reconcile before reading failed: %s", exc)
+
+
+async def confirm_running(
+    workspace: Workspace, rows: Iterable[Living], *, grace_seconds: float = GRACE_SECONDS
+) -> bool:
+    """Check the agents of the running rows a read is about to answer with; True when it reconciled.
+
+    One ``kill(pid, 0)`` per running row with a pid: while every one is alive nothing is converged and
+    the read answers at once. A gone process triggers the full reconcile (tmux asked), and the caller
+    reads its rows again. Never makes a read fail.
+    """
+    if all(pid_alive(row.claude_pid) for row in rows if row.status == "running" and row.claude_pid):
+        return False
+    try:
+        await reconcile(workspace, grace_seconds=grace_seconds)
+    except Exception as exc:
+        log.warning("reconcile before answering failed: %s", exc)
+        return False
+    return True
+
+
+async def keep_reconciled(
+    workspace: Workspace,
+    *,
+    pid_seconds: float = PID_CHECK_SECONDS,
+    tmux_seconds: float = TMUX_CHECK_SECONDS,
+    grace_seconds: float = GRACE_SECONDS,
+) -> None:
+    """Converge the table in the background until cancelled (long-running servers run it beside serving).
+
+    Every ``pid_seconds`` the cheap check (:func:`reconcile_quietly`: tmux only when a pid is gone),
+    every ``tmux_seconds`` the full reconcile. A failing pass is logged and the next one runs as planned.
+    """
+    next_full = anyio.current_time() + tmux_seconds
+    while True:
+        await anyio.sleep(pid_seconds)
+        if anyio.current_time() >= next_full:
+            next_full = anyio.current_time() + tmux_seconds
+            try:
+                await reconcile(workspace, grace_seconds=grace_seconds)
+            except Exception as exc:
+                log.warning("background reconcile failed: %s", exc)
+        else:
+            await reconcile_quietly(workspace, grace_seconds=grace_seconds)
 
 
 def pid_alive(pid: int | None) -> bool:

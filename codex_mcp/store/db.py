@@ -7,6 +7,12 @@ read-then-write transaction would fail at once with SQLITE_BUSY whatever the tim
 
 Write transactions are only opened by the store modules, whose bodies await nothing but SQLite;
 a cancelled or failing body rolls back (shielded from the cancellation itself).
+
+Beside it, two plain ``sqlite3`` connections used in the event loop's own thread, where a short
+statement costs less than the hand-off to aiosqlite's thread and back: a read-only one for reads
+outside transactions (in WAL a reader never waits for a writer), and one for single INSERTs (the
+event row every tool call writes) that never blocks the loop while another process holds the lock
+(see :meth:`Database.insert_alone`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +36,15 @@ from codex_mcp.store import migrations
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 15_000
+# How long a single INSERT waits before trying again for a write lock another process holds.
+APPEND_RETRY_SECONDS = 0.0005
 Params = Sequence[Any] | dict[str, Any]
+
+
+def as_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as a dict, for model validation: ``dict(row)`` looks every column up by name and costs a
+    100-row listing twice as much as its validation does."""
+    return dict(zip(row.keys(), row, strict=True))
 
 
 class Tx:
@@ -64,18 +79,35 @@ class Database:
     """One open database file. Use :func:`open_database` to get one (it migrates on first use)."""
 
     def __init__(
-        self, path: Path, conn: aiosqlite.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        reader: sqlite3.Connection | None = None,
+        appender: sqlite3.Connection | None = None,
     ) -> None:
         self.path = path
         self._conn = conn
         # What ``conn`` was opened with (connect()): how long a lock held elsewhere is waited for.
         self.busy_timeout_ms = busy_timeout_ms
         self._read = Tx(conn)
+        # Reads outside transactions run on this plain connection, in the event loop's thread: a
+        # bounded query takes less time than handing it to aiosqlite's thread and back (a thread
+        # switch each way, the larger part of a read tool's time on a loaded machine). In WAL a reader
+        # never waits for writers; writes stay on ``conn``, where waiting for the lock blocks no one.
+        self._reader = reader
+        # Single INSERTs (an event row, written before every answer) run on this one, in the loop's
+        # thread too, without SQLite's busy handler: see insert_alone.
+        self._appender = appender
         # One connection serves every concurrent tool call of this process: transactions on it
         # must not interleave.
         self._write_lock = anyio.Lock()
 
     async def close(self) -> None:
+        for plain in (self._reader, self._appender):
+            if plain is not None:
+                plain.close()
         with anyio.CancelScope(shield=True):
             await self._conn.close()
 
@@ -87,6 +119,8 @@ class Database:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         try:
+            if self._reader is not None:
+                return self._reader.execute(sql, params).fetchall()
             return await self._read.fetchall(sql, params)
         except sqlite3.DatabaseError as exc:
             raise _database_error(self.path, exc) from exc
@@ -99,7 +133,16 @@ class Database:
         """One INSERT as its own transaction (autocommit: a single round trip); the new rowid.
 
         Only for a write that stands alone; several writes that belong together use ``write()``.
+
+        With an appender connection the statement runs in the loop's thread (no hand-off to another
+        thread and back) and never blocks it: the connection has no busy timeout, so a write lock
+        held by another process fails the attempt at once, and the attempt is retried after a
+        sleep of APPEND_RETRY_SECONDS (other tasks run meanwhile) until ``busy_timeout_ms`` has passed.
+        SQLite's own busy handler would sleep in growing steps (1, 2, 5, 10 ... 100 ms) instead,
+        asleep long after the lock was free when many processes write at once.
         """
+        if self._appender is not None:
+            return await self._append(sql, params)
         async with self._write_lock:  # never inside another task's open transaction on this connection
             try:
                 row = await self._conn.execute_insert(sql, params)
@@ -109,6 +152,27 @@ class Database:
                 raise
         assert row is not None
         return int(row[0])
+
+    async def _append(self, sql: str, params: Params) -> int:
+        assert self._appender is not None
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                cursor = self._appender.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    if (fault := self._write_fault(exc)) is not None:  # read-only, full: said in words
+                        raise fault from exc
+                    raise
+                if time.monotonic() >= deadline:
+                    raise self._write_fault(exc) or DatabaseError(
+                        f"database {self.path} stayed locked by another process for "
+                        f"{self.busy_timeout_ms / 1000:g} s; nothing was changed, retry in a moment"
+                    ) from exc
+                await anyio.sleep(APPEND_RETRY_SECONDS)
+                continue
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
@@ -309,6 +373,38 @@ async def connect(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aios
             await conn.close()
         raise
     return conn
+
+
+def connect_reader(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A read-only connection for :class:`Database` reads (the file exists: ``connect`` made it).
+
+    ``query_only``: nothing written through it, ever. Used only from the thread that opened it.
+    """
+    try:
+        reader = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only = ON")
+        # The same settings as the writer's, so that a PRAGMA read back says what the writes run with.
+        reader.execute("PRAGMA foreign_keys = ON")
+        reader.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise _database_error(path, exc) from exc
+    return reader
+
+
+def connect_appender(path: Path) -> sqlite3.Connection:
+    """The connection :meth:`Database.insert_alone` writes single rows with (see there).
+
+    No busy timeout: a lock held elsewhere fails a statement at once, and the caller waits without
+    blocking its thread. Used only from the thread that opened it.
+    """
+    try:
+        appender = sqlite3.connect(path, isolation_level=None, timeout=0)
+        appender.execute("PRAGMA foreign_keys = ON")
+        appender.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise _database_error(path, exc) from exc
+    return appender
 
 
 async def _enable_wal(conn: aiosqlite.Connection) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from codex_mcp.ids import InstanceType
-from codex_mcp.store.db import Database, Tx
+from codex_mcp.store.db import Database, Tx, as_dict
 
 
 class Event(BaseModel):
@@ -33,7 +33,7 @@ class NewEvent(BaseModel):
 
 
 def _event(row: Any) -> Event:
-    data = dict(row)
+    data = as_dict(row)
     raw = data.get("metadata")
     if raw:
         try:

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from codex_mcp.errors import NotFoundError
-from codex_mcp.ids import INSTANCE_TYPES, InstanceStatus, InstanceType
-from codex_mcp.store.db import Database, Tx
+from codex_mcp.ids import InstanceStatus, InstanceType
+from codex_mcp.store.db import Database, Tx, as_dict
 
 Activity = Literal["working", "waiting", "idle"]
 
@@ -90,7 +90,7 @@ PERSON_ROWS = "({t}type = 'adhoc' AND {t}claude_pid IS NULL AND {t}worktree_path
 
 
 def _instance(row: sqlite3.Row) -> Instance:
-    return Instance.model_validate(dict(row))
+    return Instance.model_validate(as_dict(row))
 
 
 def not_found(instance_id: str) -> NotFoundError:
@@ -126,9 +126,10 @@ async def list_dashboard(
 ) -> list[Instance]:
     """The seed's dashboard query: instances with their issue title, newest first.
 
-    With no type given, ``type IN (all types)`` lets SQLite use ``idx_instances_type_status`` for a
-    status filter (the index leads with ``type``) instead of scanning every row. With ``person_root``
-    (the main checkout), the person's own identity is left out (see :func:`person_ids`).
+    A status filter walks ``idx_instances_status_created`` (migration 9) newest first and stops at
+    the limit.
+    With ``person_root`` (the main checkout), the person's own identity is left out (see
+    :func:`person_ids`).
     """
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=True)
     return [_instance(r) for r in await db.fetchall(sql, params)]
@@ -145,7 +146,7 @@ async def list_dashboard_summaries(
 ) -> list[InstanceSummary]:
     """The dashboard query without prompts (long, and not read at all here): what listings return."""
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=False)
-    return [InstanceSummary.model_validate(dict(r)) for r in await db.fetchall(sql, params)]
+    return [InstanceSummary.model_validate(as_dict(r)) for r in await db.fetchall(sql, params)]
 
 
 def _dashboard_sql(
@@ -168,9 +169,6 @@ def _dashboard_sql(
     if type is not None:
         where.append("i.type = ?")
         params.append(type)
-    elif status is not None:
-        where.append(f"i.type IN ({', '.join('?' * len(INSTANCE_TYPES))})")
-        params.extend(INSTANCE_TYPES)
     if status is not None:
         where.append("i.status = ?")
         params.append(status)
@@ -320,10 +318,9 @@ async def list_running_launched(db: Database) -> list[LaunchedInstance]:
     rows = await db.fetchall(
         "SELECT id, tmux_session, tmux_socket, claude_pid, "
         "(julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds FROM instances "
-        f"WHERE type IN ({', '.join('?' * len(INSTANCE_TYPES))}) AND status = 'running' AND claude_pid IS NOT NULL",
-        INSTANCE_TYPES,
+        "WHERE status = 'running' AND claude_pid IS NOT NULL"
     )
-    return [LaunchedInstance.model_validate(dict(r)) for r in rows]
+    return [LaunchedInstance.model_validate(as_dict(r)) for r in rows]
 
 
 async def list_running(db: Database) -> list[Instance]:

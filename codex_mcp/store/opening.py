@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 
 from codex_mcp.store import migrations
-from codex_mcp.store.db import BUSY_TIMEOUT_MS, Database, connect
+from codex_mcp.store.db import BUSY_TIMEOUT_MS, Database, connect, connect_appender, connect_reader
 
 
 async def open_database(
@@ -28,8 +28,10 @@ async def open_database(
             await migrations.migrate(conn, path, migration_files)
         else:
             migrations.refuse_newer(await migrations.status(conn, path, migration_files), path)
+        reader = connect_reader(path, busy_timeout_ms=busy_timeout_ms)
+        appender = connect_appender(path)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await conn.close()
         raise
-    return Database(path, conn, busy_timeout_ms=busy_timeout_ms)
+    return Database(path, conn, busy_timeout_ms=busy_timeout_ms, reader=reader, appender=appender)

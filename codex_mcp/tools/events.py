@@ -46,7 +46,7 @@ async def list_events(
     """
     if instance_id is not None:
         validate_instance_id(instance_id)
-    await call.app.lifecycle.reconcile_quietly()
+    # Events carry no instance status: nothing to reconcile before answering.
     rows = await events_store.list_recent(
         call.app.db,
         since=parse_since(since) if since else None,

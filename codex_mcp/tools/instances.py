@@ -36,9 +36,11 @@ async def query_instances(
         int | None,
         Field(description="Only instances working on this GitHub issue number", ge=1, le=MAX_ISSUE_NUMBER),
     ] = None,
+    # 20 by default: more than a person runs at once, and an answer a model reads (and a server
+    # serializes: 100 rows cost a read most of its time) stays small; `truncated` says when there is more.
     limit: Annotated[
-        int, Field(description="At most this many rows (1-1000). Default: 100", ge=1, le=1000)
-    ] = 100,
+        int, Field(description="At most this many rows (1-1000). Default: 20", ge=1, le=1000)
+    ] = 20,
 ) -> QueryInstancesResult:
     """List the agent instances working on this repository, with the title of the issue each works on.
 
@@ -51,14 +53,20 @@ async def query_instances(
     agents report it), with activity_at saying since when (UTC). Call get_instance with an id for its
     prompt, its parents/children and its recent tool calls.
     """
-    await call.app.lifecycle.reconcile_quietly()
-    rows = await instances_store.list_dashboard_summaries(
-        call.app.db,
-        status=None if status == "all" else status,
-        type=type,
-        issue_number=issue_number,
-        limit=limit + 1,
-    )
+
+    async def listed() -> list[instances_store.InstanceSummary]:
+        return await instances_store.list_dashboard_summaries(
+            call.app.db,
+            status=None if status == "all" else status,
+            type=type,
+            issue_number=issue_number,
+            limit=limit + 1,
+        )
+
+    rows = await listed()
+    # A row shown as running has a live agent: its pid is checked (tmux only when one is gone).
+    if await call.app.lifecycle.confirm_running(rows):
+        rows = await listed()
     # Rows are listed without their prompts (get_instance has them): answers stay small.
     shown = rows[:limit]
     return QueryInstancesResult(
@@ -88,10 +96,14 @@ async def get_instance(
     """
     validate_instance_id(instance_id)
     db = call.app.db
-    await call.app.lifecycle.reconcile_quietly()
     instance = await instances_store.require(db, instance_id)
     parents = await relationships_store.parents_of(db, instance_id)
     children = await relationships_store.children_of(db, instance_id)
+    # Every status shown is checked against its agent's pid (tmux only when one is gone).
+    if await call.app.lifecycle.confirm_running([instance, *parents, *children]):
+        instance = await instances_store.require(db, instance_id)
+        parents = await relationships_store.parents_of(db, instance_id)
+        children = await relationships_store.children_of(db, instance_id)
     recent = await events_store.list_recent(db, instance_id=instance_id, limit=RECENT_EVENTS)
     return GetInstanceResult(
         instance=instance,
