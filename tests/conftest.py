@@ -14,6 +14,7 @@ import pytest
 from github_standin import GitHubStandIn
 from npm_tools import NpmTools, install
 from support import GIT_ENV, GITHUB_TOKEN, ScriptWriter, SettingsMaker, make_repo, standin_command
+from ui_server import Dashboard, running_dashboard
 
 from codex_mcp.app import App
 from codex_mcp.identity import resolve_caller
@@ -163,3 +164,31 @@ def restore_logging() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+# ------------------------------------------------------------------------------------ the dashboard
+
+
+@pytest.fixture
+def ui_script() -> dict[str, Any]:
+    """What the stand-in agents of the dashboard tests do, per instance type (a module overrides it)."""
+    return {"adhoc": [{"call": "query_instances"}]}
+
+
+@pytest.fixture
+def ui_env(
+    cli_env: dict[str, str], tmux_socket: str, write_script: ScriptWriter, ui_script: dict[str, Any]
+) -> dict[str, str]:
+    """The CLI environment with stand-in agents (``ui_script``) on the private tmux socket."""
+    return {
+        **cli_env,
+        "CODEX_MCP_TMUX_SOCKET": tmux_socket,
+        "CODEX_MCP_AGENT_COMMAND": standin_command(write_script(ui_script)),
+    }
+
+
+@pytest.fixture
+def dashboard(repo: Path, ui_env: dict[str, str]) -> Iterator[Dashboard]:
+    """`codex-mcp ui` running on ``repo`` with ``ui_env``, logged-in clients from ``dashboard.client()``."""
+    with running_dashboard(repo, ui_env) as board:
+        yield board

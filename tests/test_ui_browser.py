@@ -11,13 +11,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import git, read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
-from ui_server import Dashboard, running_dashboard
+from support import git, read_standin_log, run_cli, tmux_sessions, wait_for
+from ui_server import Dashboard
 
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import open_database
@@ -44,25 +44,12 @@ LATE_TEXT = "printed-later.txt"
 
 
 @pytest.fixture
-def ui_env(
-    cli_env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
-) -> dict[str, str]:
-    script = {
+def ui_script() -> dict[str, Any]:
+    return {
         "adhoc": [{"call": "query_instances"}, {"sleep": 3}, {"write": {"path": LATE_TEXT, "text": "x"}}],
         # A work agent asks for a review at once (the graph has a review under its work).
         "work": [{"call": "spawn_review_instance", "args": {"reviewer_prompt": "Check the wording."}}],
     }
-    return {
-        **cli_env,
-        "CODEX_MCP_TMUX_SOCKET": tmux_socket,
-        "CODEX_MCP_AGENT_COMMAND": standin_command(write_script(script)),
-    }
-
-
-@pytest.fixture
-def dashboard(repo: Path, ui_env: dict[str, str]) -> Iterator[Dashboard]:
-    with running_dashboard(repo, ui_env) as board:
-        yield board
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import anyio
 import httpx
 import pytest
 import websockets
-from support import read_standin_log, run_cli, standin_command, tmux_sessions, wait_for
+from support import read_standin_log, run_cli, tmux_sessions, wait_for
 from ui_server import Dashboard, running_dashboard
 
 from codex_mcp.store import issues as issues_store
@@ -30,21 +30,8 @@ STATIC = Path(__file__).resolve().parent.parent / "codex_mcp" / "ui" / "static"
 
 
 @pytest.fixture
-def ui_env(
-    cli_env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
-) -> dict[str, str]:
-    script = {"adhoc": [{"call": "query_instances"}], "work": [{"call": "spawn_review_instance"}]}
-    return {
-        **cli_env,
-        "CODEX_MCP_TMUX_SOCKET": tmux_socket,
-        "CODEX_MCP_AGENT_COMMAND": standin_command(write_script(script)),
-    }
-
-
-@pytest.fixture
-def dashboard(repo: Path, ui_env: dict[str, str]) -> Iterator[Dashboard]:
-    with running_dashboard(repo, ui_env) as board:
-        yield board
+def ui_script() -> dict[str, Any]:
+    return {"adhoc": [{"call": "query_instances"}], "work": [{"call": "spawn_review_instance"}]}
 
 
 def window_size(socket: str, session: str) -> str:

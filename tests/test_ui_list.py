@@ -12,7 +12,6 @@ import html
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,31 +20,13 @@ import anyio
 import httpx
 import pytest
 import websockets
-from support import read_standin_log, run_cli, standin_command, wait_for
+from support import read_standin_log, run_cli, wait_for
 from ui_server import Dashboard, running_dashboard
 
 # Instance links in the list's table (each row's first cell), in display order.
 ROW_LINK = re.compile(
     r'<td>(?:<span aria-hidden="true" class="tree">[^<]*</span>)?<a href="/instances/([^"]+)">'
 )
-
-
-@pytest.fixture
-def ui_env(
-    cli_env: dict[str, str], tmux_socket: str, write_script: Callable[[dict[str, Any]], Path]
-) -> dict[str, str]:
-    script = {"adhoc": [{"call": "query_instances"}]}
-    return {
-        **cli_env,
-        "CODEX_MCP_TMUX_SOCKET": tmux_socket,
-        "CODEX_MCP_AGENT_COMMAND": standin_command(write_script(script)),
-    }
-
-
-@pytest.fixture
-def dashboard(repo: Path, ui_env: dict[str, str]) -> Iterator[Dashboard]:
-    with running_dashboard(repo, ui_env) as board:
-        yield board
 
 
 def listed(page: str) -> list[str]:
