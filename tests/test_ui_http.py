@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +119,11 @@ async def sse_messages(board: Dashboard, cookie: str) -> AsyncIterator[tuple[str
                 yield kind, json.loads(line[6:])
 
 
-async def test_the_stream_carries_a_change_made_by_another_process(
-    dashboard: Dashboard, repo: Path, ui_env: dict[str, str]
-) -> None:
+async def watch_stream(
+    dashboard: Dashboard, act: Callable[[], None], until: Callable[[str, dict[str, Any]], bool]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Open the page's stream, run ``act`` (in a thread) once connected, and collect the messages up
+    to the first one ``until`` accepts."""
     cookie = dashboard.client().cookies[f"codex_mcp_{dashboard.port}"]
     seen: list[tuple[str, dict[str, Any]]] = []
     connected = anyio.Event()
@@ -133,17 +135,27 @@ async def test_the_stream_carries_a_change_made_by_another_process(
                     connected.set()
                     continue
                 seen.append((kind, data))
-                if kind == "event" and data["tool_name"] == "query_instances":
+                if until(kind, data):
                     tg.cancel_scope.cancel()
 
     with anyio.fail_after(90):
         async with anyio.create_task_group() as tg:
             tg.start_soon(listen)
             await connected.wait()
-            done = await anyio.to_thread.run_sync(
-                lambda: run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
-            )
-            assert done.returncode == 0, done.stderr
+            await anyio.to_thread.run_sync(act)
+    return seen
+
+
+async def test_the_stream_carries_a_change_made_by_another_process(
+    dashboard: Dashboard, repo: Path, ui_env: dict[str, str]
+) -> None:
+    def start() -> None:
+        done = run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
+        assert done.returncode == 0, done.stderr
+
+    seen = await watch_stream(
+        dashboard, start, lambda kind, data: kind == "event" and data["tool_name"] == "query_instances"
+    )
     instances = [d for k, d in seen if k == "instance"]
     assert any(d["id"] == "adhoc-a2" and d["status"] == "running" for d in instances), seen
     assert all("prompt" not in d for d in instances)
@@ -158,19 +170,6 @@ async def test_a_row_the_page_cannot_show_does_not_stall_the_stream(
     change into another: the good change still reaches the page (the bad row is logged and skipped)."""
     done = run_cli("start", "--prompt", "from the command line", cwd=repo, env=ui_env)
     assert done.returncode == 0, done.stderr
-    cookie = dashboard.client().cookies[f"codex_mcp_{dashboard.port}"]
-    seen: list[dict[str, Any]] = []
-    connected = anyio.Event()
-
-    async def listen() -> None:
-        async with anyio.create_task_group() as tg:
-            async for kind, data in sse_messages(dashboard, cookie):
-                if kind == "connected":
-                    connected.set()
-                elif kind == "instance":
-                    seen.append(data)
-                    if data["id"] == "adhoc-a1" and data["pr_number"] == 77:
-                        tg.cancel_scope.cancel()
 
     def bad_and_good_in_one_commit() -> None:
         conn = sqlite3.connect(repo / ".git" / "codex-mcp" / "codex.db")
@@ -181,12 +180,12 @@ async def test_a_row_the_page_cannot_show_does_not_stall_the_stream(
         finally:
             conn.close()
 
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listen)
-            await connected.wait()
-            await anyio.to_thread.run_sync(bad_and_good_in_one_commit)
-    assert [d["id"] for d in seen] == ["adhoc-a1"]
+    seen = await watch_stream(
+        dashboard,
+        bad_and_good_in_one_commit,
+        lambda kind, data: kind == "instance" and data["id"] == "adhoc-a1" and data["pr_number"] == 77,
+    )
+    assert [d["id"] for k, d in seen if k == "instance"] == ["adhoc-a1"]
     assert "adhoc-a2 cannot be shown" in dashboard.stderr.read_text()
 
 
