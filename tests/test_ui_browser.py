@@ -3,11 +3,13 @@
 What a person sees and does: a new instance appears without reloading; text printed in a pane
 shows in the browser's terminal; after "Take over" what they type reaches the agent; "Kill" ends
 the instance in the database and in tmux. Controls are found by role and name, as a person finds
-them. The run saves the README's screenshot to docs/dashboard.png.
+them. The run takes the README's screenshots; with ``CODEX_MCP_UPDATE_SCREENSHOTS=1`` it saves them to
+docs/ (otherwise to the test's temporary folder, so a test run leaves the checkout clean).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -266,10 +268,12 @@ async def test_the_diff_the_merge_check_and_feedback_from_a_person(
 
 
 async def test_several_instances_for_the_readme_screenshot(
-    page: Any, dashboard: Dashboard, repo: Path, ui_env: dict[str, str]
+    page: Any, dashboard: Dashboard, repo: Path, ui_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Work, its review and a fork, one waiting for a person: the README's screenshots."""
     from playwright.async_api import expect
+
+    shots = ROOT / "docs" if os.environ.get("CODEX_MCP_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     db = await open_database(repo / ".git" / "codex-mcp" / "codex.db")
     try:
@@ -297,8 +301,8 @@ async def test_several_instances_for_the_readme_screenshot(
         await expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=30_000)
     await expect(page.get_by_role("status", name="waiting for you")).to_have_text("1 waiting", timeout=30_000)
     await expect(page.get_by_text("Claude needs your permission to use Bash")).to_be_visible()
-    (ROOT / "docs").mkdir(exist_ok=True)
-    await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+    shots.mkdir(exist_ok=True)
+    await page.screenshot(path=str(shots / "dashboard.png"))
 
     await page.get_by_role("link", name="work-4-a1", exact=True).click()
     changes = page.get_by_role("region", name="Changes")
@@ -308,7 +312,9 @@ async def test_several_instances_for_the_readme_screenshot(
         '"event": "start"', timeout=30_000
     )
     await changes.scroll_into_view_if_needed()
-    await page.screenshot(path=str(ROOT / "docs" / "dashboard-instance.png"))
+    await page.screenshot(path=str(shots / "dashboard-instance.png"))
+    for name in ("dashboard.png", "dashboard-instance.png"):
+        assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 def row_of_or_none(repo: Path, instance_id: str) -> dict[str, Any] | None:
