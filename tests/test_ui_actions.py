@@ -286,6 +286,42 @@ def test_diff_is_the_clis_and_merge_lands_committed_work(
     ]
 
 
+def test_merge_preview_gives_every_refusal_in_the_order_a_person_fixes_them(
+    dashboard: Dashboard, repo: Path
+) -> None:
+    """The instance's uncommitted work, then the dirty target, then the conflicts: all three in words,
+    from checks run at once, and nothing changed by looking."""
+    client = dashboard.client()
+    made = start(client)
+    worktree = Path(made["worktree_path"])
+    (worktree / "shared.txt").write_text("the agent's version\n", encoding="utf-8")
+    git(worktree, "add", "shared.txt")
+    git(worktree, "commit", "-q", "-m", "The agent's shared.txt")
+    (worktree / "draft.txt").write_text("not committed\n", encoding="utf-8")
+    (repo / "shared.txt").write_text("the person's version\n", encoding="utf-8")
+    git(repo, "add", "shared.txt")
+    git(repo, "commit", "-q", "-m", "The person's shared.txt")
+    (repo / "scratch.txt").write_text("the person's own uncommitted file\n", encoding="utf-8")
+    main_before, branch_before = git(repo, "rev-parse", "main"), git(repo, "rev-parse", made["branch_name"])
+
+    page = client.get(f"/instances/{made['id']}?fragment=merge")
+    assert page.status_code == 200, page.text
+    text = page.text
+    reasons = [
+        text.find(f"{made['id']} has uncommitted work in 1 path(s) (draft.txt)"),
+        text.find("main is checked out in"),
+        text.find(f"{made['branch_name']} conflicts with main in 1 file(s): shared.txt"),
+    ]
+    assert -1 not in reasons and reasons == sorted(reasons), text
+    assert "Merging now would be refused" in text and "Ready:" not in text
+    assert (git(repo, "rev-parse", "main"), git(repo, "rev-parse", made["branch_name"])) == (
+        main_before,
+        branch_before,
+    )
+    assert git(repo, "status", "--porcelain") == "?? scratch.txt"
+    assert (worktree / "draft.txt").exists()
+
+
 def test_open_in_editor_starts_editor_command_without_a_shell(
     dashboard: Dashboard, repo: Path, quiet_env: dict[str, str], tmp_path: Path
 ) -> None:

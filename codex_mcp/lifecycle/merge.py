@@ -30,7 +30,7 @@ from codex_mcp.store.instances import Instance
 T = TypeVar("T")
 
 
-class _Outcome(Generic[T]):
+class CheckOutcome(Generic[T]):
     """What one of several checks run at once found: its value, or the error it raised, kept so the
     caller can judge the checks in its own order (a refusal found first by the clock may matter less)."""
 
@@ -85,9 +85,9 @@ async def merge(
     # The three reads are independent: run at once, then judged in the order a person fixes them
     # (their own uncommitted work first, then the target's, then conflicts), as when run one by one.
     instance_dirty, target_state, merge_check = (
-        _Outcome[list[str]](),
-        _Outcome[git.TargetState](),
-        _Outcome[git.MergeCheck](),
+        CheckOutcome[list[str]](),
+        CheckOutcome[git.TargetState](),
+        CheckOutcome[git.MergeCheck](),
     )
 
     async def dirty_instance() -> list[str]:

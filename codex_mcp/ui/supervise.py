@@ -8,11 +8,15 @@ writes objects only). Nothing here changes a ref, a worktree, an index or the da
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+import anyio
 
 from codex_mcp import git
 from codex_mcp.errors import CodexError
 from codex_mcp.lifecycle.diff import base_of
+from codex_mcp.lifecycle.merge import CheckOutcome
 from codex_mcp.store.instances import Instance
 
 SHOWN = 10
@@ -59,23 +63,35 @@ async def merge_preview(repo: Path, instance: Instance, into: str | None = None)
         preview.reasons.append(f"{instance.id} works on {target} itself; choose another branch to merge into")
         return preview
     worktree = Path(instance.worktree_path)
-    if worktree.is_dir():
-        dirty = await git.dirty_paths(worktree)
-        if dirty:
-            preview.reasons.append(
-                f"{instance.id} has uncommitted work in {len(dirty)} path(s) ({_listed(dirty)}); only committed "
-                "work is merged: commit it, or ask the agent to"
-            )
+
+    # As in merge: the three reads at once, judged in the order a person fixes them.
+    instance_dirty, target_state, merge_check = (
+        CheckOutcome[list[str]](),
+        CheckOutcome[git.TargetState](),
+        CheckOutcome[git.MergeCheck](),
+    )
+
+    async def dirty_instance() -> list[str]:
+        return await git.dirty_paths(worktree) if worktree.is_dir() else []
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(instance_dirty.settle, dirty_instance)
+        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
+        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
+    dirty = instance_dirty.get()
+    if dirty:
+        preview.reasons.append(
+            f"{instance.id} has uncommitted work in {len(dirty)} path(s) ({_listed(dirty)}); only committed "
+            "work is merged: commit it, or ask the agent to"
+        )
     try:
-        where = await git.checked_out_in(repo, target)
-        if where is not None and where.is_dir():
-            dirty_target = await git.dirty_paths(where)
-            if dirty_target:
-                preview.reasons.append(
-                    f"{target} is checked out in {where} with uncommitted changes ({_listed(dirty_target)}); "
-                    "commit or stash them there"
-                )
-        check = await git.merge_check(repo, target, source)
+        state = target_state.get()
+        if state.worktree is not None and state.dirty:
+            preview.reasons.append(
+                f"{target} is checked out in {state.worktree.path} with uncommitted changes "
+                f"({_listed(state.dirty)}); commit or stash them there"
+            )
+        check = merge_check.get()
     except CodexError as exc:
         preview.reasons.append(str(exc))
         return preview
