@@ -88,6 +88,13 @@ def pending(db: Database) -> int:
     return gap.count if gap is not None else 0
 
 
+def current(db: Database) -> Gap | None:
+    """The calls this process has lost in ``db`` and not yet marked (None: none), e.g. for a page
+    that must say so while it lasts."""
+    gap = _GAPS.get(db)
+    return gap if gap is not None and gap.count else None
+
+
 async def mark(db: Database, instance_id: str) -> None:
     """After a row was written: write the marker of the calls lost before it, if any (never raises).
 

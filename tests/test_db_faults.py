@@ -21,14 +21,15 @@ import logging
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 from pydantic import BaseModel, Field
-from support import event_rows, run_cli, text_of
+from support import event_rows, run_cli, standin_command, text_of
+from ui_server import running_dashboard
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller, resolve_caller
@@ -350,3 +351,47 @@ async def test_a_caller_row_that_vanished_is_a_lost_row_too(app: App) -> None:
         assert not result.is_error  # a read answers; its loss is only logged
         assert "NOT RECORDED" not in text_of(result)
     assert await rows(app.db) == []
+
+
+def test_the_dashboard_says_while_its_actions_are_not_recorded(
+    tmp_path: Path,
+    repo: Path,
+    cli_env: dict[str, str],
+    tmux_socket: str,
+    write_script: Callable[[dict[str, Any]], Path],
+) -> None:
+    """A person's action in the dashboard on a full disk is refused in words, and until the database
+    takes rows again every page and action answer says that something was not recorded."""
+    with small_disk(tmp_path / "disk", size="4m") as disk:
+        env = {
+            **cli_env,
+            "CODEX_MCP_DB": str(disk / "codex.db"),
+            "CODEX_MCP_TMUX_SOCKET": tmux_socket,
+            "CODEX_MCP_AGENT_COMMAND": standin_command(write_script({})),
+        }
+        with running_dashboard(repo, env) as board:
+            client = board.client()
+            assert "NOT RECORDED" not in client.get("/").text
+            filler = fill(disk)
+            refused = client.post("/api/instances", json={"prompt": "look around"})
+            assert refused.status_code >= 400, refused.text
+            assert "full" in refused.json()["error"], refused.text
+            assert refused.headers.get("x-codex-not-recorded") == "1", refused.text
+            banner = client.get("/").text
+            assert "NOT RECORDED: 1 action(s) taken here since" in banner, banner
+            assert 'role="alert"' in banner
+
+            filler.unlink()
+            started = client.post("/api/instances", json={"prompt": "look around"})
+            assert started.status_code == 201, started.text
+            assert "x-codex-not-recorded" not in started.headers
+            assert "NOT RECORDED" not in client.get("/").text
+            client.post(f"/api/instances/{started.json()['id']}/kill", json={})
+        conn = sqlite3.connect(disk / "codex.db")
+        try:
+            (metadata,) = conn.execute(
+                "SELECT metadata FROM mcp_events WHERE tool_name = ?", (MARKER_TOOL,)
+            ).fetchone()
+        finally:
+            conn.close()
+        assert json.loads(metadata)["tools"] == {"start": 1}

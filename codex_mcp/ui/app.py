@@ -25,8 +25,16 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from codex_mcp import git
-from codex_mcp.errors import CodexError, ConfigError, InputError, NotFoundError, PermissionDenied, StateError
+from codex_mcp import git, unrecorded
+from codex_mcp.errors import (
+    CodexError,
+    ConfigError,
+    DatabaseError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StateError,
+)
 from codex_mcp.identity import person_root, require_agent
 from codex_mcp.ids import InstanceType, validate_instance_id
 from codex_mcp.lifecycle.merge import merged_write
@@ -92,7 +100,13 @@ class Ui:
         from codex_mcp.identity import person_caller
         from codex_mcp.recording import run_person_action
 
-        person = await person_caller(self.settings, self.db)
+        try:
+            person = await person_caller(self.settings, self.db)
+        except DatabaseError as exc:
+            # Refused before it did anything, like an action refused by its own check: counted, so
+            # the pages say that actions are going unrecorded until the database takes rows again.
+            unrecorded.note(self.db, None, name, exc, refused=True)
+            raise
         app = App(settings=self.settings, db=self.db)
         return await run_person_action(app, person, name, arguments, body, via="ui")
 
@@ -116,9 +130,22 @@ async def _page(request: Request, template: str, status: int = 200, **context: A
     ui = _ui(request)
     waiting = await dashboard_store.waiting_count(ui.db)
     html = ui.templates.get_template(template).render(
-        read_only=ui.read_only, waiting=waiting, path=request.url.path, **context
+        read_only=ui.read_only,
+        waiting=waiting,
+        path=request.url.path,
+        unrecorded=unrecorded.current(ui.db),
+        **context,
     )
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _said_unrecorded(ui: Ui, response: Response) -> Response:
+    """An action's JSON answer says when this dashboard holds actions it could not record (the
+    page says it in a banner): ``X-Codex-Not-Recorded`` counts them."""
+    gap = unrecorded.current(ui.db)
+    if gap is not None:
+        response.headers["x-codex-not-recorded"] = str(gap.count)
+    return response
 
 
 # A ConfigError (GitHub not set up, no repository) is the server's setup, not the request: 503.
@@ -157,7 +184,7 @@ def guarded(
             if request.url.path.startswith("/api/") and not (
                 request.method == "POST" and not _wants_json(request)
             ):
-                return JSONResponse({"error": str(exc)}, status_code=status)
+                return _said_unrecorded(_ui(request), JSONResponse({"error": str(exc)}, status_code=status))
             instance_id = request.path_params.get("instance_id")
             back = (
                 f"/instances/{instance_id}"
@@ -287,7 +314,7 @@ async def start_instance(request: Request) -> Response:
     instance = await instances_store.require(ui.db, new.id)
     ui.hub.nudge()
     if _wants_json(request):
-        return JSONResponse(instance.model_dump(mode="json"), status_code=201)
+        return _said_unrecorded(ui, JSONResponse(instance.model_dump(mode="json"), status_code=201))
     return RedirectResponse(f"/instances/{instance.id}", status_code=303)
 
 
@@ -305,7 +332,7 @@ async def instance_action(request: Request) -> Response:
     result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
-        return JSONResponse(result)
+        return _said_unrecorded(ui, JSONResponse(result))
     return RedirectResponse(result.get("open") or f"/instances/{instance_id}", status_code=303)
 
 
@@ -527,7 +554,7 @@ async def sync_issues(request: Request) -> Response:
     result = await ui.as_person("issues_sync", {}, body)
     ui.hub.nudge()
     if _wants_json(request):
-        return JSONResponse(result.model_dump(mode="json"))
+        return _said_unrecorded(ui, JSONResponse(result.model_dump(mode="json")))
     return RedirectResponse("/issues", status_code=303)
 
 
