@@ -48,4 +48,10 @@ class ConfigError(CodexError):
 
 
 class DatabaseError(ConfigError):
-    pass
+    """``cause`` and ``remedy``, when known, are the message's parts (a write refused by a full disk,
+    a read-only file, a lock held elsewhere), for an answer that must word them differently."""
+
+    def __init__(self, message: str, *, cause: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.remedy = remedy

@@ -44,6 +44,12 @@ class PullRequestOpened:
     base_branch: str
     record: Callable[[Tx], Awaitable[None]]
 
+    @property
+    def done(self) -> str:
+        """What GitHub now holds, whatever the database records (said if recording fails)."""
+        kind = "was already open" if self.result.already_existed else "is open"
+        return f"pull request #{self.result.pr_number} {kind} at {self.result.pr_url}"
+
 
 async def open_pull_request(
     settings: Settings,

@@ -58,6 +58,8 @@ from codex_mcp.store.events import NewEvent
 from codex_mcp.store.relationships import Relationship, RelationshipType
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from codex_mcp.app import App
     from codex_mcp.identity import Caller
 
@@ -108,19 +110,27 @@ class ToolCall:
     _compensations: list[Compensation] = field(default_factory=list)
     _relationships: list[Relationship] = field(default_factory=list)
     _after_commit: list[AfterCommit] = field(default_factory=list)
+    # What already happened outside SQLite that staged writes record and nothing undoes.
+    _done: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     # Why this call's event row could not be written, when it could not (the call itself stands).
     unrecorded: str | None = None
 
-    def stage(self, write: Write, *, compensation: Compensation | None = None) -> None:
+    def stage(
+        self, write: Write, *, compensation: Compensation | None = None, done: str | None = None
+    ) -> None:
         """Apply ``write`` in the transaction that records this call; ``compensation`` runs if that fails.
 
         ``compensation`` undoes side effects outside SQLite (a session, a worktree) that the write
-        describes, so nothing is left half-made when the row cannot be written.
+        describes, so nothing is left half-made when the row cannot be written. ``done`` says what
+        already happened that nothing can undo (a branch moved, a pull request opened): if the write
+        fails, the answer says that this was done and not recorded, instead of "nothing was kept".
         """
         self._writes.append(write)
         if compensation is not None:
             self._compensations.append(compensation)
+        if done is not None:
+            self._done.append(done)
 
     def relate(self, parent: str, child: str, relationship_type: RelationshipType) -> None:
         """Record a relationship this call created (written with the event, in one transaction)."""
@@ -552,6 +562,11 @@ async def _execute(
             call.unrecorded = " ".join(str(exc).split()) or type(exc).__name__
             unrecorded.note(app.db, caller_id, name, f"could not record the call: {call.unrecorded}")
             return result
+        if call._done:
+            message = _done_unrecorded_message(name, call._done, app.db.path, exc)
+            log.error("%s: %s", name, message, exc_info=not isinstance(exc, CodexError))
+            await _fail(app, call, caller_id, name, message, metadata, started)
+            raise (DatabaseError if isinstance(exc, DatabaseError) else CodexError)(message) from exc
         message = _write_failure_message(name, exc)
         if not isinstance(exc, CodexError):
             log.exception("%s: its database changes could not be written", name)
@@ -578,6 +593,20 @@ async def _insert_event(tx: Tx, event: NewEvent) -> str | None:
     except sqlite3.Error as exc:
         return str(exc)
     return None
+
+
+def _done_unrecorded_message(name: str, done: list[str], db_path: Path, exc: Exception) -> str:
+    """The answer when an action changed the world and its database changes could not be written."""
+    if isinstance(exc, DatabaseError) and exc.cause:
+        why, remedy = exc.cause, f"{exc.remedy}; then " if exc.remedy else "then "
+    elif isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        why, remedy = "it stayed locked by other processes", "in a moment, "
+    else:
+        why, remedy = " ".join(str(exc).split()) or type(exc).__name__, ""
+    return (
+        f"{name} was done ({'; '.join(done)}), but database {db_path} could not record it: {why}. "
+        f"Nothing was undone; {remedy}run {name} again: it finds this already done and records it"
+    )
 
 
 def _write_failure_message(name: str, exc: Exception) -> str:

@@ -28,12 +28,15 @@ from typing import Any
 import pytest
 from mcp import Client
 from pydantic import BaseModel, Field
-from support import event_rows, run_cli, standin_command, text_of
+from support import commit_file, event_rows, git, new_instance, run_cli, standin_command, text_of
 from ui_server import running_dashboard
 
 from codex_mcp.app import App
-from codex_mcp.identity import Caller, resolve_caller
-from codex_mcp.recording import ADDITIVE, ToolCall, register, tool
+from codex_mcp.errors import DatabaseError
+from codex_mcp.identity import Caller, person_caller, resolve_caller
+from codex_mcp.lifecycle.merge import landed, merged_write
+from codex_mcp.outcomes import MergeResult
+from codex_mcp.recording import ADDITIVE, ToolCall, register, run_person_action, tool
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
@@ -395,3 +398,62 @@ def test_the_dashboard_says_while_its_actions_are_not_recorded(
         finally:
             conn.close()
         assert json.loads(metadata)["tools"] == {"start": 1}
+
+
+async def test_a_merge_whose_record_fails_says_it_was_done_and_a_retry_records_it(
+    settings: Settings, repo: Path
+) -> None:
+    """The target branch moved (git cannot take that back): when the database then refuses the row
+    that records it, the answer says what was done and how to record it, never "nothing was kept"."""
+    app = await short_app(settings)
+    worktree = repo.parent / "work-5-a1"
+    git(repo, "worktree", "add", "-q", "-b", "codex/work-5-a1", str(worktree), "main")
+    commit_file(worktree, "feature.py", "x = 1\n", "feature")
+    async with app.db.write() as tx:
+        await instances_store.insert(
+            tx, new_instance("work-5-a1", worktree, base_branch="main", issue_number=5, tmux_session="-")
+        )
+    old, new = git(repo, "rev-parse", "main"), git(repo, "rev-parse", "codex/work-5-a1")
+    person = await person_caller(settings, app.db)
+    grabbed: list[sqlite3.Connection] = []
+
+    async def merge_then_lose_the_lock(call: ToolCall) -> MergeResult:
+        instance = await instances_store.require(app.db, "work-5-a1")
+        result = await app.lifecycle.merge(
+            instance, into=None, strategy="merge", to_agent=False, sender="a person"
+        )
+        if (write := merged_write(instance.id, result)) is not None:
+            call.stage(write, done=landed(result))
+        # Another process takes the writer lock before this action's transaction can.
+        conn = sqlite3.connect(app.db.path, isolation_level=None, timeout=5)
+        conn.execute("BEGIN IMMEDIATE")
+        grabbed.append(conn)
+        return result
+
+    try:
+        with pytest.raises(DatabaseError) as raised:
+            await run_person_action(app, person, "merge", {}, merge_then_lose_the_lock, via="cli")
+        for conn in grabbed:
+            conn.close()
+        message = str(raised.value)
+        assert f"merge was done (main moved from {old[:12]} to {new[:12]})" in message, message
+        assert "could not record it" in message and "run merge again" in message, message
+        assert "nothing was" not in message.replace("Nothing was undone", ""), message
+        assert git(repo, "rev-parse", "main") == new  # what the answer says happened, happened
+        assert (await instances_store.require(app.db, "work-5-a1")).merged_into is None
+
+        async def merge_again(call: ToolCall) -> MergeResult:
+            instance = await instances_store.require(app.db, "work-5-a1")
+            result = await app.lifecycle.merge(
+                instance, into=None, strategy="merge", to_agent=False, sender="a person"
+            )
+            if (write := merged_write(instance.id, result)) is not None:
+                call.stage(write, done=landed(result))
+            return result
+
+        again = await run_person_action(app, person, "merge", {}, merge_again, via="cli")
+        assert again.outcome == "up_to_date"
+        row = await instances_store.require(app.db, "work-5-a1")
+        assert (row.merged_into, row.merged_commit) == ("main", new)
+    finally:
+        await app.db.close()

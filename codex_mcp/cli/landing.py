@@ -113,7 +113,7 @@ def merge(
     in another worktree, or nowhere. Recorded like a tool call.
     """
     from codex_mcp.identity import person_caller, require_agent
-    from codex_mcp.lifecycle.merge import merged_write
+    from codex_mcp.lifecycle.merge import landed, merged_write
     from codex_mcp.recording import ToolCall, run_person_action
 
     async def act(app: App, instance: Instance) -> Any:
@@ -130,7 +130,7 @@ def merge(
                 sender=f"a person ({person.id})",
             )
             if (write := merged_write(instance.id, result)) is not None:
-                call.stage(write)
+                call.stage(write, done=landed(result))
             return result
 
         return await run_person_action(app, person, "merge", arguments, body, via="cli")

@@ -50,6 +50,13 @@ class CheckOutcome(Generic[T]):
         return cast("T", self._value)
 
 
+def landed(result: MergeResult) -> str | None:
+    """What a landing changed outside the database, in words (None: it changed nothing)."""
+    if result.outcome != "merged":
+        return None
+    return f"{result.target} moved from {result.old_commit[:12]} to {result.new_commit[:12]}"
+
+
 def merged_write(instance_id: str, result: MergeResult) -> Callable[[Tx], Awaitable[None]] | None:
     """The row write that records a landed merge (stage it with the action's event), or None."""
     if result.outcome not in ("merged", "up_to_date"):

@@ -218,7 +218,9 @@ class Database:
 
 def _unwritable(path: Path, fault: Fault) -> DatabaseError:
     return DatabaseError(
-        f"cannot write to database {path}: {fault.cause}; nothing was changed, {fault.remedy}"
+        f"cannot write to database {path}: {fault.cause}; nothing was changed, {fault.remedy}",
+        cause=fault.cause,
+        remedy=fault.remedy,
     )
 
 

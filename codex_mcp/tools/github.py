@@ -63,7 +63,7 @@ async def create_pull_request(
         draft=draft,
         progress=call.progress,
     )
-    call.stage(opened.record)
+    call.stage(opened.record, done=opened.done)
     call.notes["base_branch"] = opened.base_branch
     return opened.result
 

@@ -37,7 +37,7 @@ from codex_mcp.errors import (
 )
 from codex_mcp.identity import person_root, require_agent
 from codex_mcp.ids import InstanceType, validate_instance_id
-from codex_mcp.lifecycle.merge import merged_write
+from codex_mcp.lifecycle.merge import landed, merged_write
 from codex_mcp.pulls import poll_pull_requests
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database, relationships
@@ -416,7 +416,7 @@ async def _pull_request(ui: Ui, target: instances_store.Instance, form: dict[str
             base_branch=base,
             draft=draft,
         )
-        call.stage(opened.record)
+        call.stage(opened.record, done=opened.done)
         call.notes["base_branch"] = opened.base_branch
         return opened.result
 
@@ -446,7 +446,7 @@ async def _merge(ui: Ui, target: instances_store.Instance, form: dict[str, str])
             sender=f"a person ({call.caller.id})",
         )
         if (write := merged_write(instance.id, result)) is not None:
-            call.stage(write)
+            call.stage(write, done=landed(result))
         return result
 
     arguments = _arguments(target, into=into, strategy=strategy, to_agent=to_agent)
