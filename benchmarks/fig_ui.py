@@ -16,7 +16,7 @@
     (``bare_terminal.py``: a pty running ``tmux attach``, bytes relayed, nothing else); a plain
     ``tmux attach`` in a pty, written and read by this process, is reported beside it as the floor
     no browser reaches. Each side has its own session running ``cat``; blocks of keys alternated.
-    When the renderer then draws (its next animation frame) is recorded too, outside the ratio.
+    When the renderer then draws it (its next animation frame) is the second ratio; both must pass.
 """
 
 from __future__ import annotations
@@ -433,7 +433,7 @@ def _pty_round_trip(socket: str, session: str, trials: int) -> list[float]:
 
 
 async def _terminal_round_trip(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
-    figure = "11e. terminal round trip: a key typed in the browser until xterm.js has parsed its echo"
+    figure = "11e. terminal round trip: a key typed in the browser until its echo is parsed and drawn"
     figure_pty = "11e. the same round trip against a plain `tmux attach` in a pty (no browser)"
     if not Path(CHROMIUM).exists():
         return [Row("ui_terminal_round_trip", figure, "—", "—", "—", f"≤ {ROUND_TRIP_RATIO}x", None,
@@ -534,6 +534,7 @@ async def _terminal_round_trip(tmp: Path, env: dict[str, str], quick: bool) -> l
     mine, floor, plain = median(ours_ms), median(bare_ms), median(pty_ms)
     ratio = mine / floor if floor else float("inf")
     drawn_ours, drawn_bare = median([d for _, d in ours]), median([d for _, d in baseline])
+    drawn_ratio = drawn_ours / drawn_bare if drawn_bare else float("inf")
     data = {
         "browser_parsed_ms": ours_ms,
         "browser_drawn_ms": [d for _, d in ours],
@@ -545,15 +546,15 @@ async def _terminal_round_trip(tmp: Path, env: dict[str, str], quick: bool) -> l
         Row(
             key="ui_terminal_round_trip",
             figure=figure,
-            measured=f"p50 {mine:.1f} ms (p95 {percentile(ours_ms, 95):.1f})",
-            baseline=f"bare WebSocket bridge p50 {floor:.1f} ms",
-            compare=f"{ratio:.2f}x",
-            target=f"≤ {ROUND_TRIP_RATIO}x",
-            passed=ratio <= ROUND_TRIP_RATIO,
+            measured=f"parsed p50 {mine:.1f} ms (p95 {percentile(ours_ms, 95):.1f}), drawn p50 {drawn_ours:.1f} ms",
+            baseline=f"bare bridge (plain tmux attach in a pty): parsed p50 {floor:.1f} ms, drawn p50 {drawn_bare:.1f} ms",
+            compare=f"parsed {ratio:.2f}x, drawn {drawn_ratio:.2f}x",
+            target=f"≤ {ROUND_TRIP_RATIO}x both",
+            passed=ratio <= ROUND_TRIP_RATIO and drawn_ratio <= ROUND_TRIP_RATIO,
             data=data,
             note=f"{trials} keys a side in blocks of {block}, alternated; both sides in the same page of the same "
-            f"Chromium, clock from the key's keydown to xterm.js's write callback for the echo. Drawn (the "
-            f"renderer's next animation frame) p50: ours {drawn_ours:.1f} ms, bare {drawn_bare:.1f} ms",
+            f"Chromium, clock from the key's keydown to xterm.js's write callback for the echo (parsed) and to the "
+            "renderer's next animation frame after it (drawn)",
         ),
         Row(
             key="ui_terminal_round_trip_pty",
