@@ -21,7 +21,7 @@ import logging
 import os
 import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -417,22 +417,25 @@ async def test_a_merge_whose_record_fails_says_it_was_done_and_a_retry_records_i
     person = await person_caller(settings, app.db)
     grabbed: list[sqlite3.Connection] = []
 
-    async def merge_then_lose_the_lock(call: ToolCall) -> MergeResult:
-        instance = await instances_store.require(app.db, "work-5-a1")
-        result = await app.lifecycle.merge(
-            instance, into=None, strategy="merge", to_agent=False, sender="a person"
-        )
-        if (write := merged_write(instance.id, result)) is not None:
-            call.stage(write, done=landed(result))
-        # Another process takes the writer lock before this action's transaction can.
-        conn = sqlite3.connect(app.db.path, isolation_level=None, timeout=5)
-        conn.execute("BEGIN IMMEDIATE")
-        grabbed.append(conn)
-        return result
+    def merging(lose_the_lock: bool) -> Callable[[ToolCall], Awaitable[MergeResult]]:
+        async def body(call: ToolCall) -> MergeResult:
+            instance = await instances_store.require(app.db, "work-5-a1")
+            result = await app.lifecycle.merge(
+                instance, into=None, strategy="merge", to_agent=False, sender="a person"
+            )
+            if (write := merged_write(instance.id, result)) is not None:
+                call.stage(write, done=landed(result))
+            if lose_the_lock:  # another process takes the writer lock before this action's transaction
+                conn = sqlite3.connect(app.db.path, isolation_level=None, timeout=5)
+                conn.execute("BEGIN IMMEDIATE")
+                grabbed.append(conn)
+            return result
+
+        return body
 
     try:
         with pytest.raises(DatabaseError) as raised:
-            await run_person_action(app, person, "merge", {}, merge_then_lose_the_lock, via="cli")
+            await run_person_action(app, person, "merge", {}, merging(True), via="cli")
         for conn in grabbed:
             conn.close()
         message = str(raised.value)
@@ -442,16 +445,7 @@ async def test_a_merge_whose_record_fails_says_it_was_done_and_a_retry_records_i
         assert git(repo, "rev-parse", "main") == new  # what the answer says happened, happened
         assert (await instances_store.require(app.db, "work-5-a1")).merged_into is None
 
-        async def merge_again(call: ToolCall) -> MergeResult:
-            instance = await instances_store.require(app.db, "work-5-a1")
-            result = await app.lifecycle.merge(
-                instance, into=None, strategy="merge", to_agent=False, sender="a person"
-            )
-            if (write := merged_write(instance.id, result)) is not None:
-                call.stage(write, done=landed(result))
-            return result
-
-        again = await run_person_action(app, person, "merge", {}, merge_again, via="cli")
+        again = await run_person_action(app, person, "merge", {}, merging(False), via="cli")
         assert again.outcome == "up_to_date"
         row = await instances_store.require(app.db, "work-5-a1")
         assert (row.merged_into, row.merged_commit) == ("main", new)

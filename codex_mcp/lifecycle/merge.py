@@ -50,6 +50,31 @@ class CheckOutcome(Generic[T]):
         return cast("T", self._value)
 
 
+async def read_checks(
+    repo: Path, worktree: Path, target: str, source: str
+) -> tuple[CheckOutcome[list[str]], CheckOutcome[git.TargetState], CheckOutcome[git.MergeCheck]]:
+    """What a merge checks before it lands ``source`` on ``target``, read at once: the uncommitted
+    paths of the instance's ``worktree`` (none when the folder is gone), where ``target`` is checked
+    out and whether that worktree is clean, and the conflict check. The caller judges them in the order
+    a person fixes them (their own uncommitted work first, then the target's, then conflicts)."""
+    import anyio
+
+    instance_dirty, target_state, merge_check = (
+        CheckOutcome[list[str]](),
+        CheckOutcome[git.TargetState](),
+        CheckOutcome[git.MergeCheck](),
+    )
+
+    async def dirty_instance() -> list[str]:
+        return await git.dirty_paths(worktree) if worktree.is_dir() else []
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(instance_dirty.settle, dirty_instance)
+        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
+        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
+    return instance_dirty, target_state, merge_check
+
+
 def landed(result: MergeResult) -> str | None:
     """What a landing changed outside the database, in words (None: it changed nothing)."""
     if result.outcome != "merged":
@@ -87,23 +112,7 @@ async def merge(
     if target == source:
         raise StateError(f"{instance.id} works on {target} itself; pass --into BRANCH to land it elsewhere")
     worktree = Path(instance.worktree_path)
-    import anyio
-
-    # The three reads are independent: run at once, then judged in the order a person fixes them
-    # (their own uncommitted work first, then the target's, then conflicts), as when run one by one.
-    instance_dirty, target_state, merge_check = (
-        CheckOutcome[list[str]](),
-        CheckOutcome[git.TargetState](),
-        CheckOutcome[git.MergeCheck](),
-    )
-
-    async def dirty_instance() -> list[str]:
-        return await git.dirty_paths(worktree) if worktree.is_dir() else []
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(instance_dirty.settle, dirty_instance)
-        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
-        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
+    instance_dirty, target_state, merge_check = await read_checks(repo, worktree, target, source)
     dirty = instance_dirty.get()
     if dirty:
         shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")

@@ -8,15 +8,12 @@ writes objects only). Nothing here changes a ref, a worktree, an index or the da
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-
-import anyio
 
 from codex_mcp import git
 from codex_mcp.errors import CodexError
 from codex_mcp.lifecycle.diff import base_of
-from codex_mcp.lifecycle.merge import CheckOutcome
+from codex_mcp.lifecycle.merge import read_checks
 from codex_mcp.store.instances import Instance
 
 SHOWN = 10
@@ -62,22 +59,10 @@ async def merge_preview(repo: Path, instance: Instance, into: str | None = None)
     if target == source:
         preview.reasons.append(f"{instance.id} works on {target} itself; choose another branch to merge into")
         return preview
-    worktree = Path(instance.worktree_path)
-
     # As in merge: the three reads at once, judged in the order a person fixes them.
-    instance_dirty, target_state, merge_check = (
-        CheckOutcome[list[str]](),
-        CheckOutcome[git.TargetState](),
-        CheckOutcome[git.MergeCheck](),
+    instance_dirty, target_state, merge_check = await read_checks(
+        repo, Path(instance.worktree_path), target, source
     )
-
-    async def dirty_instance() -> list[str]:
-        return await git.dirty_paths(worktree) if worktree.is_dir() else []
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(instance_dirty.settle, dirty_instance)
-        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
-        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
     dirty = instance_dirty.get()
     if dirty:
         preview.reasons.append(
