@@ -133,6 +133,38 @@ async def test_reads_see_this_process_writes_at_once_and_never_write(database: D
     assert await database.fetchone("SELECT value FROM user_config WHERE key = 'a.b'") is not None
 
 
+async def test_an_unbounded_listing_lets_the_event_loop_serve_meanwhile(database: Database) -> None:
+    """``ls --all`` of a large database in a long-running server (the dashboard's /api/instances):
+    other requests keep being served while it reads, and it answers what a bounded read answers."""
+    conn = sqlite3.connect(database.path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO instances (id, type, status, worktree_path, branch_name, tmux_session, agent_number) "
+            "VALUES (?, 'adhoc', 'terminated', ?, 'main', '-', ?)",
+            ((f"adhoc-a{n}", f"/w/adhoc-a{n}", n) for n in range(1, 30_001)),
+        )
+    conn.close()
+    ticks: list[int] = []
+    reading = True
+
+    async def other_requests() -> None:
+        while reading:
+            ticks.append(1)
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_requests)
+        await anyio.sleep(0)
+        before = len(ticks)
+        everything = await instances.list_dashboard_summaries(database, status=None)
+        during = len(ticks) - before
+        reading = False
+    assert len(everything) == 30_000
+    assert during > 1, "the unbounded read held the event loop for all of its time"
+    first = await instances.list_dashboard_summaries(database, status=None, limit=50)
+    assert first == everything[:50]
+
+
 async def test_a_lone_insert_waits_for_another_process_lock_without_blocking(database: Database) -> None:
     # Another process holds the write lock: the event insert waits for it, while this process's
     # other tasks (here: the one that ends the other transaction) keep running; then it lands.

@@ -117,8 +117,19 @@ class Database:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = (), *, unbounded: bool = False) -> list[sqlite3.Row]:
+        """The rows of a read outside any transaction.
+
+        ``unbounded``: the query has no LIMIT (``ls --all`` on a large database) and may take long:
+        it runs in a worker thread on a connection of its own, so a long-running server keeps serving
+        meanwhile (a plain connection belongs to its thread; the writer's could see an open
+        transaction of this process).
+        """
         try:
+            if unbounded:
+                return await anyio.to_thread.run_sync(
+                    _read_alone, self.path, sql, params, self.busy_timeout_ms, abandon_on_cancel=True
+                )
             if self._reader is not None:
                 return self._reader.execute(sql, params).fetchall()
             return await self._read.fetchall(sql, params)
@@ -392,6 +403,15 @@ def connect_reader(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sql
     except sqlite3.Error as exc:
         raise _database_error(path, exc) from exc
     return reader
+
+
+def _read_alone(path: Path, sql: str, params: Params, busy_timeout_ms: int) -> list[sqlite3.Row]:
+    """One read on a connection opened for it, in the calling (worker) thread."""
+    reader = connect_reader(path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        return reader.execute(sql, params).fetchall()
+    finally:
+        reader.close()
 
 
 def connect_appender(path: Path) -> sqlite3.Connection:

@@ -132,7 +132,7 @@ async def list_dashboard(
     :func:`person_ids`).
     """
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=True)
-    return [_instance(r) for r in await db.fetchall(sql, params)]
+    return [_instance(r) for r in await db.fetchall(sql, params, unbounded=limit is None)]
 
 
 async def list_dashboard_summaries(
@@ -146,7 +146,8 @@ async def list_dashboard_summaries(
 ) -> list[InstanceSummary]:
     """The dashboard query without prompts (long, and not read at all here): what listings return."""
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=False)
-    return [InstanceSummary.model_validate(as_dict(r)) for r in await db.fetchall(sql, params)]
+    rows = await db.fetchall(sql, params, unbounded=limit is None)
+    return [InstanceSummary.model_validate(as_dict(r)) for r in rows]
 
 
 def _dashboard_sql(
