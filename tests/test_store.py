@@ -427,9 +427,9 @@ class RecordingDb:
         self.db = db
         self.calls: list[tuple[str, list[Any]]] = []
 
-    async def fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Any = (), *, unbounded: bool = False) -> list[sqlite3.Row]:
         self.calls.append((sql, list(params)))
-        return await self.db.fetchall(sql, params)
+        return await self.db.fetchall(sql, params, unbounded=unbounded)
 
     async def fetchone(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
         self.calls.append((sql, list(params)))
