@@ -864,6 +864,35 @@ async def test_issues_upsert_and_get(database: Database) -> None:
     assert broken is not None and broken.labels == []
 
 
+async def test_issue_text_search_folds_case_for_every_script(database: Database) -> None:
+    """Search ignores case the way people mean it: Unicode case folding, not ASCII lower()."""
+
+    def issue(number: int, title: str, body: str | None = None) -> Issue:
+        return Issue(
+            number=number, title=title, body=body, state="open", repo_owner="o", repo_name="r",
+            updated_at=f"2024-01-0{number} 00:00:00",
+        )  # fmt: skip
+
+    async with database.write() as tx:
+        await issues.upsert_many(
+            tx,
+            [
+                issue(1, "Über die Straße"),
+                issue(2, "Plain ASCII", body="ΣΊΣΥΦΟΣ rolls the stone"),
+                issue(3, "Nothing here"),
+            ],
+        )
+
+    async def found(text: str) -> list[int]:
+        return [i.number for i in await issues.search(database, text=text)]
+
+    assert await found("über") == [1]
+    assert await found("STRASSE") == [1]  # ß folds to ss
+    assert await found("σίσυφος") == [2]  # in the body; final sigma folds too
+    assert await found("plain ascii") == [2]
+    assert await found("straßen") == []
+
+
 async def test_config_put_get_list_delete(database: Database) -> None:
     assert await config.get(database, "editor.command") is None
     assert await config.list_all(database) == []

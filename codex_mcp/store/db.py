@@ -345,6 +345,12 @@ def check_creatable(path: Path) -> None:
         )
 
 
+def casefold(text: str | bytes | int | float | None) -> str | bytes | int | float | None:
+    """SQL ``casefold(x)``: Python's full Unicode case folding (SQLite's ``lower()`` folds ASCII only,
+    so "Über" and "über", "STRASSE" and "Straße" would not match); anything but text passes unchanged."""
+    return text.casefold() if isinstance(text, str) else text
+
+
 async def connect(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
     """Open ``path`` with the project's pragmas (creating the folder and file when missing).
 
@@ -372,6 +378,7 @@ async def connect(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aios
         raise _database_error(path, exc) from exc
     conn.row_factory = sqlite3.Row
     try:
+        await conn.create_function("casefold", 1, casefold, deterministic=True)
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Refuse a file that is not a codex-mcp database before changing it (WAL mode is persistent).
         await migrations.current_version(conn, path)
@@ -396,6 +403,7 @@ def connect_reader(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sql
     try:
         reader = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         reader.row_factory = sqlite3.Row
+        reader.create_function("casefold", 1, casefold, deterministic=True)
         reader.execute("PRAGMA query_only = ON")
         # The same settings as the writer's, so that a PRAGMA read back says what the writes run with.
         reader.execute("PRAGMA foreign_keys = ON")

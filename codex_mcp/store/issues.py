@@ -112,8 +112,9 @@ async def search(
         where.append("EXISTS (SELECT 1 FROM json_each(github_issues.labels) WHERE json_each.value = ?)")
         params.append(label)
     if text is not None:
-        where.append("(instr(lower(title), lower(?)) > 0 OR instr(lower(coalesce(body, '')), lower(?)) > 0)")
-        params.extend([text, text])
+        # Unicode case folding (db.casefold): SQLite's lower() folds ASCII letters only.
+        where.append("(instr(casefold(title), ?) > 0 OR instr(casefold(coalesce(body, '')), ?) > 0)")
+        params.extend([text.casefold(), text.casefold()])
     sql = "SELECT * FROM github_issues"
     if where:
         sql += " WHERE " + " AND ".join(where)
