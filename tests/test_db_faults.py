@@ -32,11 +32,12 @@ from support import event_rows, run_cli, text_of
 
 from codex_mcp.app import App
 from codex_mcp.identity import Caller, resolve_caller
-from codex_mcp.recording import ADDITIVE, ToolCall, register, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
+from codex_mcp.tools.spec import ADDITIVE, register, tool
 from codex_mcp.unrecorded import MARKER_TOOL
 
 # ------------------------------------------------------------------------------------------ the faults
