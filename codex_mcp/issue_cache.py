@@ -78,7 +78,8 @@ async def _sync(client: GitHubClient, db: Database, progress: Progress | None) -
                 f"this database caches the issues of {owner}/{name}, not {repo}: one database serves one "
                 "repository (issues are keyed by number); point CODEX_MCP_DB at another file for this one"
             )
-    since = await _last_since(db, str(repo))
+    stored = await sync_store.listing(db)
+    since = _last_since(stored, str(repo))
     received: dict[int, Issue] = {}
     pr_states: dict[int, str] = {}
     pages: list[SyncPage] = []
@@ -93,7 +94,7 @@ async def _sync(client: GitHubClient, db: Database, progress: Progress | None) -
         }
         while query is not None and count < MAX_PAGES:
             key = _request_key(str(repo), query)
-            known = await sync_store.get(db, key)
+            known = stored.get(key)
             page = await client.list_issues_page(query, known.etag if known else None)
             count += 1
             if page.status == 304:
@@ -151,14 +152,14 @@ async def _sync(client: GitHubClient, db: Database, progress: Progress | None) -
     )
 
 
-async def _last_since(db: Database, repo: str) -> str | None:
+def _last_since(stored: dict[str, SyncPage], repo: str) -> str | None:
     """The ``since`` of the last sync's listing (the newest ``updated_at`` that listing saw); None: none yet.
 
     Taken from the stored pages, not from the newest cached issue: an issue cached alone (fetch_issue)
     must not move the watermark past issues that no sync has fetched yet.
     """
     prefix = f"{repo} issues?"
-    for request in await sync_store.requests(db):
+    for request in stored:
         if request.startswith(prefix):
             return _parse_key(request[len(prefix) :]).get("since")
     return None
