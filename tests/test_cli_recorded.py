@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,42 @@ def test_every_cli_action_leaves_one_event_under_the_persons_identity(
     for reading in (("ls", "--all"), ("show", "work-3-a1"), ("events",), ("config", "ls")):
         assert run_cli(*reading, cwd=repo, env=env).returncode == 0, reading
     assert len(events(db_path)) == seen
+
+
+# The MCP SDK (its types alone cost a command most of a second) and the web stack serve MCP and the
+# dashboard; a person's action from the command line is recorded without them.
+SERVING_ONLY = ("mcp", "mcp_types", "starlette", "uvicorn", "sse_starlette")
+PROBE = """\
+import atexit, sys
+out, sys.argv = sys.argv[1], ["codex-mcp", *sys.argv[2:]]
+def report():
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
+atexit.register(report)
+from codex_mcp.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "action", [("issues", "sync"), ("config", "set", "editor.command", "vim {path}")], ids=" ".join
+)
+def test_a_recorded_cli_action_does_not_import_the_mcp_sdk(
+    repo: Path, cli_env: dict[str, str], gh: GitHubStandIn, tmp_path: Path, action: tuple[str, ...]
+) -> None:
+    env = {**cli_env, "CODEX_MCP_GITHUB_API_URL": gh.base_url, "CODEX_MCP_GITHUB_REPO": "octo/flux"}
+    loaded = tmp_path / "modules.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(loaded), *action],
+        cwd=repo,
+        env={**env, "GITHUB_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(loaded.read_text(encoding="utf-8").split())
+    assert "codex_mcp" in modules and "click" in modules  # the probe saw the command run
+    assert sorted(modules & set(SERVING_ONLY)) == []
+    (event,) = events(repo / ".git" / "codex-mcp" / "codex.db")  # recorded all the same
+    assert (event["tool_name"], event["success"]) == (" ".join(action[:2]), 1)

@@ -36,11 +36,12 @@ from codex_mcp.errors import DatabaseError
 from codex_mcp.identity import Caller, person_caller, resolve_caller
 from codex_mcp.lifecycle.merge import landed, merged_write
 from codex_mcp.outcomes import MergeResult
-from codex_mcp.recording import ADDITIVE, ToolCall, register, run_person_action, tool
+from codex_mcp.recording import ToolCall, run_person_action
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
+from codex_mcp.tools.spec import ADDITIVE, register, tool
 from codex_mcp.unrecorded import MARKER_TOOL
 
 # ------------------------------------------------------------------------------------------ the faults

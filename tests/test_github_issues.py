@@ -9,6 +9,7 @@ be a clear error that leaves the cache exactly as it was.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -258,15 +259,20 @@ async def test_a_fault_on_page_3_leaves_the_cache_empty(
     gh: GitHubStandIn, make_settings: Callable[..., Settings], gdb: Database
 ) -> None:
     gh.add_many_issues(250, START)
+    collecting: list[bool] = []
 
     async def progress(done: float, total: float | None, message: str) -> None:
+        collecting.append(gc.isenabled())
         if done == 2:  # pages 1 and 2 are in hand: page 3 fails
             gh.fail_server_error(502)
 
+    assert gc.isenabled()
     with pytest.raises(UpstreamError, match="502") as caught:
         await sync(make_settings(), gdb, progress=progress)
 
     assert "retry" in str(caught.value)
+    # No garbage collection while the pages came in (they make no cycles); it runs again after the failure.
+    assert collecting == [False, False] and gc.isenabled()
     assert pages_asked(gh) == [("1", None), ("2", None), ("3", None)]
     # Everything is written in one transaction at the end: nothing of pages 1 and 2 was kept.
     assert await issue_rows(gdb) == {}

@@ -29,10 +29,11 @@ from support import new_instance, text_of
 from codex_mcp.app import App
 from codex_mcp.errors import StateError
 from codex_mcp.identity import Caller
-from codex_mcp.recording import READ_ONLY, ToolCall, ToolSpec, register, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
+from codex_mcp.tools.spec import READ_ONLY, ToolSpec, register, tool
 
 WRITES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False

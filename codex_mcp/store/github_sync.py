@@ -28,10 +28,13 @@ async def get(db: Database | Tx, request: str) -> SyncPage | None:
     return SyncPage.model_validate(dict(row)) if row else None
 
 
-async def requests(db: Database) -> list[str]:
-    """The requests of the latest sync's listing (their query holds the ``since`` it used)."""
-    rows = await db.fetchall(f"SELECT request FROM github_sync_pages WHERE {_LISTING} ORDER BY request")
-    return [str(r[0]) for r in rows]
+async def listing(db: Database) -> dict[str, SyncPage]:
+    """The pages of the latest sync's listing, by request, in request order (a request's query holds
+    the ``since`` that listing used). One query for a whole sync, not one per page."""
+    rows = await db.fetchall(
+        f"SELECT request, etag, next_request FROM github_sync_pages WHERE {_LISTING} ORDER BY request"
+    )
+    return {str(r[0]): SyncPage.model_validate(dict(r)) for r in rows}
 
 
 async def replace_all(tx: Tx, pages: list[SyncPage]) -> None:

@@ -78,16 +78,16 @@ async def repositories(db: Database) -> list[tuple[str, str]]:
 
 
 async def updated_at_of(db: Database, numbers: list[int]) -> dict[int, str | None]:
-    """updated_at of the cached issues among ``numbers`` (to tell changed from unchanged)."""
-    out: dict[int, str | None] = {}
-    for start in range(0, len(numbers), 500):
-        chunk = numbers[start : start + 500]
-        rows = await db.fetchall(
-            f"SELECT number, updated_at FROM github_issues WHERE number IN ({', '.join('?' * len(chunk))})",
-            chunk,
-        )
-        out.update({int(r[0]): r[1] for r in rows})
-    return out
+    """updated_at of the cached issues among ``numbers`` (to tell changed from unchanged).
+
+    One statement for any number of issues (the numbers as one JSON array): a sync of 10,000 issues
+    asked 20 chunks of 500 before, each a hop to the connection's thread.
+    """
+    rows = await db.fetchall(
+        "SELECT number, updated_at FROM github_issues WHERE number IN (SELECT value FROM json_each(?))",
+        (json.dumps(numbers),),
+    )
+    return {int(r[0]): r[1] for r in rows}
 
 
 async def search(

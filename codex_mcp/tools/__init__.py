@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from codex_mcp.recording import ToolSpec, register
 from codex_mcp.tools import events, github, instances, lifecycle
+from codex_mcp.tools.spec import ToolSpec, register
 
 
 def all_tools() -> list[ToolSpec]:

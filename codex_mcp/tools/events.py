@@ -8,9 +8,10 @@ from pydantic import Field
 
 from codex_mcp.ids import validate_instance_id
 from codex_mcp.outcomes import ListEventsResult
-from codex_mcp.recording import READ_ONLY, ToolCall, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.store import events as events_store
 from codex_mcp.timeutil import parse_since
+from codex_mcp.tools.spec import READ_ONLY, tool
 
 
 @tool(title="List tool-call events", annotations=READ_ONLY)

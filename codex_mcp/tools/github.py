@@ -10,10 +10,11 @@ from pydantic import Field
 from codex_mcp.errors import NotFoundError
 from codex_mcp.ids import MAX_ISSUE_NUMBER
 from codex_mcp.outcomes import CreatePullRequestResult, ListIssuesResult, SyncResult
-from codex_mcp.recording import READ_ONLY, ToolCall, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store.issues import Issue
+from codex_mcp.tools.spec import READ_ONLY, tool
 
 # Pushing and opening a pull request reach GitHub (open world); it is idempotent: a second call
 # returns the pull request already open for the branch.

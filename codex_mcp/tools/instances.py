@@ -8,11 +8,12 @@ from pydantic import Field
 
 from codex_mcp.ids import MAX_ISSUE_NUMBER, InstanceType, validate_instance_id
 from codex_mcp.outcomes import RECENT_EVENTS, GetInstanceResult, QueryInstancesResult, RelatedSummary
-from codex_mcp.recording import READ_ONLY, ToolCall, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import relationships as relationships_store
 from codex_mcp.store.relationships import RelatedInstance
+from codex_mcp.tools.spec import READ_ONLY, tool
 
 
 def _summary(related: RelatedInstance) -> RelatedSummary:

@@ -14,10 +14,11 @@ from codex_mcp.outcomes import (
     SpawnReviewResult,
     TerminateResult,
 )
-from codex_mcp.recording import ADDITIVE, DESTRUCTIVE, ToolCall, tool
+from codex_mcp.recording import ToolCall
 from codex_mcp.store import Tx
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store.instances import Instance
+from codex_mcp.tools.spec import ADDITIVE, DESTRUCTIVE, tool
 
 if TYPE_CHECKING:
     from codex_mcp.lifecycle import Prepared

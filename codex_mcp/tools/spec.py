@@ -1,0 +1,139 @@
+"""What a tool is: the ``@tool`` decorator, the annotation presets, and registration on a server.
+
+A tool is written as ``async def name(call: ToolCall, <params>) -> OutputModel`` and decorated with
+:func:`tool`, which
+
+* checks at import that the tool is complete (async, first parameter ``ToolCall``, a pydantic output
+  model, a docstring, a description on every parameter, a title and all four annotation hints);
+* publishes the signature MCP sees (``call`` replaced by the SDK's ``Context``);
+* runs each call through :func:`codex_mcp.recording.run_recorded`, which leaves its ``mcp_events`` row.
+
+This is the MCP SDK's side of recording, apart from :mod:`codex_mcp.recording` so that a person's
+action from the command line (recorded the same way, without MCP) does not import the SDK: its types
+alone cost the CLI most of a second.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from codex_mcp.recording import ToolCall, run_recorded
+
+if TYPE_CHECKING:
+    from codex_mcp.app import App
+
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+# Annotation presets. Hints are what a client shows a person before a call; each preset says why.
+# Queries read the store only (the event row they leave is bookkeeping, not a change to the world).
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+# Creating instances or writing feedback adds things (a new instance each call) and removes nothing;
+# everything happens on this machine.
+ADDITIVE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+# Terminating kills an agent's session (and, per the cleanup policy, may remove a clean worktree).
+DESTRUCTIVE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    annotations: ToolAnnotations
+    handler: Callable[..., Awaitable[Any]]
+    output_model: type[BaseModel]
+
+
+def _check_tool(
+    fn: Callable[..., Any], title: str, annotations: ToolAnnotations
+) -> tuple[inspect.Signature, type[BaseModel]]:
+    where = f"{fn.__module__}.{fn.__qualname__}"
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"@tool: {where} must be an `async def` function")
+    if not (fn.__doc__ or "").strip():
+        raise TypeError(f"@tool: {where} needs a docstring written for the model")
+    if not title.strip():
+        raise TypeError(f"@tool: {where} needs a title")
+    missing = [
+        h
+        for h in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
+        if getattr(annotations, h) is None
+    ]
+    if missing:
+        raise TypeError(f"@tool: {where} must set every annotation hint; missing {missing}")
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params or hints.get(params[0].name) is not ToolCall:
+        raise TypeError(f"@tool: {where} must take `call: ToolCall` as its first parameter")
+    for p in params[1:]:
+        hint = hints.get(p.name)
+        info = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, FieldInfo)]
+        if not info or not (info[0].description or "").strip():
+            raise TypeError(
+                f"@tool: parameter {p.name!r} of {where} needs Annotated[..., Field(description=...)]"
+            )
+        if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            raise TypeError(f"@tool: parameter {p.name!r} of {where} must be a plain named parameter")
+    output = hints.get("return")
+    if not (inspect.isclass(output) and issubclass(output, BaseModel)):
+        raise TypeError(f"@tool: {where} must return a pydantic model (its output schema)")
+    published = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY) for p in params[1:]]
+    published.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
+    return sig.replace(parameters=published, return_annotation=output), output
+
+
+def tool(
+    *, title: str, annotations: ToolAnnotations
+) -> Callable[[Callable[..., Awaitable[OutputT]]], ToolSpec]:
+    """Make ``fn`` a recorded MCP tool; register the result with :func:`register`."""
+
+    def decorate(fn: Callable[..., Awaitable[OutputT]]) -> ToolSpec:
+        signature, output_model = _check_tool(fn, title, annotations)
+        name = fn.__name__
+
+        read_only = bool(annotations.read_only_hint)
+
+        async def handler(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
+            app: App = ctx.request_context.lifespan_context
+            return await run_recorded(app, ctx, name, fn, arguments, output_model, read_only=read_only)
+
+        handler.__name__ = name
+        handler.__qualname__ = fn.__qualname__
+        handler.__module__ = fn.__module__
+        handler.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+        handler.__signature__ = signature  # type: ignore[attr-defined]
+        handler.__annotations__ = {
+            **{p.name: p.annotation for p in signature.parameters.values()},
+            "return": output_model,
+        }
+        return ToolSpec(
+            name=name, title=title, annotations=annotations, handler=handler, output_model=output_model
+        )
+
+    return decorate
+
+
+def register(server: Any, *specs: ToolSpec) -> None:
+    for spec in specs:
+        server.add_tool(
+            spec.handler,
+            name=spec.name,
+            title=spec.title,
+            annotations=spec.annotations.model_copy(update={"title": spec.title}),
+            structured_output=True,
+        )
