@@ -63,8 +63,9 @@ def _adapters() -> tuple[TypeAdapter[list[Event]], TypeAdapter[Any]]:
     """The validator of a listing and pydantic's JSON parser, built at the first listing (not at import:
     a server starts without listing anything).
 
-    Validating a listing at once (one call into pydantic-core) costs a third of validating it row by
-    row, and is the same validation: a row written outside the schema fails it as it fails alone.
+    Validating a listing at once (one call into pydantic-core) is the same validation as row by row (a
+    row written outside the schema fails it as it fails alone); with the parser, 51 rows become events
+    in half the time (0.19 ms instead of 0.37 on figure 5's database).
     """
     return TypeAdapter(list[Event]), TypeAdapter(Any)
 
