@@ -12,12 +12,14 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from pydantic import ValidationError
 from support import EXPECTED_TOOLS, event_rows, git, new_instance, ok, text_of
 
 from codex_mcp import published_tools
 from codex_mcp.app import App
 from codex_mcp.errors import ConfigError
 from codex_mcp.identity import Caller, resolve_caller
+from codex_mcp.outcomes import ListEventsResult
 from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
@@ -25,6 +27,7 @@ from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
+from codex_mcp.store.events import Event
 from codex_mcp.store.issues import Issue
 from codex_mcp.store.relationships import Relationship
 from codex_mcp.tmux import NOT_IN_TMUX
@@ -392,6 +395,112 @@ async def test_list_events_filters(app: App) -> None:
     failed_rows = await event_rows(app.db, "tool_name = 'list_events' AND success = 0")
     assert len(failed_rows) == 2
     assert "30m" in failed_rows[0]["error_message"]
+
+
+# Metadata as other versions or other programs may have stored it: what each row must come back as is
+# whatever the reference below (decode, then validate the row alone) makes of it.
+ODD_METADATA = [
+    None,
+    "[1, 2]",
+    "{not json",
+    '"just text"',
+    '{"a": 1, "a": 2}',
+    '{"big": 123456789012345678901234567890, "tiny": 5e-324, "neg": -0.0, "exp": 1E2}',
+    '{"pair": "\\ud83d\\ude00", "escaped": "\\u00e9\\t"}',
+    '{"nested": {"deep": [1, {"x": null}], "t": true}, "text": "caf\u00e9 \\n"}',
+    " \t{} ",
+]
+
+
+def reference_listing(rows: list[Any], limit: int) -> dict[str, Any]:
+    """The answer list_events must give for these rows (newest first, one more than ``limit``), built the
+    slow way: each row decoded with ``json`` and validated on its own (the construction list_events had
+    before it validated listings at once)."""
+    events = []
+    for row in rows:
+        data = dict(row)
+        raw = data.get("metadata")
+        if raw:
+            try:
+                parsed = json.loads(raw)
+                data["metadata"] = parsed if isinstance(parsed, dict) else {"value": parsed}
+            except ValueError:
+                data["metadata"] = {"unparsed": str(raw)[:200]}
+        events.append(Event.model_validate(data))
+    shown = events[:limit]
+    result = ListEventsResult(events=shown, count=len(shown), truncated=len(events) > limit)
+    return result.model_dump(mode="json", by_alias=True)
+
+
+async def reference_rows(db: Database, where: str = "1", limit: int = 50) -> list[Any]:
+    return await db.fetchall(
+        "SELECT me.*, i.type AS instance_type FROM mcp_events me JOIN instances i ON me.instance_id = i.id "
+        f"WHERE {where} ORDER BY me.timestamp DESC, me.id DESC LIMIT ?",
+        (limit + 1,),
+    )
+
+
+async def test_list_events_answers_exactly_what_each_row_validated_alone_gives(app: App) -> None:
+    """Recorded calls of every kind and metadata in every shape: the listing (structured content and
+    text) is the one the row-by-row validated construction makes, for every filter."""
+    await populate(app)
+    worker = await app_for(app, "work-12-a1")
+    reviewer = await app_for(app, "review-12-a1")
+    for caller in (worker, reviewer, app):
+        async with Client(build_server(caller)) as client:
+            ok(await client.call_tool("query_instances", {"status": "all"}))
+            ok(await client.call_tool("get_instance", {"instance_id": "work-12-a1"}))
+            assert (await client.call_tool("get_instance", {"instance_id": "work-99-a1"})).is_error
+            ok(await client.call_tool("list_issues", {}))
+    async with app.db.write() as tx:
+        for n, raw in enumerate(ODD_METADATA):
+            await tx.execute(
+                "INSERT INTO mcp_events (instance_id, tool_name, success, error_message, metadata, timestamp) "
+                "VALUES ('work-13-a1', 'elsewhere', ?, ?, ?, datetime('now', ?))",
+                (n % 2, None if n % 2 else f"failure {n}", raw, f"-{n} minutes"),
+            )
+    cases: list[tuple[dict[str, Any], str, int]] = [
+        ({}, "1", 50),
+        ({"limit": 5}, "1", 5),
+        ({"instance_id": "work-13-a1", "since": "1w"}, "me.instance_id = 'work-13-a1'", 50),
+        ({"success": False, "limit": 3}, "me.success = 0", 3),
+        ({"tool_name": "elsewhere", "limit": 1000}, "me.tool_name = 'elsewhere'", 1000),
+    ]
+    async with Client(build_server(app)) as client:
+        for arguments, where, limit in cases:
+            # Before the call: the call's own event is recorded after it answers.
+            expected = reference_listing(await reference_rows(app.db, where, limit), limit)
+            result = await client.call_tool("list_events", arguments)
+            assert ok(result) == expected, arguments
+            assert json.loads(text_of(result)) == expected, arguments
+    assert len(expected["events"]) == len(ODD_METADATA)
+    assert [e["metadata"] for e in expected["events"]][:4] == [
+        None,
+        {"value": [1, 2]},
+        {"unparsed": "{not json"},
+        {"value": "just text"},
+    ]
+
+
+async def test_a_row_written_outside_the_schema_fails_the_listing_never_shows_in_it(app: App) -> None:
+    """Another program writes an event the published schema cannot describe: list_events answers with
+    an error (as validating that row alone does), not with an answer that breaks its outputSchema."""
+    await populate(app)
+    async with app.db.write() as tx:
+        await tx.execute(
+            "INSERT INTO mcp_events (instance_id, tool_name, success, metadata) "
+            "VALUES ('work-12-a1', 'elsewhere', 'perhaps', '{}')"
+        )
+    with pytest.raises(ValidationError):
+        reference_listing(await reference_rows(app.db), 50)
+    async with Client(build_server(app)) as client:
+        refused = await client.call_tool("list_events", {})
+        assert refused.is_error and refused.structured_content is None
+        assert "internal error" in text_of(refused)
+        # The other rows still list when the bad one is filtered out.
+        fine = ok(await client.call_tool("list_events", {"instance_id": "adhoc-a1"}))
+    assert [e["tool_name"] for e in fine["events"]] == ["list_events"]
+    assert (await event_rows(app.db, "tool_name = 'list_events'"))[0]["success"] == 0
 
 
 # ------------------------------------------------------------------------------------ caller identity

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from codex_mcp.ids import InstanceType
-from codex_mcp.store.db import Database, Tx, as_dict
+from codex_mcp.store.db import Database, Tx
 
 
 class Event(BaseModel):
@@ -32,16 +34,66 @@ class NewEvent(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-def _event(row: Any) -> Event:
-    data = as_dict(row)
-    raw = data.get("metadata")
-    if raw:
+def _metadata(raw: Any, parse: Callable[[str], Any]) -> Any:
+    """The stored metadata as a dict: parsed, ``{"value": ...}`` when it is JSON but not an object,
+    ``{"unparsed": <its first 200 characters>}`` when it is not JSON.
+
+    ``parse`` is pydantic's JSON parser: it costs half of ``json``'s and, on the text it accepts, gives
+    the same value (the same floats, the last of repeated keys); it refuses a few texts ``json`` takes
+    (lone surrogates), which ``json`` then decodes as before.
+    """
+    if not raw:
+        return raw
+    if type(raw) is str:
         try:
-            parsed = json.loads(raw)
-            data["metadata"] = parsed if isinstance(parsed, dict) else {"value": parsed}
-        except ValueError:
-            data["metadata"] = {"unparsed": str(raw)[:200]}
-    return Event.model_validate(data)
+            parsed = parse(raw)
+        except ValueError:  # pydantic's ValidationError is one
+            pass
+        else:
+            return parsed if isinstance(parsed, dict) else {"value": parsed}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {"unparsed": str(raw)[:200]}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+@functools.cache
+def _adapters() -> tuple[TypeAdapter[list[Event]], TypeAdapter[Any]]:
+    """The validator of a listing and pydantic's JSON parser, built at the first listing (not at import:
+    a server starts without listing anything).
+
+    Validating a listing at once (one call into pydantic-core) is the same validation as row by row (a
+    row written outside the schema fails it as it fails alone); with the parser, 51 rows become events
+    in half the time (0.19 ms instead of 0.37 on figure 5's database).
+    """
+    return TypeAdapter(list[Event]), TypeAdapter(Any)
+
+
+_COLUMNS = (
+    "me.id, me.instance_id, me.tool_name, me.success, me.error_message, me.metadata, me.timestamp, "
+    "i.type AS instance_type"
+)
+
+
+def _events(rows: list[Any]) -> list[Event]:
+    listing, json_value = _adapters()
+    parse = json_value.validate_json
+    return listing.validate_python(
+        [
+            {
+                "id": id_,
+                "instance_id": instance_id,
+                "tool_name": tool_name,
+                "success": success,
+                "error_message": error_message,
+                "metadata": _metadata(metadata, parse),
+                "timestamp": timestamp,
+                "instance_type": instance_type,
+            }
+            for id_, instance_id, tool_name, success, error_message, metadata, timestamp, instance_type in rows
+        ]
+    )
 
 
 _INSERT = (
@@ -97,12 +149,12 @@ async def list_recent(
     if success is not None:
         where.append("me.success = ?")
         params.append(1 if success else 0)
-    sql = "SELECT me.*, i.type AS instance_type FROM mcp_events me JOIN instances i ON me.instance_id = i.id"
+    sql = f"SELECT {_COLUMNS} FROM mcp_events me JOIN instances i ON me.instance_id = i.id"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY me.timestamp DESC, me.id DESC LIMIT ?"
     params.append(limit)
-    return [_event(r) for r in await db.fetchall(sql, params)]
+    return _events(await db.fetchall(sql, params))
 
 
 async def count(db: Database) -> int:
