@@ -3,13 +3,15 @@
 The SDK's stdio transport reads every line and writes every message through anyio's file wrapper, a
 hand-off to a worker thread and back for each read, each write and each flush: three per tool call.
 On a loaded machine (32 servers on 2 CPUs, figure 6) those hand-offs are a large part of a call's CPU
-time. When stdin and stdout are pipes, as they are for every MCP client that starts its server, the
-event loop can wait for them directly.
+time. When stdin and stdout are pipes or sockets, as they are for every MCP client that starts its
+server (Python's subprocess gives pipes; Node's child_process, so Claude Code, gives UNIX sockets),
+the event loop can wait for them directly.
 
-A pipe is opened again through ``/proc/self/fd``: a file description of our own, made non-blocking
-without changing the client's (``O_NONBLOCK`` on a shared description would change it for every
-process holding it). Anything else -- a terminal, a file, a socket, a system without ``/proc`` -- is
-left to the SDK's threads, as before.
+Neither is switched to non-blocking mode where the client could see it (``O_NONBLOCK`` on a shared
+file description changes it for every process holding it): a pipe is opened again through
+``/proc/self/fd``, a description of our own, and a socket is read and written with ``MSG_DONTWAIT``,
+a flag of each call. Anything else -- a terminal, a file, a system without ``/proc`` -- is left to
+the SDK's threads, as before.
 
 What a reader sees is what the SDK's text wrapper gives: UTF-8 with invalid bytes replaced, and
 universal newlines (``\\r\\n`` and ``\\r`` end a line too, and become ``\\n``).
@@ -17,7 +19,9 @@ universal newlines (``\\r\\n`` and ``\\r`` end a line too, and become ``\\n``).
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import stat
 from collections.abc import Callable
 
@@ -26,21 +30,57 @@ import anyio
 CHUNK = 64 * 1024
 
 
-def reopen_pipe(fd: int, flags: int) -> int | None:
-    """A new non-blocking description of the pipe behind ``fd`` (None: not a pipe, or not possible)."""
+class Endpoint:
+    """Our end of a pipe or socket: ``read`` and ``write`` never block (BlockingIOError: wait for it)."""
+
+    def __init__(self, fd: int, sock: socket.socket | None = None) -> None:
+        self.fd = fd
+        self._sock = sock
+
+    def read(self, size: int) -> bytes:
+        if self._sock is not None:
+            return self._sock.recv(size, socket.MSG_DONTWAIT)
+        return os.read(self.fd, size)
+
+    def write(self, data: memoryview) -> int:
+        if self._sock is not None:
+            return self._sock.send(data, socket.MSG_DONTWAIT)
+        return os.write(self.fd, data)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        else:
+            os.close(self.fd)
+
+
+def open_endpoint(fd: int, flags: int) -> Endpoint | None:
+    """``fd`` (a pipe or a socket) as an :class:`Endpoint` of our own; None for anything else.
+
+    ``flags``: ``os.O_RDONLY`` or ``os.O_WRONLY``, the pipe's direction.
+    """
     try:
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            return None
-        return os.open(f"/proc/self/fd/{fd}", flags | os.O_NONBLOCK | os.O_CLOEXEC)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            return Endpoint(os.open(f"/proc/self/fd/{fd}", flags | os.O_NONBLOCK | os.O_CLOEXEC))
+        if stat.S_ISSOCK(mode):
+            private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            try:
+                # No timeout given: the socket's own (blocking) mode is left as it is.
+                return Endpoint(private, socket.socket(fileno=private))
+            except OSError:
+                os.close(private)
+                raise
     except OSError:
         return None
+    return None
 
 
 class PipeLines:
-    """The lines of a non-blocking pipe (an async iterator of ``str``, like the SDK's stdin)."""
+    """The lines of a pipe or socket (an async iterator of ``str``, like the SDK's stdin)."""
 
-    def __init__(self, fd: int, transform: Callable[[str], str] = str) -> None:
-        self._fd = fd
+    def __init__(self, end: Endpoint, transform: Callable[[str], str] = str) -> None:
+        self._end = end
         self._transform = transform
         self._buffer = bytearray()
         self._eof = False
@@ -55,9 +95,9 @@ class PipeLines:
                 return self._transform(line.decode("utf-8", "replace"))
             if self._eof:
                 raise StopAsyncIteration
-            await anyio.wait_readable(self._fd)
+            await anyio.wait_readable(self._end.fd)
             try:
-                chunk = os.read(self._fd, CHUNK)
+                chunk = self._end.read(CHUNK)
             except BlockingIOError:  # woken without data after all
                 continue
             if chunk:
@@ -87,10 +127,10 @@ class PipeLines:
 
 
 class PipeWriter:
-    """Text written whole to a non-blocking pipe (``write`` and ``flush``, like the SDK's stdout)."""
+    """Text written whole to a pipe or socket (``write`` and ``flush``, like the SDK's stdout)."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, end: Endpoint) -> None:
+        self._end = end
 
     async def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
@@ -98,9 +138,9 @@ class PipeWriter:
         with anyio.CancelScope(shield=True):
             while data:
                 try:
-                    written = os.write(self._fd, data)
+                    written = self._end.write(data)
                 except BlockingIOError:  # the pipe is full: the client has not read yet
-                    await anyio.wait_writable(self._fd)
+                    await anyio.wait_writable(self._end.fd)
                     continue
                 data = data[written:]
 

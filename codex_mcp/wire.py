@@ -89,19 +89,19 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
 
     As the SDK does, descriptor 0 points at the null device and descriptor 1 at stderr while serving
     (a child process reads EOF, and stray output misses the wire); both are restored afterwards, and
-    the protocol goes through private duplicates of them. Pipes are waited for by the event loop
-    itself (:mod:`codex_mcp.pipes`); anything else is read and written by the SDK's worker threads.
+    the protocol goes through private duplicates of them. Pipes and sockets are waited for by the
+    event loop itself (:mod:`codex_mcp.pipes`); anything else is read and written by the SDK's worker threads.
     """
     from mcp.server.stdio import stdio_server
 
-    from codex_mcp.pipes import PipeLines, PipeWriter, reopen_pipe
+    from codex_mcp.pipes import Endpoint, PipeLines, PipeWriter, open_endpoint
 
-    opened: list[int] = []
+    opened: list[Endpoint] = []
     diverted: list[tuple[int, int]] = []
     stdin: Any
     stdout: Any = None  # a PipeWriter; None: the SDK claims descriptor 1 and writes through its threads
     try:
-        if (out := reopen_pipe(1, os.O_WRONLY)) is not None:
+        if (out := open_endpoint(1, os.O_WRONLY)) is not None:
             opened.append(out)
             if (private := _divert(1)) is not None:
                 diverted.append((1, private))
@@ -109,7 +109,7 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
         private_in = _divert(0)
         if private_in is not None:
             diverted.append((0, private_in))
-        if private_in is not None and (piped := reopen_pipe(private_in, os.O_RDONLY)) is not None:
+        if private_in is not None and (piped := open_endpoint(private_in, os.O_RDONLY)) is not None:
             opened.append(piped)
             stdin = PipeLines(piped, normalise_text)
         else:
@@ -121,9 +121,9 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
         async with stdio_server(stdin=stdin, stdout=stdout) as streams:
             yield streams
     finally:
-        for fd in opened:
+        for end in opened:
             with suppress(OSError):
-                os.close(fd)
+                end.close()
         for std, private in diverted:
             with suppress(OSError):
                 os.dup2(private, std)
