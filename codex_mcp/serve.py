@@ -38,6 +38,8 @@ async def serve_stdio(settings: Settings) -> None:
     async with open_app(settings) as opened:
         caller = await resolve_caller(settings, opened.db)
         app = replace(opened, caller=caller)
+        # Checkpoints stay off the path of the calls (store/checkpoints.py).
+        await app.db.checkpoint_in_background()
         log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
         server = build_server(app)
         lowlevel = server._lowlevel_server
@@ -95,6 +97,7 @@ async def serve_http(
         settings = replace(settings, server_url=url)
     async with open_app(settings) as opened:
         app = replace(opened, resolve=request_caller)
+        await app.db.checkpoint_in_background()
         # A read-only operator changes nothing: starting registers no instance for it (see Operator).
         operator = await Operator.create(settings, app.db) if operator_token else None
         server = build_server(app)

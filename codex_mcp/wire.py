@@ -87,30 +87,68 @@ class _NormalisingReader(TextIOWrapper):
 async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
     """The SDK's stdio transport (read and write streams), reading stdin through :func:`normalise_text`.
 
-    As the SDK does for its own stdin, descriptor 0 points at the null device while serving (a child
-    process reads EOF, never the protocol) and is restored afterwards; the protocol is read from a
-    private duplicate of it.
+    As the SDK does, descriptor 0 points at the null device and descriptor 1 at stderr while serving
+    (a child process reads EOF, and stray output misses the wire); both are restored afterwards, and
+    the protocol goes through private duplicates of them. Pipes and sockets are waited for by the
+    event loop itself (:mod:`codex_mcp.pipes`); anything else is read and written by the SDK's worker threads.
     """
     from mcp.server.stdio import stdio_server
 
-    private: int | None = None
-    raw: BinaryIO
+    from codex_mcp.pipes import Endpoint, PipeLines, PipeWriter, open_endpoint
+
+    opened: list[Endpoint] = []
+    diverted: list[tuple[int, int]] = []
+    stdin: Any
+    stdout: Any = None  # a PipeWriter; None: the SDK claims descriptor 1 and writes through its threads
     try:
-        private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            os.dup2(null, 0)
-        finally:
-            os.close(null)
-        # closefd=False: a worker thread may still be blocked reading it when the transport ends.
-        raw = os.fdopen(private, "rb", closefd=False)
-    except OSError:  # no usable descriptor 0 to divert: read the process's stdin in place
-        raw = sys.stdin.buffer
-    stdin = anyio.wrap_file(_NormalisingReader(raw, encoding="utf-8", errors="replace"))
-    try:
-        async with stdio_server(stdin=stdin) as streams:
+        if (out := open_endpoint(1, os.O_WRONLY)) is not None:
+            opened.append(out)
+            if (private := _divert(1)) is not None:
+                diverted.append((1, private))
+                stdout = PipeWriter(out)
+        private_in = _divert(0)
+        if private_in is not None:
+            diverted.append((0, private_in))
+        if private_in is not None and (piped := open_endpoint(private_in, os.O_RDONLY)) is not None:
+            opened.append(piped)
+            stdin = PipeLines(piped, normalise_text)
+        else:
+            # closefd=False: a worker thread may still be blocked reading it when the transport ends.
+            raw: BinaryIO = (
+                sys.stdin.buffer if private_in is None else os.fdopen(private_in, "rb", closefd=False)
+            )
+            stdin = anyio.wrap_file(_NormalisingReader(raw, encoding="utf-8", errors="replace"))
+        async with stdio_server(stdin=stdin, stdout=stdout) as streams:
             yield streams
     finally:
-        if private is not None:
+        for end in opened:
             with suppress(OSError):
-                os.dup2(private, 0)
+                end.close()
+        for std, private in diverted:
+            with suppress(OSError):
+                os.dup2(private, std)
+
+
+def _divert(std: int) -> int | None:
+    """Point ``std`` at the null device (stdin) or at stderr (stdout); a private duplicate of what it was.
+
+    None when it cannot be duplicated or diverted: it is then served in place.
+    """
+    try:
+        private = fcntl.fcntl(std, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError:
+        return None
+    try:
+        if std == 1:
+            sys.stdout.flush()
+            os.dup2(2, 1)
+        else:
+            null = os.open(os.devnull, os.O_RDONLY)
+            try:
+                os.dup2(null, 0)
+            finally:
+                os.close(null)
+    except (OSError, ValueError):
+        os.close(private)
+        return None
+    return private

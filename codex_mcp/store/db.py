@@ -31,7 +31,8 @@ import aiosqlite
 import anyio
 
 from codex_mcp.errors import DatabaseError
-from codex_mcp.store import migrations
+from codex_mcp.store import checkpoints, migrations
+from codex_mcp.store.checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,41 @@ class Database:
         # One connection serves every concurrent tool call of this process: transactions on it
         # must not interleave.
         self._write_lock = anyio.Lock()
+        self._checkpointer: Checkpointer | None = None
+
+    async def checkpoint_in_background(
+        self,
+        *,
+        wal_bytes: int = checkpoints.WAL_BYTES,
+        interval: float = checkpoints.INTERVAL_SECONDS,
+        every: float = checkpoints.EVERY_SECONDS,
+    ) -> None:
+        """For a long-running server: WAL checkpoints run in a thread, no longer inside a commit.
+
+        See :mod:`codex_mcp.store.checkpoints` (why, and the backstop the commits keep). Stopped by
+        :meth:`close`.
+        """
+        if self._checkpointer is not None:
+            return
+        for pragma in (
+            f"PRAGMA wal_autocheckpoint = {checkpoints.BACKSTOP_PAGES}",
+            f"PRAGMA journal_size_limit = {checkpoints.SIZE_LIMIT_BYTES}",
+        ):
+            await self._conn.execute(pragma)
+            if self._appender is not None:
+                self._appender.execute(pragma)
+        self._checkpointer = Checkpointer(self.path, wal_bytes=wal_bytes, interval=interval, every=every)
+        self._checkpointer.start()
+
+    def _wrote(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.written = True
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            # A checkpoint under way finishes first (its fsyncs): waited for off the event loop.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._checkpointer.stop)
         for plain in (self._reader, self._appender):
             if plain is not None:
                 plain.close()
@@ -162,6 +196,7 @@ class Database:
                     raise fault from exc
                 raise
         assert row is not None
+        self._wrote()
         return int(row[0])
 
     async def _append(self, sql: str, params: Params) -> int:
@@ -183,6 +218,7 @@ class Database:
                 await anyio.sleep(APPEND_RETRY_SECONDS)
                 continue
             assert cursor.lastrowid is not None
+            self._wrote()
             return int(cursor.lastrowid)
 
     @asynccontextmanager
@@ -203,6 +239,7 @@ class Database:
             try:
                 with anyio.CancelScope(shield=True):
                     await self._conn.execute("COMMIT")
+                    self._wrote()
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await _rollback(self._conn)
