@@ -37,13 +37,14 @@ def _patterns() -> tuple[re.Pattern[bytes], re.Pattern[str], re.Pattern[str]]:
     return re.compile(_ESCAPE.encode()), re.compile(_ESCAPE), re.compile("[\ud800-\udfff]")
 
 
-def _replaced(value: Any) -> Any:
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` (decoded JSON) with every lone UTF-16 surrogate replaced by U+FFFD."""
     if isinstance(value, str):
         return _patterns()[2].sub(REPLACEMENT, value)
     if isinstance(value, list):
-        return [_replaced(v) for v in value]
+        return [without_lone_surrogates(v) for v in value]
     if isinstance(value, dict):
-        return {_replaced(k): _replaced(v) for k, v in value.items()}
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
     return value
 
 
@@ -53,7 +54,7 @@ def _rewritten(text: str | bytes) -> str | None:
         value = json.loads(text)
     except ValueError:
         return None
-    return json.dumps(_replaced(value), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(without_lone_surrogates(value), ensure_ascii=False, separators=(",", ":"))
 
 
 def normalise_body(body: bytes) -> bytes:

@@ -503,6 +503,19 @@ async def test_a_row_written_outside_the_schema_fails_the_listing_never_shows_in
     assert (await event_rows(app.db, "tool_name = 'list_events'"))[0]["success"] == 0
 
 
+async def test_metadata_with_a_lone_surrogate_lists_with_a_replacement_character(app: App) -> None:
+    """Another program stored ``"\\ud800"`` (valid JSON, not sendable as text): the event lists, the
+    lone surrogate replaced by U+FFFD, instead of failing every listing it falls into."""
+    async with app.db.write() as tx:
+        await tx.execute(
+            "INSERT INTO mcp_events (instance_id, tool_name, success, metadata) VALUES (?, 'elsewhere', 1, ?)",
+            (app.caller.id if app.caller else "", '{"note": "a\\ud800b", "\\udfff": ["\\ud83d\\ude00"]}'),
+        )
+    async with Client(build_server(app)) as client:
+        listed = ok(await client.call_tool("list_events", {"tool_name": "elsewhere"}))
+    assert listed["events"][0]["metadata"] == {"note": "a\ufffdb", "\ufffd": ["\U0001f600"]}
+
+
 # ------------------------------------------------------------------------------------ caller identity
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from codex_mcp.ids import InstanceType
 from codex_mcp.store.db import Database, Tx
+from codex_mcp.wire import without_lone_surrogates
 
 
 class Event(BaseModel):
@@ -40,7 +41,7 @@ def _metadata(raw: Any, parse: Callable[[str], Any]) -> Any:
 
     ``parse`` is pydantic's JSON parser: it costs half of ``json``'s and, on the text it accepts, gives
     the same value (the same floats, the last of repeated keys); it refuses a few texts ``json`` takes
-    (lone surrogates), which ``json`` then decodes as before.
+    (lone surrogates), which ``json`` then decodes, each lone surrogate replaced by U+FFFD.
     """
     if not raw:
         return raw
@@ -52,7 +53,8 @@ def _metadata(raw: Any, parse: Callable[[str], Any]) -> Any:
         else:
             return parsed if isinstance(parsed, dict) else {"value": parsed}
     try:
-        parsed = json.loads(raw)
+        # Lone surrogates (written by another program: ours never stores them) cannot be sent as text.
+        parsed = without_lone_surrogates(json.loads(raw))
     except ValueError:
         return {"unparsed": str(raw)[:200]}
     return parsed if isinstance(parsed, dict) else {"value": parsed}
