@@ -31,7 +31,7 @@ from common import (
     rss_kib,
 )
 
-COLD_TARGET = 1.10
+COLD_TARGET = 1.05  # issue 11: the stdio cold start at most 1.05x a bare server
 RSS_TARGET = 1.10
 LATENCY_TARGET_MS = 0.3  # issue 11: a recorded read costs at most +0.3 ms over an unrecorded ping
 SETTLE = 0.3  # seconds after tools/list before reading VmRSS
