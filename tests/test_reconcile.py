@@ -26,6 +26,7 @@ from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
 from codex_mcp.identity import resolve_caller
 from codex_mcp.lifecycle import Lifecycle
+from codex_mcp.lifecycle.reconcile import pid_alive
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
@@ -254,7 +255,10 @@ async def test_get_instance_checks_the_agents_it_shows(
         await backdate(app.db)
         assert dead.claude_pid is not None
         os.kill(dead.claude_pid, signal.SIGKILL)
-        await wait_for(lambda: dead.id not in tmux_sessions(tmux_socket))
+        # Both gone before the read: the process reaped (a kill is delivered asynchronously; an empty
+        # session list can also mean tmux did not answer), and its session ended.
+        pid = dead.claude_pid
+        await wait_for(lambda: not pid_alive(pid) and dead.id not in tmux_sessions(tmux_socket))
         assert await status(app.db, dead.id) == ("running", None)  # nothing has looked yet
 
         reader = App(settings=settings, db=app.db, caller=await resolve_caller(settings, app.db))
