@@ -27,6 +27,8 @@ from codex_mcp.store.issues import Issue
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
+# Read at import, as test_server's UPDATE_SNAPSHOTS: the clean_environment fixture drops CODEX_MCP_* variables.
+UPDATE_SCREENSHOTS = os.environ.get("CODEX_MCP_UPDATE_SCREENSHOTS") == "1"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -273,7 +275,7 @@ async def test_several_instances_for_the_readme_screenshot(
     """Work, its review and a fork, one waiting for a person: the README's screenshots."""
     from playwright.async_api import expect
 
-    shots = ROOT / "docs" if os.environ.get("CODEX_MCP_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots = ROOT / "docs" if UPDATE_SCREENSHOTS else tmp_path
 
     db = await open_database(repo / ".git" / "codex-mcp" / "codex.db")
     try:
