@@ -45,18 +45,14 @@ def _metadata(raw: Any, parse: Callable[[str], Any]) -> Any:
     """
     if not raw:
         return raw
-    if type(raw) is str:
-        try:
-            parsed = parse(raw)
-        except ValueError:  # pydantic's ValidationError is one
-            pass
-        else:
-            return parsed if isinstance(parsed, dict) else {"value": parsed}
     try:
-        # Lone surrogates (written by another program: ours never stores them) cannot be sent as text.
-        parsed = without_lone_surrogates(json.loads(raw))
-    except ValueError:
-        return {"unparsed": str(raw)[:200]}
+        parsed = parse(raw) if type(raw) is str else json.loads(raw)
+    except ValueError:  # pydantic's ValidationError is one
+        try:
+            # Lone surrogates (written by another program: ours never stores them) cannot be sent as text.
+            parsed = without_lone_surrogates(json.loads(raw))
+        except ValueError:
+            return {"unparsed": str(raw)[:200]}
     return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 

@@ -139,7 +139,7 @@ async def _page(request: Request, template: str, status: int = 200, **context: A
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
 
-def _said_unrecorded(ui: Ui, response: Response) -> Response:
+def _with_unrecorded_header(ui: Ui, response: Response) -> Response:
     """An action's JSON answer says when this dashboard holds actions it could not record (the
     page says it in a banner): ``X-Codex-Not-Recorded`` counts them."""
     gap = unrecorded.current(ui.db)
@@ -184,7 +184,9 @@ def guarded(
             if request.url.path.startswith("/api/") and not (
                 request.method == "POST" and not _wants_json(request)
             ):
-                return _said_unrecorded(_ui(request), JSONResponse({"error": str(exc)}, status_code=status))
+                return _with_unrecorded_header(
+                    _ui(request), JSONResponse({"error": str(exc)}, status_code=status)
+                )
             instance_id = request.path_params.get("instance_id")
             back = (
                 f"/instances/{instance_id}"
@@ -314,7 +316,7 @@ async def start_instance(request: Request) -> Response:
     instance = await instances_store.require(ui.db, new.id)
     ui.hub.nudge()
     if _wants_json(request):
-        return _said_unrecorded(ui, JSONResponse(instance.model_dump(mode="json"), status_code=201))
+        return _with_unrecorded_header(ui, JSONResponse(instance.model_dump(mode="json"), status_code=201))
     return RedirectResponse(f"/instances/{instance.id}", status_code=303)
 
 
@@ -332,7 +334,7 @@ async def instance_action(request: Request) -> Response:
     result = await ACTIONS[action](ui, target, await _form(request))
     ui.hub.nudge()
     if _wants_json(request):
-        return _said_unrecorded(ui, JSONResponse(result))
+        return _with_unrecorded_header(ui, JSONResponse(result))
     return RedirectResponse(result.get("open") or f"/instances/{instance_id}", status_code=303)
 
 
@@ -554,7 +556,7 @@ async def sync_issues(request: Request) -> Response:
     result = await ui.as_person("issues_sync", {}, body)
     ui.hub.nudge()
     if _wants_json(request):
-        return _said_unrecorded(ui, JSONResponse(result.model_dump(mode="json")))
+        return _with_unrecorded_header(ui, JSONResponse(result.model_dump(mode="json")))
     return RedirectResponse("/issues", status_code=303)
 
 
