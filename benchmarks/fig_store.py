@@ -231,11 +231,30 @@ async def big_database(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
                 ("get_instance", "get_instance(id)", lambda: {"instance_id": rnd.choice(sample)}),
                 ("list_events", "list_events()", lambda: {}),
                 ("list_events", "list_events(instance_id)", lambda: {"instance_id": rnd.choice(sample)}),
+                # Not the default (20 since issue 11): what a caller asking for more pays, for the record.
+                ("list_events", "list_events(limit=50)", lambda: {"limit": 50}),
             ]
+            informational = {"list_events(limit=50)"}
             times: dict[str, list[float]] = {label: [] for _, label, _ in kinds}
+            served: dict[str, list[float]] = {label: [] for _, label, _ in kinds}
             validation: dict[str, list[float]] = {label: [] for _, label, _ in kinds}
             counts: dict[str, int] = {}
-            async with Client(build_server(app), cache=None) as client:
+            server = build_server(app)
+            # The server's time: from the request entering the server's middleware chain (this one is
+            # put outermost, before the SDK's own) until its answer leaves it, shaped for the wire. The
+            # in-process client's own work (building the request, parsing the answer into its models)
+            # is outside it; the client's view is reported beside it.
+            spans: list[float] = []
+
+            async def time_the_server(ctx: Any, call_next: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await call_next(ctx)
+                finally:
+                    spans.append(time.perf_counter() - t0)
+
+            server.middleware.insert(0, time_the_server)
+            async with Client(server, cache=None) as client:
                 # The Python SDK's client re-validates every structured result against the tool's output
                 # schema with jsonschema, which costs far more than the server's work on long answers.
                 # That is the client's cost, not the server's: it is switched off during the timed call and
@@ -261,6 +280,7 @@ async def big_database(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
                         checked = time.perf_counter() - t1
                         if i >= 5:
                             times[label].append(elapsed)
+                            served[label].append(spans[-1])
                             validation[label].append(checked)
                         content = result.structured_content or {}
                         counts[label] = int(content.get("count", len(content.get("recent_events", []))))
@@ -279,21 +299,24 @@ async def big_database(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
     desc = f"{sizes['instances']:,} instances, {sizes['events']:,} events, {sizes['issues']:,} issues"
     rows = []
     for _, label, _ in kinds:
-        p50, p99 = percentile(times[label], 50), percentile(times[label], 99)
+        p50, p99 = percentile(served[label], 50), percentile(served[label], 99)
+        c50, c99 = percentile(times[label], 50), percentile(times[label], 99)
         v50 = percentile(validation[label], 50)
         rows.append(
             Row(
                 f"big_db:{label}",
                 f"5. {label} on {desc}",
-                f"p50 {fmt_ms(p50)} / p99 {fmt_ms(p99)}",
+                f"server p50 {fmt_ms(p50)} / p99 {fmt_ms(p99)}",
                 "—",
-                f"(+{fmt_ms(v50)} p50 in the SDK client's output validation)",
-                f"p50 ≤ {TARGET_MS:.0f} ms",
-                p50 * 1000 <= TARGET_MS,
+                f"(client's view p50 {fmt_ms(c50)}, +{fmt_ms(v50)} in its output validation)",
+                "info" if label in informational else f"p50 ≤ {TARGET_MS:.0f} ms",
+                None if label in informational else p50 * 1000 <= TARGET_MS,
                 {
                     "calls": len(times[label]),
                     "p50_ms": ms(p50),
                     "p99_ms": ms(p99),
+                    "client_p50_ms": ms(c50),
+                    "client_p99_ms": ms(c99),
                     "client_validation_p50_ms": ms(v50),
                     "client_validation_p99_ms": ms(percentile(validation[label], 99)),
                     "rows_answered": counts.get(label),
@@ -303,8 +326,10 @@ async def big_database(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
     rows[0].note = (
         f"database {size_mib:.0f} MiB filled in {populate_s:.0f} s; {sizes['running']} running instances with "
         f"live tmux sessions ({running_after} still running after the reads: the pid checks changed nothing). Times are "
-        "the server's: the call through the SDK's in-process client with the client's own jsonschema re-validation "
-        "of the result timed separately (in parentheses), since a real agent's client does not pay Python's price. "
+        "the server's: from the request entering the server's middleware chain (a timing middleware put outermost) "
+        "until its answer leaves it. In parentheses, the same calls as the SDK's in-process client sees them (its "
+        "request and result models included), and its jsonschema re-validation of the result, timed apart right "
+        "after each call: a real agent's client is another process and does not pay Python's price. "
         "Reads no longer reconcile first; the background reconcile's pid pass over all running rows (not on the "
         f"read path) takes p50 {fmt_ms(percentile(reconcile, 50))} on its own"
     )

@@ -460,9 +460,9 @@ async def test_list_events_answers_exactly_what_each_row_validated_alone_gives(a
                 (n % 2, None if n % 2 else f"failure {n}", raw, f"-{n} minutes"),
             )
     cases: list[tuple[dict[str, Any], str, int]] = [
-        ({}, "1", 50),
+        ({}, "1", 20),  # the default limit
         ({"limit": 5}, "1", 5),
-        ({"instance_id": "work-13-a1", "since": "1w"}, "me.instance_id = 'work-13-a1'", 50),
+        ({"instance_id": "work-13-a1", "since": "1w", "limit": 50}, "me.instance_id = 'work-13-a1'", 50),
         ({"success": False, "limit": 3}, "me.success = 0", 3),
         ({"tool_name": "elsewhere", "limit": 1000}, "me.tool_name = 'elsewhere'", 1000),
     ]
@@ -515,6 +515,28 @@ async def test_metadata_with_a_lone_surrogate_lists_with_a_replacement_character
         listed = ok(await client.call_tool("list_events", {"tool_name": "elsewhere"}))
     assert listed["events"][0]["metadata"] == {"note": "a\ufffdb", "\ufffd": ["\U0001f600"]}
 
+
+async def test_every_answer_is_its_structured_content_as_compact_json_text(app: App) -> None:
+    """An agent's client shows it the text: the same data as the structured content, without the
+    two-space indents the SDK would add (40 % of a listing's characters). The structured content still
+    matches the published output schema: the SDK's client checks it with jsonschema on every call."""
+    await populate(app)
+    async with Client(build_server(app)) as client:
+        ok(await client.call_tool("query_instances", {}))
+        results = {
+            "query_instances": await client.call_tool("query_instances", {"status": "all"}),
+            "get_instance": await client.call_tool("get_instance", {"instance_id": "work-12-a1"}),
+            "list_events": await client.call_tool("list_events", {}),
+            "list_issues": await client.call_tool("list_issues", {}),
+            "get_issue": await client.call_tool("get_issue", {"number": 12}),
+        }
+    for name, result in results.items():
+        structured = ok(result)
+        assert len(result.content) == 1, name
+        text = text_of(result)
+        assert json.loads(text) == structured, name
+        assert "\n" not in text, (name, text[:200])  # compact: indented JSON breaks lines
+    assert ok(results["list_events"])["count"] >= 2
 
 # ------------------------------------------------------------------------------------ caller identity
 

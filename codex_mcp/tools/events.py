@@ -35,15 +35,16 @@ async def list_events(
         ),
     ] = "1d",
     limit: Annotated[
-        int, Field(description="At most this many events (1-1000). Default: 50", ge=1, le=1000)
-    ] = 50,
+        int, Field(description="At most this many events (1-1000). Default: 20", ge=1, le=1000)
+    ] = 20,
 ) -> ListEventsResult:
     """List recent calls of codex-mcp tools by any instance: who called what, when, and whether it worked.
 
     Use it to check whether a review was spawned, feedback sent or a pull request opened, or to find
     out why a call failed (error_message). Each event has the calling instance and its type, the tool,
     success, the error, and metadata with the duration and a redacted summary of the arguments and
-    result. Newest first; by default the last day.
+    result. Newest first; by default the last day, at most 20 (truncated says there are more: raise limit
+    or narrow the filters).
     """
     if instance_id is not None:
         validate_instance_id(instance_id)
