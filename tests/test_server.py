@@ -538,6 +538,7 @@ async def test_every_answer_is_its_structured_content_as_compact_json_text(app: 
         assert "\n" not in text, (name, text[:200])  # compact: indented JSON breaks lines
     assert ok(results["list_events"])["count"] >= 2
 
+
 # ------------------------------------------------------------------------------------ caller identity
 
 
