@@ -17,6 +17,7 @@ from codex_mcp.app import App
 from codex_mcp.errors import CodexError, PermissionDenied
 from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.recording import record_rejected_calls, refuse_if_read_only
+from codex_mcp.tools import MODULES, register_one
 
 INSTRUCTIONS = """\
 codex-mcp coordinates several coding agents working on one git repository at once.
@@ -66,9 +67,10 @@ def build_server(app: App) -> MCPServer[App]:
             lifespan=lifespan,
             log_level=app.settings.log_level,
             middleware=[record_rejected_calls],
-            # The tools (their modules, models and schemas) are built at the first call that needs
-            # them; tools/list is answered from the published listing until then (published_tools.py).
-            register=_register_tools,
+            # Each tool (its module, models and schemas) is built at the first call that needs it;
+            # tools/list is answered from the published listing until all are (published_tools.py).
+            tools=list(MODULES),
+            register=register_one,
         )
     _accept_log_levels(server, app)
     return server
@@ -78,12 +80,6 @@ OPERATOR_SET_LEVEL = (
     "the server's log level was left unchanged (the request was answered without effect, as the log "
     "notifications of the operator's own session, of which this server sends none)"
 )
-
-
-def _register_tools(server: MCPServer[App]) -> None:
-    from codex_mcp.tools import register_all
-
-    register_all(server)
 
 
 @contextmanager

@@ -1,0 +1,158 @@
+"""A server registers each tool at its first use, and only that tool; tools/list is answered from the
+published listing until every tool is registered (codex_mcp/published_tools.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from support import EXPECTED_TOOLS, failed, ok
+
+from codex_mcp import published_tools
+from codex_mcp.app import App
+from codex_mcp.published_tools import LazyToolServer
+from codex_mcp.server import build_server
+from codex_mcp.tools import MODULES, all_tools, tool_spec
+
+
+def lazy_server(app: App) -> LazyToolServer:
+    server = build_server(app)
+    assert isinstance(server, LazyToolServer)
+    return server
+
+
+def registered(server: LazyToolServer) -> set[str]:
+    """The tools the SDK has built on this server (tools/list would answer from the file)."""
+    return {t.name for t in server._tool_manager.list_tools()}
+
+
+def wire(tools: list[Any]) -> list[dict[str, Any]]:
+    return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+
+
+def test_every_tool_is_in_the_map_with_the_module_that_defines_it() -> None:
+    defined = {spec.name: spec.handler.__module__ for spec in all_tools()}
+    assert defined == MODULES, "add the new tool to MODULES in codex_mcp/tools/__init__.py"
+    assert list(MODULES) == [spec.name for spec in all_tools()]  # the listing's order
+    assert set(MODULES) == EXPECTED_TOOLS
+    assert all(tool_spec(spec.name) is spec for spec in all_tools())
+
+
+def test_choosing_a_tool_imports_only_its_module() -> None:
+    code = (
+        "import sys\n"
+        "from codex_mcp.tools import tool_spec\n"
+        "tool_spec('query_instances')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('codex_mcp.tools.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(["codex_mcp.tools.instances", "codex_mcp.tools.spec"])
+
+
+async def test_the_first_call_registers_only_the_tool_it_calls(app: App) -> None:
+    lazy = lazy_server(app)
+    full = lazy_server(app)
+    full.register_tools()
+    async with Client(lazy) as client, Client(full) as reference:
+        published = wire((await client.list_tools()).tools)
+        assert registered(lazy) == set()
+
+        answer = ok(await client.call_tool("query_instances", {"status": "all"}))
+        assert registered(lazy) == {"query_instances"}
+        assert answer == ok(await reference.call_tool("query_instances", {"status": "all"}))
+        assert wire((await client.list_tools()).tools) == published  # still the file, all eleven
+
+        ok(await client.call_tool("query_instances", {}))
+        assert registered(lazy) == {"query_instances"}
+
+        # A second tool registers at its own first call.
+        events = ok(await client.call_tool("list_events", {"limit": 5}))
+        assert registered(lazy) == {"query_instances", "list_events"}
+        assert {e["tool_name"] for e in events["events"]} == {"query_instances"} and events["count"] == 3
+        assert failed(await client.call_tool("get_instance", {"instance_id": "adhoc-a9"})) == failed(
+            await reference.call_tool("get_instance", {"instance_id": "adhoc-a9"})
+        )
+        assert registered(lazy) == {"query_instances", "list_events", "get_instance"}
+
+
+async def test_an_input_schema_look_up_registers_only_that_tool(app: App) -> None:
+    lazy = lazy_server(app)
+    published = {t.name: t.input_schema for t in published_tools.published_listing() or []}
+    assert lazy._tool_input_schema("get_issue") == published["get_issue"]
+    assert registered(lazy) == {"get_issue"}
+
+
+async def test_a_name_that_is_no_tool_gets_the_sdks_answer_and_registers_nothing(app: App) -> None:
+    lazy = lazy_server(app)
+    full = lazy_server(app)
+    full.register_tools()
+    assert lazy._tool_input_schema("no_such_tool") is None
+    async with Client(lazy) as client, Client(full) as reference:
+        answer = await client.call_tool("no_such_tool", {"x": 1})
+        expected = await reference.call_tool("no_such_tool", {"x": 1})
+    assert failed(answer) == failed(expected) == "Unknown tool: no_such_tool"
+    assert answer.model_dump() == expected.model_dump()
+    assert registered(lazy) == set()
+
+
+async def test_two_first_calls_arriving_together_register_the_tool_once(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    lazy = lazy_server(app)
+    added: list[str] = []
+    add_tool = lazy.add_tool
+
+    def counting_add_tool(*args: Any, **kwargs: Any) -> None:
+        added.append(kwargs["name"])
+        add_tool(*args, **kwargs)
+
+    lazy.add_tool = counting_add_tool  # type: ignore[method-assign]
+    answers: list[dict[str, Any]] = []
+    async with Client(lazy) as client:
+
+        async def first_call() -> None:
+            answers.append(ok(await client.call_tool("query_instances", {})))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first_call)
+            tg.start_soon(first_call)
+    assert len(answers) == 2 and answers[0] == answers[1]
+    assert added == ["query_instances"]
+    assert registered(lazy) == {"query_instances"}
+    assert "already exists" not in caplog.text
+
+
+async def test_the_registered_listing_registers_every_tool_in_the_published_order(app: App) -> None:
+    lazy = lazy_server(app)
+    async with Client(lazy) as client:
+        ok(await client.call_tool("list_issues", {}))
+        published = wire((await client.list_tools()).tools)
+        listing = wire(await lazy.registered_listing())
+        assert registered(lazy) == EXPECTED_TOOLS
+        # Every tool registered: the listing now comes from the tools themselves, in the same order.
+        assert wire((await client.list_tools()).tools) == listing == published
+
+
+async def test_without_the_published_file_the_first_listing_registers_every_tool(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(published_tools, "PUBLISHED", tmp_path / "missing.json")
+    monkeypatch.setattr(published_tools, "_cache", None)
+    lazy = lazy_server(app)
+    async with Client(lazy) as client:
+        listed = (await client.list_tools()).tools
+    assert [t.name for t in listed] == list(MODULES)
+    assert registered(lazy) == EXPECTED_TOOLS
+
+    (tmp_path / "unreadable.json").write_text(json.dumps([{"name": 3}]), encoding="utf-8")
+    monkeypatch.setattr(published_tools, "PUBLISHED", tmp_path / "unreadable.json")
+    lazy = lazy_server(app)
+    async with Client(lazy) as client:
+        assert [t.name for t in (await client.list_tools()).tools] == list(MODULES)
+    assert registered(lazy) == EXPECTED_TOOLS
