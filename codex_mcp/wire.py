@@ -99,6 +99,7 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
 
     opened: list[Endpoint] = []
     diverted: list[tuple[int, int]] = []
+    held_by_a_thread: int | None = None  # a private duplicate a worker thread may still be reading
     stdin: Any
     stdout: Any = None  # a PipeWriter; None: the SDK claims descriptor 1 and writes through its threads
     try:
@@ -114,7 +115,9 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
             opened.append(piped)
             stdin = PipeLines(piped, normalise_text)
         else:
-            # closefd=False: a worker thread may still be blocked reading it when the transport ends.
+            # closefd=False: a worker thread may still be blocked reading it when the transport ends
+            # (and then it stays open: closed, its number could be reused under the blocked read).
+            held_by_a_thread = private_in
             raw: BinaryIO = (
                 sys.stdin.buffer if private_in is None else os.fdopen(private_in, "rb", closefd=False)
             )
@@ -128,6 +131,9 @@ async def stdio_transport() -> AsyncIterator[tuple[Any, Any]]:
         for std, private in diverted:
             with suppress(OSError):
                 os.dup2(private, std)
+            if private != held_by_a_thread:
+                with suppress(OSError):
+                    os.close(private)
 
 
 def _divert(std: int) -> int | None:

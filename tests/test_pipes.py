@@ -232,3 +232,45 @@ class Tail:
                 return line
             time.sleep(0.01)
         raise AssertionError("no whole line from the server within 60 s")
+
+
+LEAK_PROBE = """
+import os, sys, anyio
+from codex_mcp.wire import stdio_transport
+
+def described(fd):
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+async def main():
+    before = {fd: described(fd) for fd in (0, 1)}
+    opened = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        async with stdio_transport() as (read, write):
+            assert described(0) == os.devnull and described(1) == described(2)  # diverted while serving
+            await write.aclose()
+            await read.aclose()
+    print(before == {fd: described(fd) for fd in (0, 1)}, opened == sorted(os.listdir("/proc/self/fd")),
+          file=sys.stderr)
+
+anyio.run(main)
+"""
+
+
+@pytest.mark.parametrize("transport", ["pipes", "sockets"])
+def test_the_transport_gives_back_descriptors_0_and_1_and_keeps_no_descriptor(transport: str) -> None:
+    """After serving, 0 and 1 are what they were, and the private duplicates made for serving are closed."""
+    ends: list[socket.socket] = []
+    streams: dict[str, Any] = {"input": b"", "stdout": subprocess.PIPE}
+    if transport == "sockets":
+        ends = [*socket.socketpair(), *socket.socketpair()]
+        ends[1].shutdown(socket.SHUT_WR)  # the server reads end of input
+        streams = {"stdin": ends[0], "stdout": ends[2]}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", LEAK_PROBE], **streams, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+    finally:
+        for end in ends:
+            end.close()
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr.decode().split() == ["True", "True"], done.stderr.decode()
