@@ -6,8 +6,11 @@ database file; a handful run the real command as a subprocess end to end.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from support import cli_ok, db_file, invoke, one_line_error, run_cli
 
 from codex_mcp import __version__
 from codex_mcp.cli import cli
+from codex_mcp.cli.root import COMMAND_MODULES
 from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import open_database
@@ -150,11 +154,33 @@ def command_paths(
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, f"{' '.join((*path, name))} is listed but cannot be loaded"
             yield from command_paths(sub, (*path, name))
 
 
 ALL_COMMANDS = list(command_paths(cli))
+
+
+def test_the_root_loads_each_command_from_the_module_that_defines_it() -> None:
+    # COMMAND_MODULES names every command's module; each module lists its commands in COMMANDS.
+    defined = {
+        command.name: name
+        for name in sorted(set(COMMAND_MODULES.values()))
+        for command in importlib.import_module(f"codex_mcp.cli.{name}").COMMANDS
+    }
+    assert defined == COMMAND_MODULES, "add the new command to COMMAND_MODULES in codex_mcp/cli/root.py"
+    # Asking for one command loads its group's module and no other group's.
+    code = (
+        "import sys, click\n"
+        "from codex_mcp.cli.root import COMMAND_MODULES, cli\n"
+        "cli.get_command(click.Context(cli), 'serve')\n"
+        "print(sorted(m for m in set(COMMAND_MODULES.values()) if f'codex_mcp.cli.{m}' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(["serve"])
 
 
 def test_the_command_tree_has_the_contract_commands() -> None:
@@ -192,7 +218,7 @@ def test_every_command_has_help(
         assert first_line.split()[0] in result.stdout
         assert result.stderr == ""
     if isinstance(command, click.Group):
-        for name in command.commands:
+        for name in command.list_commands(click.Context(command)):
             assert name in result.stdout  # the group lists its subcommands
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:

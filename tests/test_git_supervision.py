@@ -14,6 +14,7 @@ from support import commit_file, git, world
 
 from codex_mcp import git as g
 from codex_mcp.errors import InputError, StateError
+from codex_mcp.git import supervision as sv
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ async def test_diff_files_reports_each_kind_of_change_like_git(repo: Path) -> No
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "every kind of change")
 
-    files = {f.path: f for f in await g.diff_files(repo, base, "HEAD")}
+    files = {f.path: f for f in await sv.diff_files(repo, base, "HEAD")}
 
     renamed = files["dir with space/renamed.txt"]
     assert (renamed.change_type, renamed.old_path, renamed.additions, renamed.deletions) == (
@@ -84,34 +85,34 @@ async def test_diff_files_reports_each_kind_of_change_like_git(repo: Path) -> No
     assert sum(int(x.split("\t")[0]) for x in numstat if not x.startswith("-")) == sum(
         f.additions for f in files.values()
     )
-    stat = g.diff_stat(list(files.values()))
+    stat = sv.diff_stat(list(files.values()))
     assert stat.text.splitlines()[-1].strip() == git(repo, "diff", "--shortstat", "-M", base, "HEAD").rstrip()
     assert " image.bin" in stat.text and "| Bin" in stat.text
     assert (stat.files, stat.additions, stat.deletions) == (6, 7, 5)
 
 
 async def test_diff_of_identical_commits_is_empty(repo: Path) -> None:
-    assert await g.diff_files(repo, "HEAD", "HEAD") == []
+    assert await sv.diff_files(repo, "HEAD", "HEAD") == []
     with pytest.raises(g.GitError):  # never read as an option
-        await g.diff_files(repo, f"--output={repo.parent / 'out'}", "HEAD")
+        await sv.diff_files(repo, f"--output={repo.parent / 'out'}", "HEAD")
     assert not (repo.parent / "out").exists()
-    assert g.diff_stat([]).text == ""
+    assert sv.diff_stat([]).text == ""
 
 
 async def test_commits_between_and_ahead_behind(two_sides: Path) -> None:
-    commits = await g.commits_between(two_sides, "main", "feature")
+    commits = await sv.commits_between(two_sides, "main", "feature")
     assert [c.subject for c in commits] == ["feature: add feature.txt"]
     assert commits[0].sha == git(two_sides, "rev-parse", "feature")
     assert (commits[0].author, commits[0].email) == ("Test", "test@example.invalid")
     assert commits[0].date == git(two_sides, "log", "-1", "--format=%aI", "feature")
-    assert await g.ahead_behind(two_sides, "feature", "main") == (1, 1)
+    assert await sv.ahead_behind(two_sides, "feature", "main") == (1, 1)
     commit_file(two_sides, "more.txt", "x\n", "main: more")
-    assert await g.ahead_behind(two_sides, "feature", "main") == (1, 2)
-    assert await g.commits_between(two_sides, "feature", "feature") == []
+    assert await sv.ahead_behind(two_sides, "feature", "main") == (1, 2)
+    assert await sv.commits_between(two_sides, "feature", "feature") == []
     with pytest.raises(InputError):
-        await g.ahead_behind(two_sides, "--all", "main")
+        await sv.ahead_behind(two_sides, "--all", "main")
     with pytest.raises(InputError):
-        await g.commits_between(two_sides, "main", "no-such-branch")
+        await sv.commits_between(two_sides, "main", "no-such-branch")
 
 
 async def test_commits_keep_the_first_message_line_and_the_authors_own_offset(
@@ -122,7 +123,7 @@ async def test_commits_keep_the_first_message_line_and_the_authors_own_offset(
     monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-01-02T03:04:05-0530")
     # A first paragraph of two lines: the subject is its first line only.
     git(two_sides, "commit", "-q", "-m", "first line\nstill the first paragraph\n\nbody \u00fc")
-    (newest, _) = await g.commits_between(two_sides, "feature", "main")
+    (newest, _) = await sv.commits_between(two_sides, "feature", "main")
     assert newest.subject == "first line"
     assert newest.date == "2026-01-02T03:04:05-05:30"
 
@@ -148,7 +149,7 @@ async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_tou
     before = world(two_sides)
     index_mtime = index.stat().st_mtime_ns
 
-    diff = await g.work_diff(wt, "main")
+    diff = await sv.work_diff(wt, "main")
 
     assert world(two_sides) == before
     assert index.stat().st_mtime_ns == index_mtime
@@ -173,33 +174,33 @@ async def test_work_diff_shows_commits_and_uncommitted_and_untracked_without_tou
 async def test_work_diff_of_a_clean_worktree_is_its_commits(two_sides: Path, tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     git(two_sides, "worktree", "add", "-q", str(wt), "feature")
-    diff = await g.work_diff(wt, "main")
+    diff = await sv.work_diff(wt, "main")
     assert not diff.uncommitted and diff.dirty == []
     assert [f.path for f in diff.files] == ["feature.txt"]
     with pytest.raises(InputError):
-        await g.work_diff(wt, "nope")
+        await sv.work_diff(wt, "nope")
     git(two_sides, "checkout", "-q", "--orphan", "unrelated")
     git(two_sides, "commit", "-q", "-m", "no shared history")
     with pytest.raises(StateError, match="shares no history"):
-        await g.work_diff(two_sides, "feature")
+        await sv.work_diff(two_sides, "feature")
 
 
 async def test_checked_out_in_and_dirty_paths(two_sides: Path, tmp_path: Path) -> None:
     wt = tmp_path / "wt"
     git(two_sides, "worktree", "add", "-q", str(wt), "feature")
     git(two_sides, "branch", "idle")
-    assert await g.checked_out_in(two_sides, "main") == two_sides
-    assert await g.checked_out_in(two_sides, "feature") == wt.resolve()
-    assert await g.checked_out_in(wt, "main") == two_sides
-    assert await g.checked_out_in(two_sides, "idle") is None
+    assert await sv.checked_out_in(two_sides, "main") == two_sides
+    assert await sv.checked_out_in(two_sides, "feature") == wt.resolve()
+    assert await sv.checked_out_in(wt, "main") == two_sides
+    assert await sv.checked_out_in(two_sides, "idle") is None
     with pytest.raises(InputError):
-        await g.checked_out_in(two_sides, "-bad")
+        await sv.checked_out_in(two_sides, "-bad")
 
-    assert await g.dirty_paths(wt) == []
+    assert await sv.dirty_paths(wt) == []
     git(wt, "mv", "feature.txt", "moved.txt")
     (wt / "fresh.txt").write_text("x\n")
     (wt / ".git-ignored").write_text("")  # a plain untracked file with an odd name
-    assert sorted(await g.dirty_paths(wt)) == [".git-ignored", "feature.txt", "fresh.txt", "moved.txt"]
+    assert sorted(await sv.dirty_paths(wt)) == [".git-ignored", "feature.txt", "fresh.txt", "moved.txt"]
 
 
 # ----------------------------------------------------------------------------------------- merge check
@@ -207,7 +208,7 @@ async def test_checked_out_in_and_dirty_paths(two_sides: Path, tmp_path: Path) -
 
 async def test_merge_check_of_a_clean_merge_gives_the_merged_tree(two_sides: Path) -> None:
     before = world(two_sides)
-    check = await g.merge_check(two_sides, "main", "feature")
+    check = await sv.merge_check(two_sides, "main", "feature")
     assert world(two_sides) == before
     assert check.clean and check.conflicts == [] and check.tree is not None
     assert not check.fast_forward and not check.up_to_date
@@ -223,18 +224,18 @@ async def test_merge_check_lists_conflicts_by_file_and_changes_nothing(two_sides
     git(two_sides, "checkout", "-q", "main")
     before = world(two_sides)
 
-    check = await g.merge_check(two_sides, "main", "feature")
+    check = await sv.merge_check(two_sides, "main", "feature")
 
     assert world(two_sides) == before
     assert not check.clean and check.tree is None
     assert sorted(check.conflicts) == ["main.txt", "shared.txt"]
     assert any("shared.txt" in m for m in check.messages)
     with pytest.raises(StateError, match=r"2 file\(s\): .*shared\.txt") as refused:
-        await g.land(two_sides, "main", "feature", "merge")
+        await sv.land(two_sides, "main", "feature", "merge")
     assert "resolve" in str(refused.value)
     for strategy in ("squash", "rebase"):
         with pytest.raises(StateError):
-            await g.land(two_sides, "main", "feature", strategy)
+            await sv.land(two_sides, "main", "feature", strategy)
     assert world(two_sides) == before
 
 
@@ -242,16 +243,16 @@ async def test_bad_refs_are_refused_before_git_runs(two_sides: Path) -> None:
     before = world(two_sides)
     for target, source in [("--force", "feature"), ("main", "-x"), ("main", "a..b"), ("nope", "feature")]:
         with pytest.raises(InputError):
-            await g.land(two_sides, target, source, "merge")
+            await sv.land(two_sides, target, source, "merge")
     with pytest.raises(InputError, match="source branch 'gone' does not exist"):
-        await g.merge_check(two_sides, "main", "gone")
+        await sv.merge_check(two_sides, "main", "gone")
     with pytest.raises(InputError, match="target branch 'gone' does not exist"):
-        await g.merge_check(two_sides, "gone", "feature")
+        await sv.merge_check(two_sides, "gone", "feature")
     with pytest.raises(InputError, match="strategy"):
-        await g.land(two_sides, "main", "feature", "octopus")  # type: ignore[arg-type]
+        await sv.land(two_sides, "main", "feature", "octopus")  # type: ignore[arg-type]
     git(two_sides, "tag", "feature-tag", "feature")
     with pytest.raises(InputError, match="does not exist"):
-        await g.land(two_sides, "feature-tag", "main", "merge")  # a tag is not a target branch
+        await sv.land(two_sides, "feature-tag", "main", "merge")  # a tag is not a target branch
     git(two_sides, "tag", "-d", "feature-tag")
     assert world(two_sides) == before
 
@@ -282,7 +283,7 @@ async def test_a_branch_name_is_valid_exactly_when_git_says_so(repo: Path, name:
 
 async def test_merge_into_the_clean_main_worktree_updates_it(two_sides: Path) -> None:
     old = git(two_sides, "rev-parse", "main")
-    landing = await g.land(two_sides, "main", "feature", "merge")
+    landing = await sv.land(two_sides, "main", "feature", "merge")
     new = git(two_sides, "rev-parse", "main")
     assert landing.worktree == two_sides and landing.plan.new_sha == new != old
     assert git(two_sides, "rev-parse", "main^1", "main^2").split() == [
@@ -301,7 +302,7 @@ async def test_landing_into_a_dirty_target_worktree_is_refused(two_sides: Path) 
     before = world(two_sides)
     for strategy in ("merge", "squash", "rebase"):
         with pytest.raises(StateError, match=r"uncommitted changes .*commit or stash") as refused:
-            await g.land(two_sides, "main", "feature", strategy)
+            await sv.land(two_sides, "main", "feature", strategy)
         assert "shared.txt" in str(refused.value)
         assert world(two_sides) == before
 
@@ -313,7 +314,7 @@ async def test_fast_forward_of_a_branch_checked_out_nowhere_moves_the_ref(two_si
     git(two_sides, "checkout", "-q", "main")
     before = world(two_sides)
 
-    landing = await g.land(two_sides, "release", "topic", "merge")
+    landing = await sv.land(two_sides, "release", "topic", "merge")
 
     assert landing.worktree is None and landing.plan.fast_forward
     assert git(two_sides, "rev-parse", "release") == git(two_sides, "rev-parse", "topic")
@@ -325,20 +326,20 @@ async def test_fast_forward_of_a_branch_checked_out_nowhere_moves_the_ref(two_si
 
 async def test_a_target_moved_meanwhile_is_not_overwritten(two_sides: Path) -> None:
     git(two_sides, "branch", "release", "main")
-    plan = await g.plan_landing(two_sides, "release", "feature", "squash")
+    plan = await sv.plan_landing(two_sides, "release", "feature", "squash")
     # Someone else moves release between the plan and the move (compare-and-swap must refuse).
     other = git(two_sides, "commit-tree", "main^{tree}", "-p", "release", "-m", "someone else")
     git(two_sides, "update-ref", "refs/heads/release", other)
     before = world(two_sides)
     with pytest.raises(StateError, match="moved"):
-        await g.apply_landing(two_sides, plan)
+        await sv.apply_landing(two_sides, plan)
     assert world(two_sides) == before and git(two_sides, "rev-parse", "release") == other
     # The same race on a branch checked out in the main worktree.
-    plan = await g.plan_landing(two_sides, "main", "feature", "merge")
+    plan = await sv.plan_landing(two_sides, "main", "feature", "merge")
     commit_file(two_sides, "late.txt", "late\n", "a late commit on main")
     before = world(two_sides)
     with pytest.raises(StateError, match="moved"):
-        await g.apply_landing(two_sides, plan)
+        await sv.apply_landing(two_sides, plan)
     assert world(two_sides) == before
 
 
@@ -348,7 +349,7 @@ async def test_target_checked_out_in_another_worktree_is_updated_there(
     git(two_sides, "checkout", "-q", "--detach")
     other = tmp_path / "other"
     git(two_sides, "worktree", "add", "-q", str(other), "main")
-    landing = await g.land(two_sides, "main", "feature", "squash")
+    landing = await sv.land(two_sides, "main", "feature", "squash")
     assert landing.worktree == other.resolve()
     assert git(other, "rev-parse", "HEAD") == landing.plan.new_sha == git(two_sides, "rev-parse", "main")
     assert (other / "feature.txt").exists() and git(other, "status", "--porcelain") == ""
@@ -359,7 +360,7 @@ async def test_target_checked_out_in_another_worktree_is_updated_there(
     commit_file(two_sides, "more.txt", "more\n", "more work")
     before = world(two_sides)
     with pytest.raises(StateError, match=f"checked out in {other.resolve()}"):
-        await g.land(two_sides, "main", "more", "merge")
+        await sv.land(two_sides, "main", "more", "merge")
     assert world(two_sides) == before
 
 
@@ -368,7 +369,7 @@ async def test_squash_is_one_commit_listing_the_squashed_ones(two_sides: Path) -
     commit_file(two_sides, "feature2.txt", "second\n", "feature: second commit")
     git(two_sides, "checkout", "-q", "main")
     old = git(two_sides, "rev-parse", "main")
-    landing = await g.land(two_sides, "main", "feature", "squash")
+    landing = await sv.land(two_sides, "main", "feature", "squash")
     new = git(two_sides, "rev-parse", "main")
     assert git(two_sides, "rev-parse", "main^@") == old  # one parent
     message = git(two_sides, "log", "-1", "--format=%B", "main")
@@ -383,8 +384,8 @@ async def test_squash_is_one_commit_listing_the_squashed_ones(two_sides: Path) -
         "shared.txt",
     ]
     assert landing.worktree == two_sides and git(two_sides, "status", "--porcelain") == ""
-    assert await g.branch_is_merged(two_sides, "feature", "main")  # merged by content
-    assert not await g._is_ancestor(two_sides, git(two_sides, "rev-parse", "feature"), new)
+    assert await sv.branch_is_merged(two_sides, "feature", "main")  # merged by content
+    assert not await sv._is_ancestor(two_sides, git(two_sides, "rev-parse", "feature"), new)
 
 
 async def test_rebase_replays_commits_onto_the_target_in_a_scratch_worktree(two_sides: Path) -> None:
@@ -405,7 +406,7 @@ async def test_rebase_replays_commits_onto_the_target_in_a_scratch_worktree(two_
 
     worktrees_before = worktree_paths()
 
-    landing = await g.land(two_sides, "main", "feature", "rebase")
+    landing = await sv.land(two_sides, "main", "feature", "rebase")
 
     subjects = git(two_sides, "log", "--format=%s", f"{old}..main").splitlines()
     assert subjects == ["feature: second commit", "feature: add feature.txt"]
@@ -427,10 +428,10 @@ async def test_rebase_stopping_on_a_commit_conflict_is_refused_and_cleaned_up(tw
     commit_file(two_sides, "shared.txt", "one\ntwo\nthree\n", "feature reverts line 2")
     git(two_sides, "checkout", "-q", "main")
     commit_file(two_sides, "shared.txt", "one\nMAIN\nthree\n", "main edits line 2")
-    assert (await g.merge_check(two_sides, "main", "feature")).clean
+    assert (await sv.merge_check(two_sides, "main", "feature")).clean
     before = world(two_sides)
     with pytest.raises(StateError, match=r"stops on conflicts in shared\.txt.*--strategy merge"):
-        await g.land(two_sides, "main", "feature", "rebase")
+        await sv.land(two_sides, "main", "feature", "rebase")
     assert world(two_sides) == before
     assert list((two_sides / ".git" / "codex-mcp" / "landing").iterdir()) == []
 
@@ -439,7 +440,7 @@ async def test_landing_what_is_already_there_changes_nothing(two_sides: Path) ->
     git(two_sides, "branch", "old", "main~1")
     before = world(two_sides)
     for strategy in ("merge", "squash", "rebase"):
-        landing = await g.land(two_sides, "main", "old", strategy)
+        landing = await sv.land(two_sides, "main", "old", strategy)
         assert not landing.plan.changed and landing.worktree is None and landing.plan.commits == []
     assert world(two_sides) == before
 
@@ -448,23 +449,23 @@ async def test_landing_what_is_already_there_changes_nothing(two_sides: Path) ->
 
 
 async def test_merged_and_pushed_branches(two_sides: Path, tmp_path: Path) -> None:
-    assert not await g.branch_is_merged(two_sides, "feature", "main")
+    assert not await sv.branch_is_merged(two_sides, "feature", "main")
     git(two_sides, "branch", "behind", "main~1")
-    assert await g.branch_is_merged(two_sides, "behind", "main")
+    assert await sv.branch_is_merged(two_sides, "behind", "main")
     git(two_sides, "branch", "ff", "main")
-    await g.land(two_sides, "ff", "feature", "merge")
-    assert await g.branch_is_merged(two_sides, "feature", "ff")
+    await sv.land(two_sides, "ff", "feature", "merge")
+    assert await sv.branch_is_merged(two_sides, "feature", "ff")
 
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(two_sides, "remote", "add", "origin", str(remote))
-    assert not await g.branch_is_pushed(two_sides, "feature")
+    assert not await sv.branch_is_pushed(two_sides, "feature")
     assert await g.unsafe_to_delete(two_sides, "feature", None) is not None
     git(two_sides, "push", "-q", "origin", "feature")
-    assert await g.branch_is_pushed(two_sides, "feature")
+    assert await sv.branch_is_pushed(two_sides, "feature")
     assert await g.unsafe_to_delete(two_sides, "feature", None) is None
     git(two_sides, "checkout", "-q", "feature")
     commit_file(two_sides, "unpushed.txt", "x\n", "not pushed yet")
-    assert not await g.branch_is_pushed(two_sides, "feature")
+    assert not await sv.branch_is_pushed(two_sides, "feature")
     with pytest.raises(InputError):
-        await g.branch_is_pushed(two_sides, "--remotes")
+        await sv.branch_is_pushed(two_sides, "--remotes")

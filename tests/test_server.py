@@ -705,6 +705,66 @@ async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[
     assert process.returncode == 0
 
 
+# What a stdio server loads before it answers tools/list: Claude Code starts one per agent, so its start
+# leaves out every command group but serve's, the diff and landing engine, lifecycle and each tool's module
+# (a tool is built at its first call). PROBE runs the console script and names every module it loaded.
+SERVE_PROBE = """\
+import atexit, sys
+out, sys.argv = sys.argv[1], ["codex-mcp", *sys.argv[2:]]
+def report():
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(" ".join(sorted(sys.modules)))
+atexit.register(report)
+from codex_mcp.entry import main
+main()
+"""
+NOT_AT_START = (
+    "codex_mcp.git.supervision",
+    "codex_mcp.lifecycle",
+    "codex_mcp.cli.actions",
+    "codex_mcp.cli.care",
+    "codex_mcp.cli.instances",
+    "codex_mcp.cli.landing",
+    "codex_mcp.cli.person",
+    "codex_mcp.tools.instances",
+    "codex_mcp.github",
+    "githubkit",
+)
+
+
+def test_a_stdio_server_starts_without_what_it_does_not_serve(
+    repo: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    loaded = tmp_path / "modules.txt"
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"},
+        },
+    }
+    lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    lines.append({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_PROBE, str(loaded), "serve"],
+        input="".join(json.dumps(line) + "\n" for line in lines),
+        cwd=repo,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines()) if "id" in m}
+    assert {t["name"] for t in answers[2]["result"]["tools"]} == EXPECTED_TOOLS  # it served
+    modules = set(loaded.read_text(encoding="utf-8").split())
+    assert {"codex_mcp.serve", "codex_mcp.cli.serve", "codex_mcp.git"} <= modules  # the probe saw it start
+    assert sorted(m for m in modules if m.startswith(NOT_AT_START)) == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("instance", ["work-1-a1", "not-an-id"])
 def test_serve_with_an_unusable_instance_fails_with_one_line(

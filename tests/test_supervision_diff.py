@@ -1,5 +1,5 @@
-"""`codex-mcp diff` (``git.work_diff``) lists exactly what a snapshot commit of the worktree shows
-against the base (``git.snapshot`` + ``git.diff_files``, the plain way to see the same work), on real
+"""`codex-mcp diff` (``git.supervision.work_diff``) lists exactly what a snapshot commit of the worktree shows
+against the base (``git.snapshot`` + ``git.supervision.diff_files``, the plain way to see the same work), on real
 trees with every kind of change, and changes nothing."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from support import commit_file, git, world
 
-from codex_mcp import git as engine
+from codex_mcp import git as git_adapter
+from codex_mcp.git import supervision as engine
 
 
 def _add_worktree(repo: Path, name: str = "work") -> Path:
@@ -43,7 +44,7 @@ def _busy_tree(repo: Path) -> Path:
 
 async def _snapshot_diff(wt: Path) -> tuple[list[engine.FileDiff], list[str]]:
     """The reference: a snapshot commit of the worktree, diffed against its merge base with main."""
-    snapshot = await engine.snapshot(wt)
+    snapshot = await git_adapter.snapshot(wt)
     files = await engine.diff_files(wt, "main", snapshot, merge_base=True)
     dirty = git(wt, "diff-tree", "-r", "-z", "--name-only", "--no-renames", "HEAD", snapshot).split("\0")
     return files, sorted(p for p in dirty if p)

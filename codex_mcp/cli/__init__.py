@@ -12,7 +12,8 @@ The package, by command group::
     actions.py    start, attach, kill, resume, reconcile (what changes it)
     issues.py, config.py, db.py, serve.py (serve, install, demo)
 
-A new command is a function in the module of its group, listed in that module's ``COMMANDS``.
+A new command is a function in the module of its group, listed in that module's ``COMMANDS`` and
+in ``root.COMMAND_MODULES`` (a command's module is imported only when that command is asked for).
 
 This module imports nothing heavy (not even click) so that the console entry point can answer a fast
 path before the command tree is built.

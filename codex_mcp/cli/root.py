@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -10,12 +11,37 @@ from typing import Any, NoReturn
 import click
 
 from codex_mcp import __version__
-from codex_mcp.cli import actions, care, config, hook, instances, issues, landing, serve
-from codex_mcp.cli import db as db_group
 from codex_mcp.errors import CodexError
 from codex_mcp.settings import Settings
 
 log = logging.getLogger("codex_mcp")
+
+# Every command, by name, and the module of its group (codex_mcp/cli/<module>.py, listed there in
+# ``COMMANDS``). A command loads its own group's module only: ``codex-mcp serve`` starts once per
+# agent and has no use for the other eight (benchmarks, figure 1). A new command goes here too.
+COMMAND_MODULES: dict[str, str] = {
+    "serve": "serve",
+    "ui": "serve",
+    "install": "serve",
+    "demo": "serve",
+    "ls": "instances",
+    "show": "instances",
+    "events": "instances",
+    "start": "actions",
+    "attach": "actions",
+    "kill": "actions",
+    "resume": "actions",
+    "reconcile": "actions",
+    "diff": "landing",
+    "merge": "landing",
+    "open": "care",
+    "feedback": "care",
+    "clean": "care",
+    "issues": "issues",
+    "config": "config",
+    "db": "db",
+    "hook": "hook",
+}
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
@@ -24,7 +50,18 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
 
 
 class Group(click.Group):
-    """Turns our errors into one clean line and an exit code; never a traceback."""
+    """Loads each command's module when the command is asked for, and turns our errors into one clean
+    line and an exit code; never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"codex_mcp.cli.{COMMAND_MODULES[cmd_name]}")
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -70,8 +107,3 @@ def cli(ctx: click.Context, db: Path | None, log_level: str | None) -> None:
     explicit = log_level is not None or bool(os.environ.get("CODEX_MCP_LOG_LEVEL", "").strip())
     # Commands print their own results; only warnings are worth showing unless asked for more.
     configure_logging(settings.log_level if explicit else "WARNING")
-
-
-for _group in (serve, instances, actions, landing, care, issues, config, db_group, hook):
-    for _command in _group.COMMANDS:
-        cli.add_command(_command)

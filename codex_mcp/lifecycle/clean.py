@@ -8,7 +8,7 @@ their branch, nor a branch checked out anywhere. For each one in scope:
   uncommitted or untracked changes, and its HEAD is on a branch or contained in one;
 * the branch goes when its worktree went (or was gone), it is checked out nowhere, and every commit
   is merged into its base (by ancestry, or landed by squash/rebase) or pushed (some remote-tracking
-  branch contains it): :func:`codex_mcp.git.unsafe_to_delete` and :func:`codex_mcp.git.branch_is_merged`.
+  branch contains it): :func:`codex_mcp.git.unsafe_to_delete` and :func:`codex_mcp.git.supervision.branch_is_merged`.
 
 Orphans (a ``serve`` killed in the middle of a spawn leaves them): folders under the worktrees root
 that no row owns, and ``codex/*`` branches no row names. They follow the same rules, except that a
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_mcp import git
+from codex_mcp.git import supervision
 from codex_mcp.lifecycle.reconcile import looks_like_ours
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import BranchFate, CleanItem, CleanReport, WorktreeFate
@@ -48,7 +49,7 @@ class _Run:
     root: Path
     dry_run: bool
     # Linked worktrees git knows (resolved path -> entry); the main checkout is never among them.
-    worktrees: dict[Path, git.WorktreeInfo]
+    worktrees: dict[Path, supervision.WorktreeInfo]
     # Branches of running instances and the one checked out in the main checkout: never deleted.
     protected_branches: set[str]
     removed_paths: set[Path] = field(default_factory=set)
@@ -62,7 +63,7 @@ async def clean(
     main = workspace.main_root
     root = await workspace.worktrees_root()
     rows = await instances_store.list_dashboard_summaries(workspace.db, status=None)
-    listed = await git.worktrees(main)
+    listed = await supervision.worktrees(main)
     linked = {info.path.resolve(): info for info in listed[1:] if not info.bare}
     running = [r for r in rows if r.status == "running"]
     run = _Run(
@@ -115,7 +116,7 @@ async def _instance(run: _Run, row: InstanceSummary, merged_only: bool) -> Clean
     if merged_only and not (
         branch_sha is not None
         and base is not None
-        and await git.branch_is_merged(run.main, row.branch_name, base)
+        and await supervision.branch_is_merged(run.main, row.branch_name, base)
     ):
         item.worktree = "kept" if path.exists() else "gone"
         item.branch = "kept" if branch_sha is not None else "gone"
@@ -141,7 +142,7 @@ async def _worktree(run: _Run, path: Path, kept: list[str]) -> WorktreeFate:
             f"{path} is not a git worktree of this repository; remove it by hand if you do not need it"
         )
         return "kept"
-    dirty = await git.dirty_paths(path)
+    dirty = await supervision.dirty_paths(path)
     if dirty:
         kept.append(
             f"worktree {path} has uncommitted changes ({len(dirty)} path(s), e.g. {dirty[0]}); commit or "
@@ -151,7 +152,7 @@ async def _worktree(run: _Run, path: Path, kept: list[str]) -> WorktreeFate:
     if (
         info.branch is None
         and info.head
-        and await git.commits_only_on(run.main, info.head, excluding=run.deleted_branches)
+        and await supervision.commits_only_on(run.main, info.head, excluding=run.deleted_branches)
     ):
         kept.append(
             f"worktree {path} has a detached HEAD ({info.head[:12]}) with commits no branch holds; "
@@ -183,7 +184,7 @@ async def _branch(run: _Run, branch: str, base: str | None, item: CleanItem, mer
         kept.append(why)
         return "kept"
     reason = await git.unsafe_to_delete(run.main, branch, base)
-    if reason and base is not None and await git.branch_is_merged(run.main, branch, base):
+    if reason and base is not None and await supervision.branch_is_merged(run.main, branch, base):
         reason = None  # landed by squash or rebase: its commits carry nothing the base lacks
     if reason:
         kept.append(
@@ -260,7 +261,7 @@ async def _orphan_worktrees(run: _Run, owned: set[Path], grace: float) -> list[C
 async def _orphan_branches(run: _Run, owned: set[str], grace: float) -> list[CleanItem]:
     """``codex/*`` branches no row names, deleted when another branch or a remote holds every commit."""
     items: list[CleanItem] = []
-    for branch, sha in sorted((await git.branches_under(run.main, BRANCH_PREFIX)).items()):
+    for branch, sha in sorted((await supervision.branches_under(run.main, BRANCH_PREFIX)).items()):
         if branch in owned:
             continue
         item = CleanItem(kind="orphan_branch", branch_name=branch)
@@ -270,7 +271,7 @@ async def _orphan_branches(run: _Run, owned: set[str], grace: float) -> list[Cle
             item.branch = "kept"
             kept.append(why)
             continue
-        moved = await git.ref_moved_at(run.main, branch)
+        moved = await supervision.ref_moved_at(run.main, branch)
         if moved is not None and time.time() - moved < grace:
             item.branch = "kept"
             kept.append(
@@ -278,10 +279,10 @@ async def _orphan_branches(run: _Run, owned: set[str], grace: float) -> list[Cle
                 f"(orphans younger than {int(grace)} s are left alone)"
             )
             continue
-        unique = await git.commits_only_on(run.main, sha, excluding=run.deleted_branches | {branch})
+        unique = await supervision.commits_only_on(run.main, sha, excluding=run.deleted_branches | {branch})
         if unique:
             what = f"{unique} commit(s) that no other branch and no remote holds"
-            if (await git.subject(run.main, sha)).startswith(SNAPSHOT_SUBJECT):
+            if (await supervision.subject(run.main, sha)).startswith(SNAPSHOT_SUBJECT):
                 what += " (a codex-mcp snapshot of uncommitted work taken for a review or a fork)"
             item.branch = "kept"
             kept.append(

@@ -1,7 +1,7 @@
 """What an instance changed: its work against its base, uncommitted and untracked changes included.
 
 Read without touching the worktree's files, index or stash: the worktree as it is is added to a copy
-of its index and diffed against the merge base (git.work_diff), the commits read beside it. The base is
+of its index and diffed against the merge base (supervision.work_diff), the commits read beside it. The base is
 the instance's base branch (the branch it started from). A read: it records no event, like ``ls``.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from codex_mcp import git
 from codex_mcp.errors import StateError
+from codex_mcp.git import supervision
 from codex_mcp.outcomes import CommitSummary, FileChange, InstanceDiff
 from codex_mcp.store.instances import Instance
 
@@ -31,7 +31,7 @@ async def instance_diff(instance: Instance, base: str | None = None) -> Instance
     if not worktree.is_dir():
         raise StateError(f"the worktree of {instance.id} ({worktree}) is gone; there is no work to show")
     against = base or base_of(instance)
-    work = await git.work_diff(worktree, against)
+    work = await supervision.work_diff(worktree, against)
     return InstanceDiff(
         instance_id=instance.id,
         base=against,

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar, cast
 
 from codex_mcp import git
 from codex_mcp.errors import StateError
+from codex_mcp.git import supervision
 from codex_mcp.lifecycle.diff import base_of
 from codex_mcp.lifecycle.feedback import deliver_feedback
 from codex_mcp.lifecycle.workspace import Workspace
@@ -52,7 +53,9 @@ class CheckOutcome(Generic[T]):
 
 async def read_checks(
     repo: Path, worktree: Path, target: str, source: str
-) -> tuple[CheckOutcome[list[str]], CheckOutcome[git.TargetState], CheckOutcome[git.MergeCheck]]:
+) -> tuple[
+    CheckOutcome[list[str]], CheckOutcome[supervision.TargetState], CheckOutcome[supervision.MergeCheck]
+]:
     """What a merge checks before it lands ``source`` on ``target``, read at once: the uncommitted
     paths of the instance's ``worktree`` (none when the folder is gone), where ``target`` is checked
     out and whether that worktree is clean, and the conflict check. The caller judges them in the order
@@ -61,17 +64,17 @@ async def read_checks(
 
     instance_dirty, target_state, merge_check = (
         CheckOutcome[list[str]](),
-        CheckOutcome[git.TargetState](),
-        CheckOutcome[git.MergeCheck](),
+        CheckOutcome[supervision.TargetState](),
+        CheckOutcome[supervision.MergeCheck](),
     )
 
     async def dirty_instance() -> list[str]:
-        return await git.dirty_paths(worktree) if worktree.is_dir() else []
+        return await supervision.dirty_paths(worktree) if worktree.is_dir() else []
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(instance_dirty.settle, dirty_instance)
-        tg.start_soon(target_state.settle, partial(git.target_state, repo, target))
-        tg.start_soon(merge_check.settle, partial(git.merge_check, repo, target, source))
+        tg.start_soon(target_state.settle, partial(supervision.target_state, repo, target))
+        tg.start_soon(merge_check.settle, partial(supervision.merge_check, repo, target, source))
     return instance_dirty, target_state, merge_check
 
 
@@ -155,8 +158,8 @@ async def merge(
             conflicts=check.conflicts,
             feedback_id=sent.result.feedback_id,
         )
-    plan = await git.plan_landing(repo, target, source, strategy, check=check)
-    landing = await git.apply_landing(repo, plan, target=state)
+    plan = await supervision.plan_landing(repo, target, source, strategy, check=check)
+    landing = await supervision.apply_landing(repo, plan, target=state)
     return MergeResult(
         instance_id=instance.id,
         target=target,

@@ -23,8 +23,8 @@ from typing import Protocol
 
 import anyio
 
-from codex_mcp import git
 from codex_mcp.errors import InputError
+from codex_mcp.git import supervision
 from codex_mcp.ids import parse_instance_id
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import ReconcileReport
@@ -96,7 +96,9 @@ async def reconcile(
         every = await instances_store.list_dashboard_summaries(db, status=None)
         owned_branches = {r.branch_name for r in every}
         report.orphan_branches = sorted(
-            b for b in await git.branches_under(workspace.main_root, "codex/") if b not in owned_branches
+            b
+            for b in await supervision.branches_under(workspace.main_root, "codex/")
+            if b not in owned_branches
         )
         root = await workspace.worktrees_root()
         if root.is_dir():

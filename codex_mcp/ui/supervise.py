@@ -12,6 +12,7 @@ from pathlib import Path
 
 from codex_mcp import git
 from codex_mcp.errors import CodexError
+from codex_mcp.git import supervision
 from codex_mcp.lifecycle.diff import base_of
 from codex_mcp.lifecycle.merge import read_checks
 from codex_mcp.store.instances import Instance
@@ -89,6 +90,6 @@ async def merge_preview(repo: Path, instance: Instance, into: str | None = None)
             f"(resolve them in the instance by merging {target} into its branch, or send them to the agent)"
         )
     if not check.up_to_date:
-        preview.commits = len(await git.commits_between(repo, check.target_sha, check.source_sha))
+        preview.commits = len(await supervision.commits_between(repo, check.target_sha, check.source_sha))
     preview.ready = not preview.reasons and not preview.up_to_date
     return preview
