@@ -321,3 +321,33 @@ def world(repo: Path) -> dict[str, Any]:
             "files": files,
         }
     return state
+
+
+# ------------------------------------------------------------------------------ what a command imports
+# Runs the console script with the arguments given (stdin passed through) and writes the name of every
+# module it loaded, at exit, to the file named first: `[sys.executable, "-c", MODULES_PROBE, out, *args]`.
+MODULES_PROBE = """\
+import atexit, sys
+out, sys.argv = sys.argv[1], ["codex-mcp", *sys.argv[2:]]
+def report():
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(" ".join(sorted(sys.modules)))
+atexit.register(report)
+from codex_mcp.entry import main
+main()
+"""
+
+# A raw stdio client's first two lines: initialize (id 1), then the initialized notification.
+HANDSHAKE: list[dict[str, Any]] = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "0"},
+        },
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]

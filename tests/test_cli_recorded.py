@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from github_standin import GitHubStandIn
-from support import run_cli, standin_command
+from support import MODULES_PROBE, run_cli, standin_command
 
 TOKEN = "ghp_" + "r" * 36
 SECRET = "ghp_" + "s" * 36
@@ -133,16 +133,6 @@ def test_every_cli_action_leaves_one_event_under_the_persons_identity(
 # The MCP SDK (its types alone cost a command most of a second) and the web stack serve MCP and the
 # dashboard; a person's action from the command line is recorded without them.
 SERVING_ONLY = ("mcp", "mcp_types", "starlette", "uvicorn", "sse_starlette")
-PROBE = """\
-import atexit, sys
-out, sys.argv = sys.argv[1], ["codex-mcp", *sys.argv[2:]]
-def report():
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
-atexit.register(report)
-from codex_mcp.entry import main
-main()
-"""
 
 
 @pytest.mark.parametrize(
@@ -154,7 +144,7 @@ def test_a_recorded_cli_action_does_not_import_the_mcp_sdk(
     env = {**cli_env, "CODEX_MCP_GITHUB_API_URL": gh.base_url, "CODEX_MCP_GITHUB_REPO": "octo/flux"}
     loaded = tmp_path / "modules.txt"
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(loaded), *action],
+        [sys.executable, "-c", MODULES_PROBE, str(loaded), *action],
         cwd=repo,
         env={**env, "GITHUB_TOKEN": TOKEN},
         capture_output=True,
@@ -162,7 +152,7 @@ def test_a_recorded_cli_action_does_not_import_the_mcp_sdk(
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    modules = set(loaded.read_text(encoding="utf-8").split())
+    modules = {m.split(".")[0] for m in loaded.read_text(encoding="utf-8").split()}
     assert "codex_mcp" in modules and "click" in modules  # the probe saw the command run
     assert sorted(modules & set(SERVING_ONLY)) == []
     (event,) = events(repo / ".git" / "codex-mcp" / "codex.db")  # recorded all the same

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from pydantic import ValidationError
-from support import EXPECTED_TOOLS, event_rows, git, new_instance, ok, text_of
+from support import EXPECTED_TOOLS, HANDSHAKE, MODULES_PROBE, event_rows, git, new_instance, ok, text_of
 
 from codex_mcp import published_tools
 from codex_mcp.app import App
@@ -643,17 +643,7 @@ async def test_servers_started_at_once_share_one_adhoc_instance(repo: Path, cli_
 @pytest.mark.slow
 async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[str, str]) -> None:
     requests: list[dict[str, Any]] = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw-test", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *HANDSHAKE,
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {
             "jsonrpc": "2.0",
@@ -707,17 +697,7 @@ async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[
 
 # What a stdio server loads before it answers tools/list: Claude Code starts one per agent, so its start
 # leaves out every command group but serve's, the diff and landing engine, lifecycle and each tool's module
-# (a tool is built at its first call). PROBE runs the console script and names every module it loaded.
-SERVE_PROBE = """\
-import atexit, sys
-out, sys.argv = sys.argv[1], ["codex-mcp", *sys.argv[2:]]
-def report():
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(" ".join(sorted(sys.modules)))
-atexit.register(report)
-from codex_mcp.entry import main
-main()
-"""
+# (a tool is built at its first call).
 NOT_AT_START = (
     "codex_mcp.git.supervision",
     "codex_mcp.lifecycle",
@@ -736,20 +716,9 @@ def test_a_stdio_server_starts_without_what_it_does_not_serve(
     repo: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     loaded = tmp_path / "modules.txt"
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "0"},
-        },
-    }
-    lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
-    lines.append({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    lines = [*HANDSHAKE, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
     done = subprocess.run(
-        [sys.executable, "-c", SERVE_PROBE, str(loaded), "serve"],
+        [sys.executable, "-c", MODULES_PROBE, str(loaded), "serve"],
         input="".join(json.dumps(line) + "\n" for line in lines),
         cwd=repo,
         env=cli_env,
