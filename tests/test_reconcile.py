@@ -26,7 +26,7 @@ from codex_mcp.app import App, open_app
 from codex_mcp.errors import StateError
 from codex_mcp.identity import resolve_caller
 from codex_mcp.lifecycle import Lifecycle
-from codex_mcp.lifecycle.reconcile import pid_alive
+from codex_mcp.lifecycle.liveness import pid_alive
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database

@@ -695,28 +695,35 @@ async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[
     assert process.returncode == 0
 
 
-# What a stdio server loads before it answers tools/list: Claude Code starts one per agent, so its start
-# leaves out every command group but serve's, the diff and landing engine, lifecycle and each tool's module
-# (a tool is built at its first call).
-NOT_AT_START = (
-    "codex_mcp.git.supervision",
-    "codex_mcp.lifecycle",
-    "codex_mcp.cli.actions",
-    "codex_mcp.cli.care",
-    "codex_mcp.cli.instances",
-    "codex_mcp.cli.landing",
-    "codex_mcp.cli.person",
-    "codex_mcp.tools.instances",
-    "codex_mcp.github",
-    "githubkit",
+# What a stdio server loads: Claude Code starts one per agent, so its start leaves out every command group
+# but serve's, the diff and landing engine, lifecycle and each tool's module (a tool is built at its first
+# call); a first read, whose agents are all alive, loads none of lifecycle's chapters either.
+OTHER_COMMANDS = tuple(f"codex_mcp.cli.{m}" for m in ("actions", "care", "instances", "landing", "person"))
+CHAPTERS = tuple(
+    f"codex_mcp.lifecycle.{m}"
+    for m in ("workspace", "spawn", "feedback", "terminate", "resume", "reconcile", "diff", "merge", "clean")
 )
+NOT_LOADED = {
+    "start": (
+        "codex_mcp.git.supervision",
+        "codex_mcp.lifecycle",
+        "codex_mcp.tools.instances",
+        "githubkit",
+        *OTHER_COMMANDS,
+    ),
+    "first read": ("codex_mcp.git.supervision", "codex_mcp.github", "githubkit", *OTHER_COMMANDS, *CHAPTERS),
+}
 
 
-def test_a_stdio_server_starts_without_what_it_does_not_serve(
-    repo: Path, cli_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("moment", list(NOT_LOADED))
+def test_a_stdio_server_loads_only_what_it_serves(
+    repo: Path, cli_env: dict[str, str], tmp_path: Path, moment: str
 ) -> None:
     loaded = tmp_path / "modules.txt"
     lines = [*HANDSHAKE, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
+    if moment == "first read":
+        call = {"name": "query_instances", "arguments": {"status": "all"}}
+        lines.append({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call})
     done = subprocess.run(
         [sys.executable, "-c", MODULES_PROBE, str(loaded), "serve"],
         input="".join(json.dumps(line) + "\n" for line in lines),
@@ -731,7 +738,11 @@ def test_a_stdio_server_starts_without_what_it_does_not_serve(
     assert {t["name"] for t in answers[2]["result"]["tools"]} == EXPECTED_TOOLS  # it served
     modules = set(loaded.read_text(encoding="utf-8").split())
     assert {"codex_mcp.serve", "codex_mcp.cli.serve", "codex_mcp.git"} <= modules  # the probe saw it start
-    assert sorted(m for m in modules if m.startswith(NOT_AT_START)) == []
+    if moment == "first read":
+        read = answers[3]["result"]
+        assert not read.get("isError") and read["structuredContent"]["caller_instance_id"] == "adhoc-a1"
+        assert {"codex_mcp.tools.instances", "codex_mcp.lifecycle.liveness"} <= modules
+    assert sorted(m for m in modules if m.startswith(NOT_LOADED[moment])) == []
 
 
 @pytest.mark.slow

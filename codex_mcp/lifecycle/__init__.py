@@ -3,8 +3,12 @@
 Each chapter is a module: ``workspace`` (main checkout, worktrees root, branch and worktree),
 ``spawn`` (a new instance and its compensation stack), ``prompts`` (what an agent is told, pure
 functions), ``feedback``, ``terminate`` (authorization, cleanup policy, the finisher), ``resume``,
-``reconcile`` and ``clean``. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
+``reconcile``, ``diff``, ``merge`` and ``clean``; ``liveness`` holds the timing knobs and the cheap
+check a read makes. :class:`Lifecycle` is the one object callers hold (tools, CLI, demo): it binds the
 chapters to the settings and database in use, and to the timing knobs tests may change.
+
+Each method loads its chapter when it is first called: a server's first read, which only checks that
+the agents it shows are alive, loads none of them (figure 6: 32 servers making their first call at once).
 """
 
 from __future__ import annotations
@@ -14,41 +18,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codex_mcp.ids import InstanceType
-from codex_mcp.lifecycle import diff, feedback, merge, reconcile, resume, spawn, terminate
-from codex_mcp.lifecycle.cleanup import cleanup_worktree
-from codex_mcp.lifecycle.feedback import FeedbackSent
-from codex_mcp.lifecycle.reconcile import GRACE_SECONDS, PID_CHECK_SECONDS, TMUX_CHECK_SECONDS, Living
-from codex_mcp.lifecycle.spawn import Prepared, Progress
-from codex_mcp.lifecycle.terminate import SELF_TERMINATE_DELAY, AfterCommit
-from codex_mcp.lifecycle.workspace import Compensation, Workspace
-from codex_mcp.outcomes import (
-    FeedbackType,
-    InstanceDiff,
-    MergeResult,
-    MergeStrategy,
-    Priority,
-    ReconcileReport,
-    TerminateResult,
+from codex_mcp.lifecycle.liveness import (
+    GRACE_SECONDS,
+    PID_CHECK_SECONDS,
+    SELF_TERMINATE_DELAY,
+    TMUX_CHECK_SECONDS,
+    Living,
+    agents_alive,
 )
-from codex_mcp.settings import Settings
-from codex_mcp.store import Database
-from codex_mcp.store.instances import Instance
 
 if TYPE_CHECKING:
-    from codex_mcp.outcomes import CleanReport
+    from codex_mcp.ids import InstanceType
+    from codex_mcp.lifecycle.feedback import FeedbackSent
+    from codex_mcp.lifecycle.spawn import Prepared, Progress
+    from codex_mcp.lifecycle.terminate import AfterCommit
+    from codex_mcp.lifecycle.workspace import Workspace
+    from codex_mcp.outcomes import (
+        CleanReport,
+        FeedbackType,
+        InstanceDiff,
+        MergeResult,
+        MergeStrategy,
+        Priority,
+        ReconcileReport,
+        TerminateResult,
+    )
+    from codex_mcp.settings import Settings
+    from codex_mcp.store import Database
+    from codex_mcp.store.instances import Instance
 
-__all__ = [
-    "GRACE_SECONDS",
-    "SELF_TERMINATE_DELAY",
-    "AfterCommit",
-    "Compensation",
-    "FeedbackSent",
-    "Lifecycle",
-    "Prepared",
-    "Workspace",
-    "cleanup_worktree",
-]
+__all__ = ["GRACE_SECONDS", "SELF_TERMINATE_DELAY", "Lifecycle"]
 
 
 @dataclass
@@ -62,6 +61,8 @@ class Lifecycle:
 
     @property
     def workspace(self) -> Workspace:
+        from codex_mcp.lifecycle.workspace import Workspace
+
         return Workspace(self.settings, self.db)
 
     @property
@@ -75,6 +76,8 @@ class Lifecycle:
     async def prepare_work(
         self, *, issue_number: int | None, base: str | None, prompt: str | None, type: InstanceType = "work"
     ) -> Prepared:
+        from codex_mcp.lifecycle import spawn
+
         return await spawn.prepare_work(
             self.workspace, issue_number=issue_number, base=base, prompt=prompt, type=type
         )
@@ -82,62 +85,91 @@ class Lifecycle:
     async def prepare_review(
         self, caller: Instance, reviewer_prompt: str | None, progress: Progress | None = None
     ) -> Prepared:
+        from codex_mcp.lifecycle import spawn
+
         return await spawn.prepare_review(self.workspace, caller, reviewer_prompt, progress)
 
     async def prepare_fork(
         self, caller: Instance, prompt: str | None, progress: Progress | None = None
     ) -> Prepared:
+        from codex_mcp.lifecycle import spawn
+
         return await spawn.prepare_fork(self.workspace, caller, prompt, progress)
 
     async def commit(self, prepared: Prepared) -> Instance:
+        from codex_mcp.lifecycle import spawn
+
         return await spawn.commit(self.workspace, prepared)
 
     async def resume(self, target: Instance) -> Instance:
+        from codex_mcp.lifecycle import resume
+
         return await resume.resume(self.workspace, target)
 
     # ------------------------------------------------------------------------------------ feedback
     async def send_feedback(
         self, caller: Instance, text: str, feedback_type: FeedbackType, priority: Priority
     ) -> FeedbackSent:
+        from codex_mcp.lifecycle import feedback
+
         return await feedback.send_feedback(self.workspace, caller, text, feedback_type, priority)
 
     # ------------------------------------------------------------------------------------ terminate
     async def authorize_terminate(self, caller: Instance, target_id: str) -> Instance:
+        from codex_mcp.lifecycle import terminate
+
         return await terminate.authorize_terminate(self.workspace, caller, target_id)
 
     async def terminate(
         self, target: Instance, *, deferred: bool = False
     ) -> tuple[TerminateResult, AfterCommit | None]:
+        from codex_mcp.lifecycle import terminate
+
         return await terminate.terminate(
             self.workspace, target, deferred=deferred, self_terminate_delay=self.self_terminate_delay
         )
 
     async def terminate_now(self, target: Instance) -> TerminateResult:
         """Mark ``target`` terminated, then kill its session and clean up (see terminate.terminate_now)."""
+        from codex_mcp.lifecycle import terminate
+
         return await terminate.terminate_now(self.workspace, target)
 
     # ------------------------------------------------------------------------------------ supervision
     async def diff(self, instance: Instance, base: str | None = None) -> InstanceDiff:
+        from codex_mcp.lifecycle import diff
+
         return await diff.instance_diff(instance, base)
 
     async def merge(
         self, instance: Instance, *, into: str | None, strategy: MergeStrategy, to_agent: bool, sender: str
     ) -> MergeResult:
+        from codex_mcp.lifecycle import merge
+
         return await merge.merge(
             self.workspace, instance, into=into, strategy=strategy, to_agent=to_agent, sender=sender
         )
 
     # ------------------------------------------------------------------------------------ reconcile
     async def reconcile(self, *, find_orphans: bool = False) -> ReconcileReport:
+        from codex_mcp.lifecycle import reconcile
+
         return await reconcile.reconcile(
             self.workspace, find_orphans=find_orphans, grace_seconds=self.grace_seconds
         )
 
     async def reconcile_quietly(self) -> None:
+        from codex_mcp.lifecycle import reconcile
+
         await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
 
     async def confirm_running(self, rows: Iterable[Living]) -> bool:
         """Reads: True when a running row's agent was gone and the table was reconciled (read again)."""
+        rows = list(rows)
+        if agents_alive(rows):  # the common case: answered without loading reconcile
+            return False
+        from codex_mcp.lifecycle import reconcile
+
         return await reconcile.confirm_running(self.workspace, rows, grace_seconds=self.grace_seconds)
 
     async def keep_reconciled(
@@ -147,6 +179,8 @@ class Lifecycle:
         tmux_seconds: float = TMUX_CHECK_SECONDS,
     ) -> None:
         """Converge in the background until cancelled (what long-running servers run beside serving)."""
+        from codex_mcp.lifecycle import reconcile
+
         await reconcile.keep_reconciled(
             self.workspace,
             pid_seconds=pid_seconds,
@@ -158,9 +192,11 @@ class Lifecycle:
     async def person_feedback(
         self, target_id: str, login: str, text: str, feedback_type: FeedbackType, priority: Priority
     ) -> FeedbackSent:
+        from codex_mcp.lifecycle import feedback
+
         return await feedback.person_feedback(self.workspace, target_id, login, text, feedback_type, priority)
 
     async def clean(self, *, merged_only: bool, dry_run: bool) -> CleanReport:
-        from codex_mcp.lifecycle import clean as chapter
+        from codex_mcp.lifecycle import clean
 
-        return await chapter.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)
+        return await clean.clean(self.workspace, merged_only=merged_only, dry_run=dry_run)

@@ -16,40 +16,28 @@ catches a session killed while its process lives on or a pid reused by another p
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 
 from codex_mcp.errors import InputError
 from codex_mcp.git import supervision
 from codex_mcp.ids import parse_instance_id
+from codex_mcp.lifecycle.liveness import (
+    GRACE_SECONDS,
+    PID_CHECK_SECONDS,
+    TMUX_CHECK_SECONDS,
+    Living,
+    agents_alive,
+    pid_alive,
+)
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import ReconcileReport
 from codex_mcp.store import instances as instances_store
 from codex_mcp.tmux import Tmux, TmuxUnreachable
 
 log = logging.getLogger(__name__)
-
-# Rows younger than this are left alone by reconcile: their agent may still be starting.
-GRACE_SECONDS = 10.0
-# The background reconcile of long-running servers: the pids of running agents every PID_CHECK_SECONDS,
-# tmux itself every TMUX_CHECK_SECONDS. The second bounds how long a row can stay `running` after its
-# session was killed while the pane's process survived (or its pid was reused), which no pid shows.
-PID_CHECK_SECONDS = 5.0
-TMUX_CHECK_SECONDS = 60.0
-
-
-class Living(Protocol):
-    """What :func:`confirm_running` needs of a row (instances, summaries, related instances)."""
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def claude_pid(self) -> int | None: ...
 
 
 async def reconcile(
@@ -133,7 +121,7 @@ async def confirm_running(
     the read answers at once. A gone process triggers the full reconcile (tmux asked), and the caller
     reads its rows again. Never makes a read fail.
     """
-    if all(pid_alive(row.claude_pid) for row in rows if row.status == "running" and row.claude_pid):
+    if agents_alive(rows):
         return False
     try:
         await reconcile(workspace, grace_seconds=grace_seconds)
@@ -166,18 +154,6 @@ async def keep_reconciled(
                 log.warning("background reconcile failed: %s", exc)
         else:
             await reconcile_quietly(workspace, grace_seconds=grace_seconds)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 def looks_like_ours(name: str) -> bool:

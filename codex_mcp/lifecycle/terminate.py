@@ -21,6 +21,7 @@ from codex_mcp.errors import PermissionDenied, StateError
 from codex_mcp.ids import parse_instance_id
 from codex_mcp.lifecycle.cleanup import CLEANUP_POLICIES, CleanupPolicy, cleanup_worktree
 from codex_mcp.lifecycle.finisher import FinishSpec
+from codex_mcp.lifecycle.liveness import SELF_TERMINATE_DELAY
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import CleanupOutcome, TerminateResult
 from codex_mcp.store import instances as instances_store
@@ -28,8 +29,6 @@ from codex_mcp.store import relationships as relationships_store
 from codex_mcp.store.instances import Instance
 from codex_mcp.tmux import Tmux, TmuxError
 
-# When an instance terminates itself, its session is killed this long after the tool answered.
-SELF_TERMINATE_DELAY = 1.5
 # Starts something once the tool's transaction has committed (never undoes anything).
 AfterCommit = Callable[[], Awaitable[None]]
 

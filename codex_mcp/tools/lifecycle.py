@@ -21,7 +21,7 @@ from codex_mcp.store.instances import Instance
 from codex_mcp.tools.spec import ADDITIVE, DESTRUCTIVE, tool
 
 if TYPE_CHECKING:
-    from codex_mcp.lifecycle import Prepared
+    from codex_mcp.lifecycle.spawn import Prepared
 
 
 async def _caller(call: ToolCall) -> Instance:

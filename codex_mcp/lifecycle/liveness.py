@@ -1,0 +1,48 @@
+"""The lifecycle's timing knobs and the cheap liveness check a read makes before it answers.
+
+A leaf: it imports nothing of the lifecycle, so that :class:`codex_mcp.lifecycle.Lifecycle` and a
+read tool's first call load no chapter while every agent they are about to show is alive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Protocol
+
+# Rows younger than this are left alone by reconcile: their agent may still be starting.
+GRACE_SECONDS = 10.0
+# The background reconcile of long-running servers: the pids of running agents every PID_CHECK_SECONDS,
+# tmux itself every TMUX_CHECK_SECONDS. The second bounds how long a row can stay `running` after its
+# session was killed while the pane's process survived (or its pid was reused), which no pid shows.
+PID_CHECK_SECONDS = 5.0
+TMUX_CHECK_SECONDS = 60.0
+# When an instance terminates itself, its session is killed this long after the tool answered.
+SELF_TERMINATE_DELAY = 1.5
+
+
+class Living(Protocol):
+    """What a liveness check needs of a row (instances, summaries, related instances)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def claude_pid(self) -> int | None: ...
+
+
+def pid_alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def agents_alive(rows: Iterable[Living]) -> bool:
+    """True while the agent of every running row with a pid is alive: one ``kill(pid, 0)`` each."""
+    return all(pid_alive(row.claude_pid) for row in rows if row.status == "running" and row.claude_pid)
