@@ -15,6 +15,7 @@ from support import new_instance, wait_for
 from codex_mcp.store import Database, open_database
 from codex_mcp.store import events as events_store
 from codex_mcp.store import instances as instances_store
+from codex_mcp.store.checkpoints import Checkpointer
 from codex_mcp.store.events import NewEvent
 
 # About 3 KB each, ~40 new pages, and fewer WAL pages than SQLite's own threshold (1000): no commit
@@ -69,5 +70,31 @@ async def test_without_the_thread_commits_keep_sqlites_own_checkpoints(tmp_path:
         assert path.stat().st_size == before
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT COUNT(*) FROM mcp_events").fetchone()[0] == ROWS
+    finally:
+        await db.close()
+
+
+async def test_a_new_server_counts_the_wals_growth_from_what_it_found(tmp_path: Path) -> None:
+    """32 servers starting on a busy database must not all checkpoint the WAL others made, at once."""
+    path = tmp_path / "codex.db"
+    db = await open_database(path)
+    try:
+        await emptied_wal_then_rows(db, path, tmp_path / "w")  # a WAL of ~120 KB, left to SQLite
+        wal = Path(f"{path}-wal").stat().st_size
+        late = Checkpointer(path, wal_bytes=wal // 2, interval=0.01, every=3600)
+        late.start()
+        try:
+            late.written = True
+            await wait_for(lambda: not late.written, timeout=20)  # it has looked at the WAL
+            assert late.checkpoints == 0  # the WAL has not grown since it started
+            for _ in range(ROWS):  # grown by about as much again: now it is its turn
+                await events_store.record_alone(
+                    db,
+                    NewEvent(instance_id="adhoc-a1", tool_name="t", success=True, metadata={"p": "y" * 3000}),
+                )
+            late.written = True
+            await wait_for(lambda: late.checkpoints == 1, timeout=20)
+        finally:
+            late.stop()
     finally:
         await db.close()

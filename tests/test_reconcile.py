@@ -494,3 +494,34 @@ async def test_resume_with_the_claude_profile_continues_the_conversation(
     assert done.returncode == 1
     assert "still running" in done.stderr and "attach" in done.stderr and "Traceback" not in done.stderr
     assert len(starts(fake_claude)) == 2
+
+
+# The background loop's pid passes, like a read's check, load no reconcile chapter while every agent is
+# alive: 32 servers started together would otherwise all import it in the middle of their first calls.
+QUIET_PASSES = """\
+import sys, anyio
+from codex_mcp.app import open_app
+from codex_mcp.settings import Settings
+
+async def main():
+    async with open_app(Settings.load()) as app:
+        await app.lifecycle.reconcile_quietly()
+        with anyio.move_on_after(0.3):
+            await app.lifecycle.keep_reconciled(pid_seconds=0.01, tmux_seconds=3600)
+        print(sorted(m for m in sys.modules if m.startswith("codex_mcp.lifecycle.")))
+
+anyio.run(main)
+"""
+
+
+def test_the_pid_passes_load_no_reconcile_chapter(repo: Path, cli_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_PASSES],
+        cwd=repo,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(["codex_mcp.lifecycle.liveness"])

@@ -13,10 +13,13 @@ the agents it shows are alive, loads none of them (figure 6: 32 servers making t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import anyio
 
 from codex_mcp.lifecycle.liveness import (
     GRACE_SECONDS,
@@ -25,6 +28,7 @@ from codex_mcp.lifecycle.liveness import (
     TMUX_CHECK_SECONDS,
     Living,
     agents_alive,
+    launched_agents_alive,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
     from codex_mcp.store.instances import Instance
 
 __all__ = ["GRACE_SECONDS", "SELF_TERMINATE_DELAY", "Lifecycle"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -159,18 +165,32 @@ class Lifecycle:
         )
 
     async def reconcile_quietly(self) -> None:
-        from codex_mcp.lifecycle import reconcile
-
-        await reconcile.reconcile_quietly(self.workspace, grace_seconds=self.grace_seconds)
+        """The cheap reconcile run before reads: while every launched agent's process is alive there is
+        nothing to converge, and neither tmux (a process start) nor the reconcile chapter (its imports)
+        is needed; a dead or missing pid triggers the full reconcile. Never makes a read fail."""
+        try:
+            if await launched_agents_alive(self.db):
+                return
+            await self.reconcile()
+        except Exception as exc:
+            log.warning("reconcile before reading failed: %s", exc)
 
     async def confirm_running(self, rows: Iterable[Living]) -> bool:
-        """Reads: True when a running row's agent was gone and the table was reconciled (read again)."""
-        rows = list(rows)
-        if agents_alive(rows):  # the common case: answered without loading reconcile
-            return False
-        from codex_mcp.lifecycle import reconcile
+        """Check the agents of the running rows a read is about to answer with; True when it reconciled
+        (the caller reads its rows again).
 
-        return await reconcile.confirm_running(self.workspace, rows, grace_seconds=self.grace_seconds)
+        One ``kill(pid, 0)`` per running row with a pid: while every one is alive nothing is converged and
+        the read answers at once. A gone process triggers the full reconcile (tmux asked). Never makes a
+        read fail.
+        """
+        if agents_alive(rows):
+            return False
+        try:
+            await self.reconcile()
+        except Exception as exc:
+            log.warning("reconcile before answering failed: %s", exc)
+            return False
+        return True
 
     async def keep_reconciled(
         self,
@@ -178,15 +198,24 @@ class Lifecycle:
         pid_seconds: float = PID_CHECK_SECONDS,
         tmux_seconds: float = TMUX_CHECK_SECONDS,
     ) -> None:
-        """Converge in the background until cancelled (what long-running servers run beside serving)."""
-        from codex_mcp.lifecycle import reconcile
+        """Converge the table in the background until cancelled (long-running servers run it beside serving).
 
-        await reconcile.keep_reconciled(
-            self.workspace,
-            pid_seconds=pid_seconds,
-            tmux_seconds=tmux_seconds,
-            grace_seconds=self.grace_seconds,
-        )
+        Every ``pid_seconds`` the cheap check (:meth:`reconcile_quietly`: tmux only when a pid is gone),
+        every ``tmux_seconds`` the full reconcile. A failing pass is logged and the next one runs as
+        planned. The reconcile chapter is loaded at the first pass that needs it: not while 32 servers
+        started together are answering their first calls (figure 6).
+        """
+        next_full = anyio.current_time() + tmux_seconds
+        while True:
+            await anyio.sleep(pid_seconds)
+            if anyio.current_time() >= next_full:
+                next_full = anyio.current_time() + tmux_seconds
+                try:
+                    await self.reconcile()
+                except Exception as exc:
+                    log.warning("background reconcile failed: %s", exc)
+            else:
+                await self.reconcile_quietly()
 
     # ------------------------------------------------------------------------------------ a person's care
     async def person_feedback(

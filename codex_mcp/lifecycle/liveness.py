@@ -1,14 +1,19 @@
-"""The lifecycle's timing knobs and the cheap liveness check a read makes before it answers.
+"""The lifecycle's timing knobs and the cheap liveness checks of reads and of the background reconcile.
 
-A leaf: it imports nothing of the lifecycle, so that :class:`codex_mcp.lifecycle.Lifecycle` and a
-read tool's first call load no chapter while every agent they are about to show is alive.
+A leaf: it imports nothing of the lifecycle, so that :class:`codex_mcp.lifecycle.Lifecycle`, a read
+tool's first call and the background loop's pid passes load no chapter while every agent is alive.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from codex_mcp.store import instances as instances_store
+
+if TYPE_CHECKING:
+    from codex_mcp.store import Database
 
 # Rows younger than this are left alone by reconcile: their agent may still be starting.
 GRACE_SECONDS = 10.0
@@ -46,3 +51,8 @@ def pid_alive(pid: int | None) -> bool:
 def agents_alive(rows: Iterable[Living]) -> bool:
     """True while the agent of every running row with a pid is alive: one ``kill(pid, 0)`` each."""
     return all(pid_alive(row.claude_pid) for row in rows if row.status == "running" and row.claude_pid)
+
+
+async def launched_agents_alive(db: Database) -> bool:
+    """True while the agent of every running instance we launched (its pid known) is alive."""
+    return all(pid_alive(row.claude_pid) for row in await instances_store.list_running_launched(db))

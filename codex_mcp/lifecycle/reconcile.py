@@ -7,31 +7,21 @@ request, sessions named like ours with no row and folders under the worktrees ro
 row are listed as orphans (never removed), and running rows whose worktree folder is gone are flagged.
 
 Liveness stays off the read path (a tmux process per read costs more than the read): reads check the
-process ids of the running rows they are about to answer with (:func:`confirm_running`, one ``kill(pid,
+process ids of the running rows they are about to answer with (``Lifecycle.confirm_running``, one ``kill(pid,
 0)`` each) and reconcile only when one is gone; long-running servers keep the table converged in the
-background (:func:`keep_reconciled`: pids every few seconds, a full tmux listing every minute, which also
+background (``Lifecycle.keep_reconciled``: pids every few seconds, a full tmux listing every minute, which also
 catches a session killed while its process lives on or a pid reused by another process).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from pathlib import Path
-
-import anyio
 
 from codex_mcp.errors import InputError
 from codex_mcp.git import supervision
 from codex_mcp.ids import parse_instance_id
-from codex_mcp.lifecycle.liveness import (
-    GRACE_SECONDS,
-    PID_CHECK_SECONDS,
-    TMUX_CHECK_SECONDS,
-    Living,
-    agents_alive,
-    pid_alive,
-)
+from codex_mcp.lifecycle.liveness import GRACE_SECONDS
 from codex_mcp.lifecycle.workspace import Workspace
 from codex_mcp.outcomes import ReconcileReport
 from codex_mcp.store import instances as instances_store
@@ -95,65 +85,6 @@ async def reconcile(
                 if child.is_dir() and child.resolve() not in owned:
                     report.orphan_worktrees.append(str(child))
     return report
-
-
-async def reconcile_quietly(workspace: Workspace, *, grace_seconds: float = GRACE_SECONDS) -> None:
-    """The cheap reconcile run before reads; never makes a read fail.
-
-    While every launched agent's process is alive there is nothing to converge, and asking tmux
-    (a process start per read) is skipped; a dead or missing pid triggers the full reconcile.
-    """
-    try:
-        launched = await instances_store.list_running_launched(workspace.db)
-        if all(pid_alive(row.claude_pid) for row in launched):
-            return
-        await reconcile(workspace, grace_seconds=grace_seconds)
-    except Exception as exc:
-        log.warning("reconcile before reading failed: %s", exc)
-
-
-async def confirm_running(
-    workspace: Workspace, rows: Iterable[Living], *, grace_seconds: float = GRACE_SECONDS
-) -> bool:
-    """Check the agents of the running rows a read is about to answer with; True when it reconciled.
-
-    One ``kill(pid, 0)`` per running row with a pid: while every one is alive nothing is converged and
-    the read answers at once. A gone process triggers the full reconcile (tmux asked), and the caller
-    reads its rows again. Never makes a read fail.
-    """
-    if agents_alive(rows):
-        return False
-    try:
-        await reconcile(workspace, grace_seconds=grace_seconds)
-    except Exception as exc:
-        log.warning("reconcile before answering failed: %s", exc)
-        return False
-    return True
-
-
-async def keep_reconciled(
-    workspace: Workspace,
-    *,
-    pid_seconds: float = PID_CHECK_SECONDS,
-    tmux_seconds: float = TMUX_CHECK_SECONDS,
-    grace_seconds: float = GRACE_SECONDS,
-) -> None:
-    """Converge the table in the background until cancelled (long-running servers run it beside serving).
-
-    Every ``pid_seconds`` the cheap check (:func:`reconcile_quietly`: tmux only when a pid is gone),
-    every ``tmux_seconds`` the full reconcile. A failing pass is logged and the next one runs as planned.
-    """
-    next_full = anyio.current_time() + tmux_seconds
-    while True:
-        await anyio.sleep(pid_seconds)
-        if anyio.current_time() >= next_full:
-            next_full = anyio.current_time() + tmux_seconds
-            try:
-                await reconcile(workspace, grace_seconds=grace_seconds)
-            except Exception as exc:
-                log.warning("background reconcile failed: %s", exc)
-        else:
-            await reconcile_quietly(workspace, grace_seconds=grace_seconds)
 
 
 def looks_like_ours(name: str) -> bool:

@@ -74,16 +74,24 @@ class Checkpointer:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def _wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except OSError:
+            return 0
+
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
-        last_size, last_time = 0, time.monotonic()
+        # Growth is counted from the WAL as this server found it: a WAL that other servers made long
+        # already is theirs to checkpoint, not a reason for every newly started one to do it at once.
+        last_size, last_time = self._wal_size(), time.monotonic()
         try:
             while not self._stop.wait(self._interval):
                 if not self.written:
                     continue
                 self.written = False
                 try:
-                    size = self._wal.stat().st_size
+                    size = self._wal_size()
                     if size - last_size < self._wal_bytes and time.monotonic() - last_time < self._every:
                         continue
                     last_size, last_time = size, time.monotonic()
