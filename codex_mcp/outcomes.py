@@ -157,8 +157,6 @@ class QueryInstancesResult(Outcome):
 
 
 class RelatedSummary(InstanceSummary):
-    model_config = ConfigDict(defer_build=True)
-
     relationship_type: RelationshipType = Field(description="spawned_review or created_fork")
     relationship_created: str | None = Field(default=None, description="When the link was made, UTC")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from codex_mcp.store.db import Database
+from codex_mcp.store.rows import Row
 
 
-class ConfigRow(BaseModel):
+class ConfigRow(Row):
     key: str
     value: str
     is_encrypted: bool

@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
-
 from codex_mcp.store.db import Database
 from codex_mcp.store.instances import PERSON_ROWS
+from codex_mcp.store.rows import Row
 
 # Columns whose change is "an instance row changed" for the stream (activity ones when present).
 _MARK_COLUMNS = ("status", "pr_number", "pr_state", "claude_pid", "terminated_at", "tmux_socket")
@@ -23,13 +22,13 @@ _ACTIVITY_COLUMNS = ("activity", "activity_at")  # activity_detail changes with 
 _LATER_COLUMNS = ("merged_into",)
 
 
-class Edge(BaseModel):
+class Edge(Row):
     parent_instance: str
     child_instance: str
     relationship_type: str
 
 
-class EventMark(BaseModel):
+class EventMark(Row):
     id: int
     instance_id: str
     tool_name: str
@@ -136,7 +135,7 @@ async def all_edges(db: Database) -> list[Edge]:
     return [Edge.model_validate(dict(r)) for r in rows]
 
 
-class Activity(BaseModel):
+class Activity(Row):
     """What an agent is doing, since when (UTC), and what it said (a waiting agent's message)."""
 
     activity: str | None = None

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pydantic_core
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from codex_mcp.ids import InstanceType
 from codex_mcp.store.db import Database, Tx
+from codex_mcp.store.rows import Row
 from codex_mcp.wire import without_lone_surrogates
 
 
-class Event(BaseModel):
+class Event(Row):
     id: int = Field(description="Event id")
     instance_id: str = Field(description="Instance that called the tool")
     tool_name: str = Field(description="Tool called")
@@ -28,7 +29,7 @@ class Event(BaseModel):
     instance_type: InstanceType | None = Field(default=None, description="Type of the calling instance")
 
 
-class NewEvent(BaseModel):
+class NewEvent(Row):
     instance_id: str
     tool_name: str
     success: bool

@@ -7,12 +7,11 @@ pulls/<number>``), kept one by one by the pull request poll.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from codex_mcp.store.db import Database, Tx
+from codex_mcp.store.rows import Row
 
 
-class SyncPage(BaseModel):
+class SyncPage(Row):
     request: str
     etag: str
     next_request: str | None = None

@@ -6,11 +6,12 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.errors import NotFoundError
 from codex_mcp.ids import InstanceStatus, InstanceType
 from codex_mcp.store.db import Database, Tx, as_dict
+from codex_mcp.store.rows import Row
 
 Activity = Literal["working", "waiting", "idle"]
 
@@ -22,7 +23,7 @@ _COLUMNS = (
 PullRequestState = Literal["open", "closed", "merged"]
 
 
-class InstanceSummary(BaseModel):
+class InstanceSummary(Row):
     """An ``instances`` row without its prompt, plus the cached issue's title (the dashboard row)."""
 
     id: str = Field(description="Instance id, e.g. work-123-a1")
@@ -66,7 +67,7 @@ class Instance(InstanceSummary):
     prompt: str | None = Field(default=None, description="Prompt the agent was started with")
 
 
-class NewInstance(BaseModel):
+class NewInstance(Row):
     id: str
     type: InstanceType
     worktree_path: str
@@ -304,7 +305,7 @@ async def mark_terminated(tx: Tx, instance_id: str) -> bool:
     return changed > 0
 
 
-class LaunchedInstance(BaseModel):
+class LaunchedInstance(Row):
     """What reconcile needs of a running instance whose agent we launched."""
 
     id: str

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.store.db import Database, Tx
+from codex_mcp.store.rows import Row
 
 IssueState = Literal["open", "closed"]
 
 
-class Issue(BaseModel):
+class Issue(Row):
     number: int = Field(description="Issue number")
     title: str = Field(description="Issue title")
     body: str | None = Field(default=None, description="Issue text (markdown)")

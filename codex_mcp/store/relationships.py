@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from codex_mcp.store.db import Database, Tx, as_dict
 from codex_mcp.store.instances import _COLUMNS, Instance
+from codex_mcp.store.rows import Row
 
 RelationshipType = Literal["spawned_review", "created_fork"]
 
 
-class Relationship(BaseModel):
+class Relationship(Row):
     parent_instance: str
     child_instance: str
     relationship_type: RelationshipType
@@ -91,7 +92,7 @@ async def reviewed_by(db: Database | Tx, review_instance: str) -> str | None:
     return str(row[0]) if row else None
 
 
-class TreeEdge(BaseModel):
+class TreeEdge(Row):
     parent_instance: str
     child_instance: str
     relationship_type: RelationshipType
