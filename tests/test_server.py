@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -696,26 +697,19 @@ async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[
 
 
 # What a stdio server loads: Claude Code starts one per agent, so its start leaves out every command group
-# but serve's, the diff and landing engine, lifecycle and each tool's module (a tool is built at its first
-# call); a first read, whose agents are all alive, loads none of lifecycle's chapters either.
+# but serve's, the diff and landing engine, lifecycle's chapters and each tool's module (a tool is built at
+# its first call). Idle after the handshake, it loads what every tool's first call shares (serve.py,
+# warmed_up), and a first read, whose agents are all alive, loads no chapter either.
 OTHER_COMMANDS = tuple(f"codex_mcp.cli.{m}" for m in ("actions", "care", "instances", "landing", "person"))
 CHAPTERS = tuple(
     f"codex_mcp.lifecycle.{m}"
     for m in ("workspace", "spawn", "feedback", "terminate", "resume", "reconcile", "diff", "merge", "clean")
 )
-NOT_LOADED = {
-    "start": (
-        "codex_mcp.git.supervision",
-        "codex_mcp.lifecycle",
-        "codex_mcp.tools.instances",
-        "githubkit",
-        *OTHER_COMMANDS,
-    ),
-    "first read": ("codex_mcp.git.supervision", "codex_mcp.github", "githubkit", *OTHER_COMMANDS, *CHAPTERS),
-}
+NEVER_SO_SOON = ("codex_mcp.git.supervision", "codex_mcp.github", "githubkit", *OTHER_COMMANDS, *CHAPTERS)
+SHARED = {"codex_mcp.outcomes", "codex_mcp.tools.spec", "codex_mcp.lifecycle"}
 
 
-@pytest.mark.parametrize("moment", list(NOT_LOADED))
+@pytest.mark.parametrize("moment", ["start", "idle", "first read"])
 def test_a_stdio_server_loads_only_what_it_serves(
     repo: Path, cli_env: dict[str, str], tmp_path: Path, moment: str
 ) -> None:
@@ -724,25 +718,36 @@ def test_a_stdio_server_loads_only_what_it_serves(
     if moment == "first read":
         call = {"name": "query_instances", "arguments": {"status": "all"}}
         lines.append({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call})
-    done = subprocess.run(
+    server = subprocess.Popen(
         [sys.executable, "-c", MODULES_PROBE, str(loaded), "serve"],
-        input="".join(json.dumps(line) + "\n" for line in lines),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         cwd=repo,
         env=cli_env,
-        capture_output=True,
         text=True,
-        timeout=120,
     )
-    assert done.returncode == 0, done.stderr
-    answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines()) if "id" in m}
-    assert {t["name"] for t in answers[2]["result"]["tools"]} == EXPECTED_TOOLS  # it served
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write("".join(json.dumps(line) + "\n" for line in lines))
+    server.stdin.flush()
+    answers = [json.loads(server.stdout.readline()) for _ in range(len(lines) - 1)]  # one is a notification
+    if moment == "idle":
+        time.sleep(1.0)  # the agent has not called anything yet
+    stdout, stderr = server.communicate(timeout=120)  # stdin closed: the server ends
+    assert server.returncode == 0, stderr
+    by_id = {m["id"]: m for m in answers + [json.loads(x) for x in stdout.splitlines()] if "id" in m}
+    assert {t["name"] for t in by_id[2]["result"]["tools"]} == EXPECTED_TOOLS  # it served
     modules = set(loaded.read_text(encoding="utf-8").split())
     assert {"codex_mcp.serve", "codex_mcp.cli.serve", "codex_mcp.git"} <= modules  # the probe saw it start
+    assert sorted(m for m in modules if m.startswith(NEVER_SO_SOON)) == []
+    if moment == "start":
+        assert "codex_mcp.tools.instances" not in modules
+    if moment == "idle":
+        assert modules >= SHARED and "codex_mcp.tools.instances" not in modules
     if moment == "first read":
-        read = answers[3]["result"]
+        read = by_id[3]["result"]
         assert not read.get("isError") and read["structuredContent"]["caller_instance_id"] == "adhoc-a1"
         assert {"codex_mcp.tools.instances", "codex_mcp.lifecycle.liveness"} <= modules
-    assert sorted(m for m in modules if m.startswith(NOT_LOADED[moment])) == []
 
 
 @pytest.mark.slow
