@@ -252,6 +252,20 @@ def make_repo(path: Path, files: int = 0) -> Path:
     return path.resolve()
 
 
+def settle_index(*checkouts: Path) -> None:
+    """Leave each checkout's index as a lived-in one is: no entry racily clean.
+
+    git cannot trust the stat data of a file changed in the same second its index was written, so it
+    marks such entries to be re-read; a checkout made and timed at once has thousands of them, or none,
+    depending on where a second boundary fell, and every later git command re-reads those files: the
+    figure then measures the clock. A second later, ``git status`` rewrites the index with stat data it
+    can trust, as any git status in a person's or an agent's worktree has done long before a review.
+    """
+    time.sleep(1.1)
+    for checkout in checkouts:
+        git(checkout, "status", "--porcelain")
+
+
 class TmuxServer:
     """A private tmux server (its own -L socket) that survives its last session; killed by ``kill()``."""
 

@@ -14,7 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Row, TmuxServer, X, alternate, fmt_ms, git, make_repo, median, ms, paired_ratio
+from common import (
+    Row,
+    TmuxServer,
+    X,
+    alternate,
+    fmt_ms,
+    git,
+    make_repo,
+    median,
+    ms,
+    paired_ratio,
+    settle_index,
+)
 
 TARGET = 1.20
 AGENT = "sleep 1000000"  # the stand-in agent: a tiny process that just stays alive
@@ -77,6 +89,7 @@ async def spawn_review(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
                 target = worktree / "src" / f"pkg{n // 100:03d}" / f"mod{n:05d}.py"
                 target.write_text(target.read_text() + f"\n\ndef added_{n}() -> int:\n    return {n}\n")
             (worktree / "src" / "new_module.py").write_text("VALUE = 42\n")
+            settle_index(repo, worktree)
             root = await lifecycle.worktrees_root()
             row = await instances_store.require(db, work.id)
             app = App(settings=settings, db=db, caller=Caller(row, "explicit"))

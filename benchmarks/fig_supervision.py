@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from common import Row, X, alternate, fmt_ms, git, make_repo, median, ms, paired_ratio
+from common import Row, X, alternate, fmt_ms, git, make_repo, median, ms, paired_ratio, settle_index
 
 TARGET = 1.30
 
@@ -126,6 +126,7 @@ async def supervision(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]:
     (wt / "src" / "new_module.py").write_text("VALUE = 42\n")
     _edit(repo, files * 4 // 5, "\n# main moved on\n")
     git(repo, "commit", "-qam", "main moves on")
+    settle_index(repo, wt)
 
     settings = Settings.load(env, cwd=repo)
     db = await open_database(settings.require_db_path())
