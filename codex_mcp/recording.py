@@ -46,9 +46,7 @@ from codex_mcp import unrecorded
 from codex_mcp.errors import CodexError, DatabaseError
 from codex_mcp.store import Tx
 from codex_mcp.store import events as events_store
-from codex_mcp.store import relationships as relationships_store
 from codex_mcp.store.events import NewEvent
-from codex_mcp.store.relationships import Relationship, RelationshipType
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,6 +56,7 @@ if TYPE_CHECKING:
 
     from codex_mcp.app import App
     from codex_mcp.identity import Caller
+    from codex_mcp.store.relationships import Relationship, RelationshipType
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +114,9 @@ class ToolCall:
 
     def relate(self, parent: str, child: str, relationship_type: RelationshipType) -> None:
         """Record a relationship this call created (written with the event, in one transaction)."""
+        # Imported here: only the calls that spawn or fork relate instances (a server's start skips it).
+        from codex_mcp.store.relationships import Relationship
+
         self._relationships.append(
             Relationship(parent_instance=parent, child_instance=child, relationship_type=relationship_type)
         )
@@ -448,8 +450,11 @@ async def _execute(
                 async with app.db.write() as tx:
                     for write in call._writes:
                         await write(tx)
-                    for relationship in call._relationships:
-                        await relationships_store.add(tx, relationship)
+                    if call._relationships:
+                        from codex_mcp.store import relationships as relationships_store
+
+                        for relationship in call._relationships:
+                            await relationships_store.add(tx, relationship)
                     call.unrecorded = await _insert_event(tx, event)
     except Exception as exc:
         if not call._writes and not call._relationships:

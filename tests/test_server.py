@@ -741,7 +741,7 @@ def test_a_stdio_server_loads_only_what_it_serves(
     assert {"codex_mcp.serve", "codex_mcp.cli.serve", "codex_mcp.git"} <= modules  # the probe saw it start
     assert sorted(m for m in modules if m.startswith(NEVER_SO_SOON)) == []
     if moment == "start":
-        assert "codex_mcp.tools.instances" not in modules
+        assert "codex_mcp.tools.instances" not in modules and "codex_mcp.store.relationships" not in modules
     if moment == "idle":
         assert modules >= SHARED and "codex_mcp.tools.instances" not in modules
     if moment == "first read":
