@@ -86,14 +86,14 @@ def _result(
     result = GitResult(returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
         raise GitError(
-            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr) or 'exit ' + str(result.returncode)}",
+            f"git {args[0]} failed in {cwd}: {first_line(result.stderr) or 'exit ' + str(result.returncode)}",
             returncode=result.returncode,
             stderr=result.stderr,
         )
     return result
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
     return (fatal or lines or [""])[0]
@@ -273,7 +273,7 @@ async def create_branch(repo: Path, branch: str, sha: str) -> bool:
         # Taken, or being taken this very moment by a concurrent spawn: either way not ours.
         return False
     raise GitError(
-        f"cannot create branch {branch}: {_first_line(result.stderr)}",
+        f"cannot create branch {branch}: {first_line(result.stderr)}",
         returncode=result.returncode,
         stderr=result.stderr,
     )
@@ -387,7 +387,7 @@ async def diff_summary(repo: Path, base: str, head: str) -> tuple[list[str], str
     return files, stat
 
 
-async def _count_not_in(repo: Path, sha: str, *excluded: str) -> int:
+async def count_not_in(repo: Path, sha: str, *excluded: str) -> int:
     return int((await run(repo, "rev-list", "--count", sha, "--not", *excluded, "--")).stdout.strip() or "0")
 
 
@@ -402,7 +402,7 @@ async def unsafe_to_delete(repo: Path, branch: str, base: str | None) -> str | N
         base_sha = await branch_sha(repo, base)
         if base_sha:
             excluded.append(base_sha)
-    count = await _count_not_in(repo, sha, *excluded)
+    count = await count_not_in(repo, sha, *excluded)
     if count:
         return f"branch {branch} has {count} commit(s) that are neither pushed nor merged into {base or 'a remote'}"
     return None

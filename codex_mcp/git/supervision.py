@@ -1,7 +1,16 @@
-"""The supervision engine: what `diff`, `merge` and `clean` need from git (DESIGN.md, "Supervision").
+"""The supervision engine: what `diff`, `merge` and `clean` need from git (DESIGN.md, "Supervision"),
+with no CLI or records. Apart from :mod:`codex_mcp.git` (the runner, and what spawning and serving
+need) so that a server's start does not pay for the types and parsers below: ``codex-mcp serve``
+never diffs or lands.
 
-Apart from :mod:`codex_mcp.git` (the runner, and what spawning and serving need) so that a server's
-start does not pay for the types and parsers below: ``codex-mcp serve`` never diffs or lands.
+  reading   diff_files, work_diff, commits_between, ahead_behind, checked_out_in, target_state,
+            dirty_paths, branch_is_merged, branch_is_pushed
+  landing   merge_check -> plan_landing -> apply_landing  (or land() for all three)
+  cleaning  branches_under, commits_only_on, ref_moved_at, subject
+
+Nothing here writes to a working tree or an index except the single, final `merge --ff-only` of
+apply_landing in a target worktree proven clean just before. New objects (snapshot and landing
+commits) are written to the object store, where unreferenced ones are harmless and collected later.
 """
 
 from __future__ import annotations
@@ -16,24 +25,13 @@ from typing import Any, Literal
 from codex_mcp.errors import InputError, StateError
 from codex_mcp.git import (
     GitError,
-    _count_not_in,
-    _first_line,
+    count_not_in,
+    first_line,
     resolve_commit,
     run,
     validate_branch_name,
     worktrees_lock,
 )
-
-# ------------------------------------------------------------------------------------ supervision engine
-# What `diff`, `merge` and `clean` (DESIGN.md, "Supervision") need from git, with no CLI or records:
-#
-#   reading   diff_files, work_diff, commits_between, ahead_behind, checked_out_in, target_state,
-#             dirty_paths, branch_is_merged, branch_is_pushed
-#   landing   merge_check -> plan_landing -> apply_landing  (or land() for all three)
-#
-# Nothing here writes to a working tree or an index except the single, final `merge --ff-only` of
-# apply_landing in a target worktree proven clean just before. New objects (snapshot and landing
-# commits) are written to the object store, where unreferenced ones are harmless and collected later.
 
 ChangeType = Literal["added", "modified", "deleted", "renamed", "copied", "type_changed"]
 Strategy = Literal["merge", "squash", "rebase"]
@@ -314,7 +312,7 @@ async def _log_commits(repo: Path, base: str, head: str, limit: int) -> list[Com
     )
     if result.returncode != 0:
         raise GitError(
-            f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {_first_line(result.stderr)}",
+            f"cannot read the commits {base[:12]}..{head[:12]} in {repo}: {first_line(result.stderr)}",
             returncode=result.returncode,
             stderr=result.stderr,
         )
@@ -555,7 +553,7 @@ async def checked_out_in(repo: Path, branch: str) -> Path | None:
 async def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
     result = await run(repo, "merge-base", "--is-ancestor", older, newer, check=False)
     if result.returncode > 1:
-        raise GitError(f"git merge-base --is-ancestor failed in {repo}: {_first_line(result.stderr)}")
+        raise GitError(f"git merge-base --is-ancestor failed in {repo}: {first_line(result.stderr)}")
     return result.returncode == 0
 
 
@@ -563,7 +561,7 @@ async def branch_is_pushed(repo: Path, branch: str) -> bool:
     """True when every commit of ``branch`` is on some remote-tracking branch (``git fetch`` first
     for a current answer); False for a branch with commits nobody else has."""
     sha = await resolve_commit(repo, branch, what="branch")
-    return await _count_not_in(repo, sha, "--remotes") == 0
+    return await count_not_in(repo, sha, "--remotes") == 0
 
 
 async def branch_is_merged(repo: Path, branch: str, into: str) -> bool:
@@ -606,7 +604,7 @@ async def _merge_tree(repo: Path, ours: str, theirs: str) -> tuple[bool, str, li
         repo, "merge-tree", "--write-tree", "--name-only", "-z", "--messages", ours, theirs, check=False
     )
     if result.returncode not in (0, 1):
-        raise GitError(f"git merge-tree failed in {repo}: {_first_line(result.stderr) or result.returncode}")
+        raise GitError(f"git merge-tree failed in {repo}: {first_line(result.stderr) or result.returncode}")
     tokens = result.stdout.split("\0")
     tree = tokens[0]
     conflicts: list[str] = []
@@ -790,7 +788,7 @@ async def _rebase(repo: Path, check: MergeCheck) -> str:
                     f"(each commit is replayed alone); land it with --strategy merge or squash, or rebase "
                     f"{check.source} by hand"
                 )
-            raise GitError(f"git rebase failed: {_first_line(result.stderr) or result.returncode}")
+            raise GitError(f"git rebase failed: {first_line(result.stderr) or result.returncode}")
         new = (await run(scratch, "rev-parse", "--verify", "HEAD^{commit}")).stdout.strip()
     finally:
         async with worktrees_lock(repo):
@@ -877,7 +875,7 @@ async def apply_landing(repo: Path, plan: LandingPlan, *, target: TargetState | 
         if result.returncode != 0:
             raise StateError(
                 f"{plan.target} moved while {plan.source} was being landed "
-                f"({_first_line(result.stderr)}); nothing changed, land again"
+                f"({first_line(result.stderr)}); nothing changed, land again"
             )
         return Landing(plan, None)
     if where.prunable or not where.path.is_dir():
@@ -899,7 +897,7 @@ async def apply_landing(repo: Path, plan: LandingPlan, *, target: TargetState | 
     if result.returncode != 0:
         raise StateError(
             f"could not fast-forward {plan.target} in {where.path}: "
-            f"{_first_line(result.stderr) or result.returncode}; check that worktree, then land again"
+            f"{first_line(result.stderr) or result.returncode}; check that worktree, then land again"
         )
     return Landing(plan, where.path)
 

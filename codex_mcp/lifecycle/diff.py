@@ -1,8 +1,9 @@
 """What an instance changed: its work against its base, uncommitted and untracked changes included.
 
 Read without touching the worktree's files, index or stash: the worktree as it is is added to a copy
-of its index and diffed against the merge base (supervision.work_diff), the commits read beside it. The base is
-the instance's base branch (the branch it started from). A read: it records no event, like ``ls``.
+of its index and diffed against the merge base (``git.supervision.work_diff``), the commits read
+beside it. The base is the instance's base branch (the branch it started from). A read: it records
+no event, like ``ls``.
 """
 
 from __future__ import annotations
