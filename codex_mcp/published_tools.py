@@ -10,9 +10,11 @@ it: a call of that tool, or a look-up of its input schema (the SDK checks argume
 call). Only that tool is built, from the one module that defines it: when 32 servers start at once
 (figure 6), each first call built all eleven, on two cores, and took up to 2.5 s.
 
-The file is exactly what the registered tools list: ``tests/test_server.py`` fails when the two
-differ, and rewrites the file when run with ``CODEX_MCP_UPDATE_SNAPSHOTS=1``. Should it be missing or
-unreadable, the tools are built for the first listing instead, as before.
+Registering a tool takes its output schema from the file too (``tools/spec.py`` ``register``): the SDK
+deriving it was two thirds of building a tool. The file is exactly what the tools list when the SDK
+derives every schema: ``tests/test_server.py`` fails when the two differ, and rewrites the file when
+run with ``CODEX_MCP_UPDATE_SNAPSHOTS=1``. Should it be missing or unreadable, the tools are built the
+SDK's way for the first listing instead.
 """
 
 from __future__ import annotations
@@ -30,20 +32,27 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = Path(__file__).with_name("published_tools.json")
 
-_cache: list[MCPTool] | None = None
+# The published listing by tool name, in listing order (read once per process).
+_cache: dict[str, MCPTool] | None = None
 
 
-def published_listing() -> list[MCPTool] | None:
-    """The published ``tools/list`` (read once per process); None when the file cannot be used."""
+def published_entries() -> dict[str, MCPTool] | None:
+    """The published listing by tool name, in listing order; None when the file cannot be used."""
     global _cache
     if _cache is None:
         try:
             entries = json.loads(PUBLISHED.read_text(encoding="utf-8"))
-            _cache = [MCPTool.model_validate(entry) for entry in entries]
+            _cache = {tool.name: tool for tool in (MCPTool.model_validate(entry) for entry in entries)}
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             log.warning("cannot read %s (%s); the tools are built for the first listing", PUBLISHED, exc)
             return None
     return _cache
+
+
+def published_listing() -> list[MCPTool] | None:
+    """The published ``tools/list``; None when the file cannot be used."""
+    entries = published_entries()
+    return None if entries is None else list(entries.values())
 
 
 def render(tools: list[MCPTool]) -> str:
@@ -78,9 +87,13 @@ class LazyToolServer(MCPServer[Any]):
             self._register(self, name)
             self._unregistered.discard(name)
 
+    def unregistered(self) -> list[str]:
+        """The tools not registered yet, in listing order."""
+        return sorted(self._unregistered, key=self._order.__getitem__)
+
     def register_tools(self) -> None:
         """Register every tool not registered yet."""
-        for name in sorted(self._unregistered, key=self._order.__getitem__):
+        for name in self.unregistered():
             self.register_tool(name)
 
     async def registered_listing(self) -> list[MCPTool]:

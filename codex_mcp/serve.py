@@ -11,6 +11,7 @@ Only here is it known which transport runs, and so how a tool call's caller is f
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,9 +19,12 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import anyio
+from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
 
 from codex_mcp.app import App, open_app
 from codex_mcp.identity import resolve_caller
+from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.server import build_server
 from codex_mcp.settings import Settings
 from codex_mcp.wire import stdio_transport
@@ -31,8 +35,8 @@ log = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_SECONDS = 3
 # The background reconcile's first pass, after start-up.
 FIRST_RECONCILE_DELAY = 2.0
-# A stdio server loads what every tool's first call needs this long after it starts serving: after
-# the client's handshake and tools/list (answered in milliseconds), before an agent's first call.
+# A stdio server builds what its tools' first calls need this long after it starts serving: after the
+# client's handshake and tools/list (answered in milliseconds), before an agent's first call.
 WARM_UP_DELAY = 0.1
 
 
@@ -47,36 +51,69 @@ async def serve_stdio(settings: Settings) -> None:
         server = build_server(app)
         lowlevel = server._lowlevel_server
         # The SDK's stdio transport, with stdin normalised first (lone surrogates: see wire.py).
-        async with reconciling(app), warmed_up(), stdio_transport() as (read, write):
+        async with reconciling(app), warmed_up(server), stdio_transport() as (read, write):
             await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
 @asynccontextmanager
-async def warmed_up() -> AsyncIterator[None]:
-    """Load, while the agent has not called a tool yet, what the first call of any tool needs.
+async def warmed_up(server: MCPServer[App]) -> AsyncIterator[None]:
+    """Build, while the agent has not called a tool yet, what a first call would otherwise build.
 
-    A server builds each tool at its first call (published_tools.py); what all tools share -- the
-    published models, the tool machinery, the lifecycle facade -- is half of that first call's CPU
-    (~7 of 14 ms). An agent starts its server at the start of its session and calls a tool seconds
-    later: loaded in that pause, in a worker thread (the loop keeps answering), it is off the call.
+    A server starts without its tools (published_tools.py): an agent's client lists them at once, but
+    calls one seconds later. In that pause the server builds everything a call needs, so that no call
+    pays for it: 32 servers whose agents' first calls arrive together would each build a tool and its
+    models at that moment, on two cores (figure 6). In three steps:
+
+    1. the tool modules, the published models and the lifecycle facade are imported in a worker thread
+       (the loop keeps answering);
+    2. each tool is registered on the loop, one per turn of it (0.3-2 ms each: a call arriving
+       meanwhile waits for one at most);
+    3. the store's and the published models build their validators (``defer_build``), a few per turn.
     """
     async with anyio.create_task_group() as group:
-        group.start_soon(_warm_up)
+        group.start_soon(_warm_up, server)
         try:
             yield
         finally:
             group.cancel_scope.cancel()
 
 
-async def _warm_up() -> None:
+async def _warm_up(server: MCPServer[App]) -> None:
     await anyio.sleep(WARM_UP_DELAY)
-    await anyio.to_thread.run_sync(_load_shared)
+    await anyio.to_thread.run_sync(_load_modules)
+    if isinstance(server, LazyToolServer):
+        for name in server.unregistered():
+            server.register_tool(name)
+            await anyio.sleep(0)
+    for n, model in enumerate(_deferred_models(), 1):
+        model.model_rebuild()
+        if n % 4 == 0:
+            await anyio.sleep(0)
 
 
-def _load_shared() -> None:
+def _load_modules() -> None:
     import codex_mcp.lifecycle
     import codex_mcp.outcomes
     import codex_mcp.tools.spec  # noqa: F401
+    from codex_mcp.tools import MODULES
+
+    for module in dict.fromkeys(MODULES.values()):
+        importlib.import_module(module)
+
+
+def _deferred_models() -> list[type[BaseModel]]:
+    """The store's row models and the published models whose validators are not built yet."""
+    from codex_mcp.outcomes import Outcome
+    from codex_mcp.store.rows import Row
+
+    found: list[type[BaseModel]] = []
+    pending: list[type[BaseModel]] = [Row, Outcome]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            pending.append(sub)
+            if not sub.__pydantic_complete__:
+                found.append(sub)
+    return found
 
 
 @asynccontextmanager

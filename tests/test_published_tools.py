@@ -156,3 +156,49 @@ async def test_without_the_published_file_the_first_listing_registers_every_tool
     async with Client(lazy) as client:
         assert [t.name for t in (await client.list_tools()).tools] == list(MODULES)
     assert registered(lazy) == EXPECTED_TOOLS
+
+
+def with_entry(name: str, **update: Any) -> dict[str, Any]:
+    """The published listing by name, with ``name``'s entry changed as a stale or edited file would be."""
+    entries = dict(published_tools.published_entries() or {})
+    entries[name] = entries[name].model_copy(update=update)
+    return entries
+
+
+async def test_a_tool_takes_its_output_schema_from_the_published_listing(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registering a tool does not derive its output schema: the file's is published as it is."""
+    marked = dict((published_tools.published_entries() or {})["list_issues"].output_schema or {})
+    marked["description"] = "taken from the published file"
+    monkeypatch.setattr(published_tools, "_cache", with_entry("list_issues", output_schema=marked))
+    lazy = lazy_server(app)
+    async with Client(lazy) as client:
+        ok(await client.call_tool("list_issues", {}))
+        listing = {t.name: t for t in await lazy.registered_listing()}
+        assert listing["list_issues"].output_schema == marked
+        # The answer is still the tool's own, structured and as text.
+        answer = await client.call_tool("list_issues", {})
+        assert answer.structured_content is not None and "issues" in answer.structured_content
+
+
+async def test_a_stale_published_entry_is_not_trusted_and_the_sdk_derives_the_schemas(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry whose input schema or description no longer matches the tool (the file was not
+    regenerated) gives no output schema either: the tool is built as the SDK derives it."""
+    true_output = (published_tools.published_entries() or {})["get_issue"].output_schema
+    bogus_output = {"type": "object", "properties": {"stale": {"type": "string"}}}
+    input_schema = {**(published_tools.published_entries() or {})["get_issue"].input_schema}
+    input_schema["required"] = ["a_parameter_it_no_longer_has"]
+    for stale in (
+        with_entry("get_issue", input_schema=input_schema, output_schema=bogus_output),
+        with_entry("get_issue", description="what an older version said", output_schema=bogus_output),
+    ):
+        monkeypatch.setattr(published_tools, "_cache", stale)
+        lazy = lazy_server(app)
+        lazy.register_tool("get_issue")
+        (built,) = [t for t in await lazy.registered_listing() if t.name == "get_issue"]
+        assert built.output_schema == true_output
+        assert "published listing of get_issue is stale" in caplog.text
+        caplog.clear()

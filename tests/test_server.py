@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.server.mcpserver import MCPServer
 from pydantic import ValidationError
 from support import EXPECTED_TOOLS, HANDSHAKE, MODULES_PROBE, event_rows, git, new_instance, ok, text_of
 
@@ -32,6 +33,8 @@ from codex_mcp.store.events import Event
 from codex_mcp.store.issues import Issue
 from codex_mcp.store.relationships import Relationship
 from codex_mcp.tmux import NOT_IN_TMUX
+from codex_mcp.tools import MODULES, all_tools
+from codex_mcp.tools.spec import register
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 # Read at import: the autouse `clean_environment` fixture removes every CODEX_MCP_* variable.
@@ -160,31 +163,36 @@ async def test_tools_list_matches_snapshot(app: App) -> None:
 
 
 async def test_the_published_listing_is_what_the_registered_tools_list(app: App) -> None:
-    """A server answers tools/list from published_tools.json until a call builds the tools: the file must
-    be exactly what the tools list once built, on the wire."""
+    """A server answers tools/list from published_tools.json until a call builds the tools, and takes
+    each tool's output schema from it: the file must be exactly what the tools list when the SDK derives
+    every schema, on the wire."""
+    derived_server: MCPServer[App] = MCPServer("derived")
+    register(derived_server, *all_tools())  # no published listing: every schema derived by the SDK
+    derived = await derived_server.list_tools()
+    if UPDATE_SNAPSHOTS:
+        published_tools.PUBLISHED.write_text(published_tools.render(derived), encoding="utf-8")
+        published_tools._cache = None
     lazy = build_server(app)
     built = build_server(app)
     assert isinstance(built, LazyToolServer)
-    registered = await built.registered_listing()
-    if UPDATE_SNAPSHOTS:
-        published_tools.PUBLISHED.write_text(published_tools.render(registered), encoding="utf-8")
-        published_tools._cache = None
     async with Client(lazy) as client:
         before_any_call = (await client.list_tools()).tools
         assert lazy._tool_manager.list_tools() == []  # answered without building a tool
-        ok(await client.call_tool("query_instances", {}))  # the first call builds them
+        ok(await client.call_tool("query_instances", {}))  # the first call builds it
         after_a_call = (await client.list_tools()).tools
+    await built.registered_listing()
     async with Client(built) as client:
         from_registered = (await client.list_tools()).tools
 
     def wire(tools: list[Any]) -> list[dict[str, Any]]:
         return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
 
-    assert wire(from_registered) == wire(after_a_call) and len(from_registered) == len(EXPECTED_TOOLS)
-    assert wire(before_any_call) == wire(from_registered), (
+    assert len(derived) == len(EXPECTED_TOOLS)
+    assert wire(before_any_call) == wire(derived), (
         f"{published_tools.PUBLISHED.name} is not what the tools list. Regenerate it with: "
         "CODEX_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_server.py -k published"
     )
+    assert wire(from_registered) == wire(after_a_call) == wire(derived)
 
 
 # ------------------------------------------------------------------------------------ query_instances
@@ -698,8 +706,8 @@ async def test_stdio_stdout_carries_only_the_protocol(repo: Path, cli_env: dict[
 
 # What a stdio server loads: Claude Code starts one per agent, so its start leaves out every command group
 # but serve's, the diff and landing engine, lifecycle's chapters and each tool's module (a tool is built at
-# its first call). Idle after the handshake, it loads what every tool's first call shares (serve.py,
-# warmed_up), and a first read, whose agents are all alive, loads no chapter either.
+# its first call). Idle after the handshake, it builds its tools (serve.py, warmed_up), which load no
+# chapter, and a first read, whose agents are all alive, loads no chapter either.
 OTHER_COMMANDS = tuple(f"codex_mcp.cli.{m}" for m in ("actions", "care", "instances", "landing", "person"))
 CHAPTERS = tuple(
     f"codex_mcp.lifecycle.{m}"
@@ -707,6 +715,7 @@ CHAPTERS = tuple(
 )
 NEVER_SO_SOON = ("codex_mcp.git.supervision", "codex_mcp.github", "githubkit", *OTHER_COMMANDS, *CHAPTERS)
 SHARED = {"codex_mcp.outcomes", "codex_mcp.tools.spec", "codex_mcp.lifecycle"}
+TOOL_MODULES = set(MODULES.values())
 
 
 @pytest.mark.parametrize("moment", ["start", "idle", "first read"])
@@ -743,11 +752,52 @@ def test_a_stdio_server_loads_only_what_it_serves(
     if moment == "start":
         assert "codex_mcp.tools.instances" not in modules and "codex_mcp.store.relationships" not in modules
     if moment == "idle":
-        assert modules >= SHARED and "codex_mcp.tools.instances" not in modules
+        assert modules >= SHARED | TOOL_MODULES
     if moment == "first read":
         read = by_id[3]["result"]
         assert not read.get("isError") and read["structuredContent"]["caller_instance_id"] == "adhoc-a1"
         assert {"codex_mcp.tools.instances", "codex_mcp.lifecycle.liveness"} <= modules
+
+
+async def test_a_server_builds_its_tools_and_models_before_the_first_call(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up registers every tool and builds every deferred model while the agent has called
+    nothing; a call arriving in the middle of it is answered, and builds nothing twice."""
+    from codex_mcp import serve
+    from codex_mcp.outcomes import Outcome, QueryInstancesResult
+    from codex_mcp.store.rows import Row
+
+    def models() -> list[type[Any]]:
+        found, pending = [], [Row, Outcome]
+        while pending:
+            subs = pending.pop().__subclasses__()
+            found += subs
+            pending += subs
+        return found
+
+    monkeypatch.setattr(serve, "WARM_UP_DELAY", 0)
+    server = build_server(app)
+    assert isinstance(server, LazyToolServer)
+    added: list[str] = []
+    add_tool = server.add_tool
+
+    def counting_add_tool(*args: Any, **kwargs: Any) -> None:
+        added.append(kwargs["name"])
+        add_tool(*args, **kwargs)
+
+    server.add_tool = counting_add_tool  # type: ignore[method-assign]
+    async with Client(server) as client:
+        async with serve.warmed_up(server):
+            # Answered whether or not the warm-up has reached this tool yet.
+            read = ok(await client.call_tool("query_instances", {}))
+            with anyio.fail_after(30):
+                while server.unregistered() or not all(m.__pydantic_complete__ for m in models()):
+                    await anyio.sleep(0.01)
+        assert app.caller is not None
+        assert QueryInstancesResult.model_validate(read).caller_instance_id == app.caller.id
+    assert sorted(added) == sorted(EXPECTED_TOOLS)  # each once
+    assert len(models()) > 20
 
 
 @pytest.mark.slow

@@ -48,6 +48,7 @@ def tool_spec(name: str) -> ToolSpec:
 
 def register_one(server: Any, name: str) -> None:
     """Register the tool ``name`` (a key of :data:`MODULES`) on ``server``."""
+    from codex_mcp.published_tools import published_entries
     from codex_mcp.tools.spec import register
 
-    register(server, tool_spec(name))
+    register(server, tool_spec(name), published=published_entries())

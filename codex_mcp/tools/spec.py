@@ -17,14 +17,16 @@ alone cost the CLI most of a second.
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import Tool as MCPTool
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -32,6 +34,8 @@ from codex_mcp.recording import ToolCall, run_recorded
 
 if TYPE_CHECKING:
     from codex_mcp.app import App
+
+log = logging.getLogger(__name__)
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
@@ -144,31 +148,60 @@ def answer(result: BaseModel) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
 
-def register(server: Any, *specs: ToolSpec) -> None:
+def register(server: Any, *specs: ToolSpec, published: Mapping[str, MCPTool] | None = None) -> None:
+    """Register each tool on ``server``.
+
+    With its ``published`` listing entry (``published_tools.json``), a tool's output schema is taken
+    from there instead of being derived: the SDK deriving it (an output type adapter and its JSON
+    schema) is two thirds of building a tool, and a server builds each tool at the first call of it
+    (figure 6: 32 servers whose first calls arrive together). The entry is trusted only while what
+    the SDK does build -- the input schema and the description -- matches it; otherwise the file is
+    stale, and the tool is built the SDK's way. ``tests/test_server.py`` checks the file against the
+    derived listing.
+
+    Either way the SDK does not validate each answer against the output model again: ours is always
+    the dump of an instance of that model (:func:`answer`, after ``recording`` checked the type). The
+    schema stays published (clients validate).
+    """
     for spec in specs:
-        server.add_tool(
-            spec.handler,
-            name=spec.name,
-            title=spec.title,
-            annotations=spec.annotations.model_copy(update={"title": spec.title}),
-            structured_output=True,
-        )
+        entry = published.get(spec.name) if published is not None else None
+        if entry is not None and entry.output_schema is not None:
+            server.add_tool(spec.handler, **_listed(spec), structured_output=False)
+            built = _registered(server, spec.name)
+            if (
+                built is not None
+                and built.parameters == entry.input_schema
+                and built.description == entry.description
+            ):
+                built.fn_metadata.output_schema = entry.output_schema
+                continue
+            log.warning("the published listing of %s is stale; its schemas are derived instead", spec.name)
+            server.remove_tool(spec.name)
+        server.add_tool(spec.handler, **_listed(spec), structured_output=True)
         _trust_structured_content(server, spec.name)
 
 
-def _trust_structured_content(server: Any, name: str) -> None:
-    """Publish the tool's output schema without the SDK validating each answer against it again.
+def _listed(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "annotations": spec.annotations.model_copy(update={"title": spec.title}),
+    }
 
-    The SDK checks a returned ``CallToolResult``'s structured content against the output model: a
-    second walk of the whole answer. Ours is always the dump of an instance of that model (``answer``,
-    after ``recording`` checked the type), so the check cannot fail; the schema stays published (clients
-    still validate). ``FuncMetadata`` reads ``output_model`` at each call and validates only when it is
-    set; the tool is reached through the SDK's tool manager, a private attribute: should it move, the
-    SDK's check simply stays.
+
+def _registered(server: Any, name: str) -> Any:
+    """The SDK's record of a registered tool, reached through its tool manager (a private attribute:
+    should it move, None, and tools are built the SDK's way)."""
+    get_tool = getattr(getattr(server, "_tool_manager", None), "get_tool", None)
+    return get_tool(name) if get_tool is not None else None
+
+
+def _trust_structured_content(server: Any, name: str) -> None:
+    """Keep the SDK from checking each answer's structured content against the output model: a second
+    walk of the whole answer, which cannot fail (see :func:`register`). ``FuncMetadata`` reads
+    ``output_model`` at each call and validates only when it is set; should the tool not be reachable,
+    the SDK's check simply stays.
     """
-    manager = getattr(server, "_tool_manager", None)
-    get_tool = getattr(manager, "get_tool", None)
-    registered = get_tool(name) if get_tool is not None else None
-    metadata = getattr(registered, "fn_metadata", None)
+    metadata = getattr(_registered(server, name), "fn_metadata", None)
     if metadata is not None and metadata.output_schema is not None:
         metadata.output_model = None
