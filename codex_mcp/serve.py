@@ -79,14 +79,26 @@ async def warmed_up(server: MCPServer[App]) -> AsyncIterator[None]:
 
 
 async def _warm_up(server: MCPServer[App]) -> None:
+    # Nothing here may stop the server: what the warm-up could not build, the first call builds (and
+    # reports, should it fail again).
     await anyio.sleep(WARM_UP_DELAY)
-    await anyio.to_thread.run_sync(_load_modules)
+    try:
+        await anyio.to_thread.run_sync(_load_modules)
+    except Exception:
+        log.exception("the warm-up could not import the tools; each is built at its first call")
+        return
     if isinstance(server, LazyToolServer):
         for name in server.unregistered():
-            server.register_tool(name)
+            try:
+                server.register_tool(name)
+            except Exception:
+                log.exception("the warm-up could not build the tool %s; its first call will try again", name)
             await anyio.sleep(0)
     for n, model in enumerate(_deferred_models(), 1):
-        model.model_rebuild()
+        try:
+            model.model_rebuild()
+        except Exception:
+            log.exception("the warm-up could not build the model %s; its first use will", model.__name__)
         if n % 4 == 0:
             await anyio.sleep(0)
 

@@ -800,6 +800,34 @@ async def test_a_server_builds_its_tools_and_models_before_the_first_call(
     assert len(models()) > 20
 
 
+async def test_a_tool_the_warm_up_cannot_build_leaves_the_server_serving(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from codex_mcp import serve
+
+    monkeypatch.setattr(serve, "WARM_UP_DELAY", 0)
+    server = build_server(app)
+    assert isinstance(server, LazyToolServer)
+    register_tool = server.register_tool
+    broken = ["list_events"]
+
+    def failing(name: str) -> None:
+        if name in broken:
+            raise RuntimeError(f"cannot build {name}")
+        register_tool(name)
+
+    server.register_tool = failing  # type: ignore[method-assign]
+    async with Client(server) as client, serve.warmed_up(server):
+        with anyio.fail_after(30):
+            while server.unregistered() != ["list_events"]:
+                await anyio.sleep(0.01)
+        assert "could not build the tool list_events" in caplog.text
+        ok(await client.call_tool("query_instances", {}))  # the others were built, and serve
+        assert (await client.call_tool("list_events", {})).is_error  # the first call tries again
+        broken.clear()
+        ok(await client.call_tool("list_events", {}))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("instance", ["work-1-a1", "not-an-id"])
 def test_serve_with_an_unusable_instance_fails_with_one_line(
