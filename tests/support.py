@@ -351,3 +351,16 @@ HANDSHAKE: list[dict[str, Any]] = [
     },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
 ]
+
+
+def count_registrations(server: Any) -> list[str]:
+    """The names of the tools registered on ``server`` from now on, one entry per SDK registration."""
+    added: list[str] = []
+    add_tool = server.add_tool
+
+    def counting_add_tool(*args: Any, **kwargs: Any) -> None:
+        added.append(kwargs["name"])
+        add_tool(*args, **kwargs)
+
+    server.add_tool = counting_add_tool
+    return added

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from support import EXPECTED_TOOLS, failed, ok
+from support import EXPECTED_TOOLS, count_registrations, failed, ok
 
 from codex_mcp import published_tools
 from codex_mcp.app import App
@@ -105,14 +105,7 @@ async def test_two_first_calls_arriving_together_register_the_tool_once(
     app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
     lazy = lazy_server(app)
-    added: list[str] = []
-    add_tool = lazy.add_tool
-
-    def counting_add_tool(*args: Any, **kwargs: Any) -> None:
-        added.append(kwargs["name"])
-        add_tool(*args, **kwargs)
-
-    lazy.add_tool = counting_add_tool  # type: ignore[method-assign]
+    added = count_registrations(lazy)
     answers: list[dict[str, Any]] = []
     async with Client(lazy) as client:
 

@@ -15,7 +15,17 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.server.mcpserver import MCPServer
 from pydantic import ValidationError
-from support import EXPECTED_TOOLS, HANDSHAKE, MODULES_PROBE, event_rows, git, new_instance, ok, text_of
+from support import (
+    EXPECTED_TOOLS,
+    HANDSHAKE,
+    MODULES_PROBE,
+    count_registrations,
+    event_rows,
+    git,
+    new_instance,
+    ok,
+    text_of,
+)
 
 from codex_mcp import published_tools
 from codex_mcp.app import App
@@ -779,14 +789,7 @@ async def test_a_server_builds_its_tools_and_models_before_the_first_call(
     monkeypatch.setattr(serve, "WARM_UP_DELAY", 0)
     server = build_server(app)
     assert isinstance(server, LazyToolServer)
-    added: list[str] = []
-    add_tool = server.add_tool
-
-    def counting_add_tool(*args: Any, **kwargs: Any) -> None:
-        added.append(kwargs["name"])
-        add_tool(*args, **kwargs)
-
-    server.add_tool = counting_add_tool  # type: ignore[method-assign]
+    added = count_registrations(server)
     async with Client(server) as client:
         async with serve.warmed_up(server):
             # Answered whether or not the warm-up has reached this tool yet.
