@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -64,7 +65,9 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out + (["", *notes] if notes else []))
 
 
-async def run(keys: list[str], quick: bool, tmp: Path) -> tuple[list[Row], dict[str, float]]:
+async def run(
+    keys: list[str], quick: bool, tmp: Path, keep: bool = False
+) -> tuple[list[Row], dict[str, float]]:
     # Our own handler first: the SDK's MCPServer() (built in-process by some figures) would otherwise install
     # a rich INFO handler on the root logger, and every HTTP request of the clients would be logged.
     logging.basicConfig(
@@ -92,6 +95,12 @@ async def run(keys: list[str], quick: bool, tmp: Path) -> tuple[list[Row], dict[
         for row in got:
             print(f"bench:   {row.figure}: {row.measured} | {row.compare} -> {row.verdict}", file=sys.stderr)
         rows.extend(got)
+        # The next figure starts on a machine the last one has left: its files deleted (figure 5's database
+        # is a gigabyte), this process's garbage collected, the disk written.
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        gc.collect()
+        os.sync()
     return rows, durations
 
 
@@ -115,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     saved_env = dict(os.environ)
     try:
-        rows, durations = asyncio.run(run(keys, args.quick, tmp))
+        rows, durations = asyncio.run(run(keys, args.quick, tmp, args.keep))
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
