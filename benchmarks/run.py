@@ -96,7 +96,7 @@ async def run(
             print(f"bench:   {row.figure}: {row.measured} | {row.compare} -> {row.verdict}", file=sys.stderr)
         rows.extend(got)
         # The next figure starts on a machine the last one has left: its files deleted (figure 5's database
-        # is a gigabyte), this process's garbage collected, the disk written.
+        # is 342 MiB), this process's garbage collected, the disk written.
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         gc.collect()
