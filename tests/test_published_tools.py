@@ -195,3 +195,20 @@ async def test_a_stale_published_entry_is_not_trusted_and_the_sdk_derives_the_sc
         assert built.output_schema == true_output
         assert "published listing of get_issue is stale" in caplog.text
         caplog.clear()
+
+
+async def test_without_the_sdks_tool_record_the_schemas_are_derived_and_nothing_is_called_stale(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should the SDK's tool manager move (a private attribute), tools are built the SDK's way."""
+    from codex_mcp.tools import spec as tool_spec_module
+
+    monkeypatch.setattr(tool_spec_module, "_registered", lambda server, name: None)
+    lazy = lazy_server(app)
+    async with Client(lazy) as client:
+        answer = ok(await client.call_tool("query_instances", {}))
+        assert app.caller is not None and answer["caller_instance_id"] == app.caller.id
+        listing = {t.name: t for t in await lazy.registered_listing()}
+    published = published_tools.published_entries() or {}
+    assert listing["query_instances"].output_schema == published["query_instances"].output_schema
+    assert "stale" not in caplog.text

@@ -175,7 +175,10 @@ def register(server: Any, *specs: ToolSpec, published: Mapping[str, MCPTool] | N
             ):
                 built.fn_metadata.output_schema = entry.output_schema
                 continue
-            log.warning("the published listing of %s is stale; its schemas are derived instead", spec.name)
+            if built is not None:  # (None: the SDK's tool manager moved; nothing to say of the file)
+                log.warning(
+                    "the published listing of %s is stale; its schemas are derived instead", spec.name
+                )
             server.remove_tool(spec.name)
         server.add_tool(spec.handler, **_listed(spec), structured_output=True)
         _trust_structured_content(server, spec.name)
