@@ -304,6 +304,32 @@ async def _is_terminated(db: Database, instance_id: str) -> bool:
     return (await status(db, instance_id))[0] == "terminated"
 
 
+def process_state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return stat[stat.rfind(b")") + 2 :].split()[0].decode()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+async def test_an_agent_that_exited_but_was_not_collected_yet_is_not_alive(tmp_path: Path) -> None:
+    """tmux can close an agent's session before it collects the exited process: a zombie, which
+    ``kill(pid, 0)`` still finds. Reads must see that agent as gone."""
+    # A command name with ") Z (" in it: /proc's stat is read from the last parenthesis.
+    named = tmp_path / "agent) Z (x"
+    named.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    child = subprocess.Popen([str(named), "60"])
+    try:
+        assert process_state(child.pid) != "Z"
+        assert pid_alive(child.pid)
+        child.kill()
+        await wait_for(lambda: process_state(child.pid) == "Z")  # exited, not collected by us, its parent
+        os.kill(child.pid, 0)  # what the check alone used to see: still there
+        assert not pid_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid)
+
+
 # ------------------------------------------------------------------------------------------- orphans
 
 

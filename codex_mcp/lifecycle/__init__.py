@@ -179,9 +179,9 @@ class Lifecycle:
         """Check the agents of the running rows a read is about to answer with; True when it reconciled
         (the caller reads its rows again).
 
-        One ``kill(pid, 0)`` per running row with a pid: while every one is alive nothing is converged and
-        the read answers at once. A gone process triggers the full reconcile (tmux asked). Never makes a
-        read fail.
+        One :func:`liveness.pid_alive` per running row with a pid: while every one is alive nothing is
+        converged and the read answers at once. A gone process triggers the full reconcile (tmux asked).
+        Never makes a read fail.
         """
         if agents_alive(rows):
             return False
