@@ -8,7 +8,9 @@ but calls a tool later, if at all, and mostly the same one or two. So :class:`La
 ``tools/list`` from ``published_tools.json`` and registers each tool at the first request that needs
 it: a call of that tool, or a look-up of its input schema (the SDK checks arguments with it before the
 call). Only that tool is built, from the one module that defines it: when 32 servers start at once
-(figure 6), each first call built all eleven, on two cores, and took up to 2.5 s.
+(figure 6), each first call built all eleven, on two cores, and took up to 2.5 s. A stdio server then
+builds the others in the pause before its agent's first call (``serve.py`` ``warmed_up``), one per
+turn of its loop.
 
 Registering a tool takes its output schema from the file too (``tools/spec.py`` ``register``): the SDK
 deriving it was two thirds of building a tool. The file is exactly what the tools list when the SDK
