@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 
 from codex_mcp import git
+from codex_mcp.background import running_beside
 from codex_mcp.errors import CodexError, ConfigError, InputError, StateError, UpstreamError
 from codex_mcp.issue_cache import github_client
 from codex_mcp.outcomes import CreatePullRequestResult
@@ -185,9 +186,5 @@ async def polling_pull_requests(
     settings: Settings, db: Database, *, interval: float | None = None
 ) -> AsyncIterator[None]:
     """Keep :func:`poll_pull_requests` running while the block runs (a long-running process's life)."""
-    async with anyio.create_task_group() as group:
-        group.start_soon(partial(poll_pull_requests, settings, db, interval=interval))
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    async with running_beside(partial(poll_pull_requests, settings, db, interval=interval)):
+        yield

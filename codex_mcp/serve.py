@@ -17,12 +17,14 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 from codex_mcp.app import App, open_app
+from codex_mcp.background import running_beside
 from codex_mcp.identity import resolve_caller
 from codex_mcp.published_tools import LazyToolServer
 from codex_mcp.server import build_server
@@ -70,12 +72,8 @@ async def warmed_up(server: MCPServer[App]) -> AsyncIterator[None]:
        meanwhile waits for one at most);
     3. the store's and the published models build their validators (``defer_build``), a few per turn.
     """
-    async with anyio.create_task_group() as group:
-        group.start_soon(_warm_up, server)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    async with running_beside(partial(_warm_up, server)):
+        yield
 
 
 async def _warm_up(server: MCPServer[App]) -> None:
@@ -135,12 +133,8 @@ async def reconciling(app: App) -> AsyncIterator[None]:
     Reads only check the pids of the rows they answer with; this loop (lifecycle/reconcile.py,
     ``keep_reconciled``) is what bounds how stale a `running` can be in a server that lives for hours.
     """
-    async with anyio.create_task_group() as group:
-        group.start_soon(_reconcile_in_background, app)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    async with running_beside(partial(_reconcile_in_background, app)):
+        yield
 
 
 async def _reconcile_in_background(app: App) -> None:
