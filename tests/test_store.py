@@ -201,69 +201,6 @@ async def test_a_lone_insert_gives_up_after_the_busy_timeout(tmp_path: Path) -> 
         await db.close()
 
 
-async def test_a_lone_event_insert_reads_its_pages_before_each_attempt_at_the_lock(
-    database: Database,
-) -> None:
-    # The warm-up read runs on the inserting connection itself (its page cache is what the INSERT
-    # reuses), outside any transaction, before every attempt: here one attempt meets another
-    # process's write lock, and the read after the wait is made again.
-    async with database.write() as tx:
-        await add_instance(tx, "work-1")
-    appender = database._appender
-    assert appender is not None
-    statements: list[tuple[str, bool]] = []
-    appender.set_trace_callback(lambda sql: statements.append((sql.split()[0], appender.in_transaction)))
-    other = sqlite3.connect(database.path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-
-    async def record() -> None:
-        await events.record_alone(database, NewEvent(instance_id="work-1", tool_name="t", success=True))
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as group:
-            group.start_soon(record)
-            await anyio.sleep(0.05)
-            other.execute("COMMIT")
-    other.close()
-    appender.set_trace_callback(None)
-    assert count(database.path, "mcp_events", "instance_id = 'work-1'") == 1
-    kinds = [kind for kind, _ in statements]
-    assert kinds[:4] == ["SELECT", "INSERT", "SELECT", "INSERT"], statements  # read, locked; read, landed
-    assert kinds[-2:] == ["SELECT", "INSERT"] and len(kinds) % 2 == 0, statements
-    assert not any(in_tx for kind, in_tx in statements if kind == "SELECT"), statements
-
-
-async def test_the_warm_up_read_covers_every_page_an_event_insert_touches(database: Database) -> None:
-    # Each b-tree the INSERT writes or looks up: the table's last leaf, its AUTOINCREMENT row, every
-    # index of mcp_events (a new index must join the read), and the instance its foreign key checks.
-    indexes = {
-        name
-        for (name,) in (
-            await database.fetchall(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'mcp_events'"
-            )
-        )
-    }
-    assert indexes  # (the seed's two, at least)
-    plan = " | ".join(
-        row[3] for row in await database.fetchall("EXPLAIN QUERY PLAN " + events.WARM_INSERT, ("x",))
-    )
-    for index in indexes:
-        assert f"INDEX {index} " in plan or plan.endswith(f"INDEX {index}"), (index, plan)
-    assert "SEARCH mcp_events |" in plan + " |", plan  # the rowid b-tree's last entry (max(id))
-    assert "sqlite_sequence" in plan, plan
-    assert "SEARCH instances USING COVERING INDEX sqlite_autoindex_instances_1 (id=?)" in plan, plan
-    assert "SCAN mcp_events" not in plan, plan  # a read of the last rows, never of the whole table
-
-
-async def test_a_lone_insert_whose_warm_up_read_fails_still_lands(database: Database) -> None:
-    rowid = await database.insert_alone(
-        "INSERT INTO user_config (key, value) VALUES ('w.z', '1')", warm=("SELECT * FROM no_such_table", ())
-    )
-    assert rowid > 0
-    assert count(database.path, "user_config", "key = 'w.z'") == 1
-
-
 # --- 2. write(): commit, rollback, cancellation -----------------------------------------------
 
 

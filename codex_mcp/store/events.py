@@ -116,21 +116,9 @@ async def record(tx: Tx, event: NewEvent) -> int:
     return await tx.insert(_INSERT, _values(event))
 
 
-# The pages _INSERT reads and writes, read before it takes the write lock (Database.insert_alone):
-# the table's last rows, its AUTOINCREMENT counter, where the new row goes in each index, and the
-# instance its foreign key looks up. ?1 is the event's instance.
-WARM_INSERT = (
-    "SELECT (SELECT max(id) FROM mcp_events),"
-    " (SELECT seq FROM sqlite_sequence WHERE name = 'mcp_events'),"
-    " (SELECT max(id) FROM mcp_events WHERE instance_id = ?1),"
-    " (SELECT max(timestamp) FROM mcp_events),"
-    " (SELECT 1 FROM instances WHERE id = ?1)"
-)
-
-
 async def record_alone(db: Database, event: NewEvent) -> int:
     """Record an event that is the call's only write: one autocommit statement, one round trip."""
-    return await db.insert_alone(_INSERT, _values(event), warm=(WARM_INSERT, (event.instance_id,)))
+    return await db.insert_alone(_INSERT, _values(event))
 
 
 async def list_recent(
