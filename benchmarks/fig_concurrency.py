@@ -172,11 +172,15 @@ async def many_servers(tmp: Path, env: dict[str, str], quick: bool) -> list[Row]
                 "bare_p99_ms": ms(percentile(bare_latencies, 99)),
                 "bare_max_ms": ms(max(bare_latencies)) if bare_latencies else None,
                 "bare_wall_s": round(bare_wall, 2),
+                # The machine's whole CPU for a round, per call: steadier than the p99 from run to run,
+                # and the p99s' ratio follows it (both sides keep both CPUs busy).
+                "wall_ratio": round(wall / bare_wall, 3),
             },
             note=f"the calls are {TOOL}(limit=10), each also writing its event row; {servers * calls} calls in "
             f"{wall:.1f} s ({servers * calls / wall:.0f}/s) per round, max {fmt_ms(max(latencies)) if latencies else '-'}; "
             f"baseline (same number of bare MCPServer processes, unrecorded ping, same client) shows what {servers} "
-            f"processes on {os.cpu_count()} CPUs cost by themselves: {servers * calls} calls in {bare_wall:.1f} s. "
+            f"processes on {os.cpu_count()} CPUs cost by themselves: {servers * calls} calls in {bare_wall:.1f} s "
+            f"(the rounds' wall time {wall / bare_wall:.2f}{X} the bare servers'). "
             f"{rounds} rounds, the sides alternated (A/B, B/A, ...), p99 over every call of a side; each round's own "
             f"ratio: {', '.join(f'{r:.2f}' for r in round_ratios)}",
         )
