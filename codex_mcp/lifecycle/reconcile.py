@@ -8,7 +8,7 @@ row are listed as orphans (never removed), and running rows whose worktree folde
 
 Liveness stays off the read path (a tmux process per read costs more than the read): reads check the
 process ids of the running rows they are about to answer with (``Lifecycle.confirm_running``, one
-``kill(pid, 0)`` each) and reconcile only when one is gone; long-running servers keep the table
+``liveness.pid_alive`` each: ``kill(pid, 0)``, and not a zombie) and reconcile only when one is gone; long-running servers keep the table
 converged in the background (``Lifecycle.keep_reconciled``: pids every few seconds, a full tmux
 listing every minute, which also catches a session killed while its process lives on or a pid reused
 by another process).
