@@ -46,8 +46,9 @@ agent's terminal. Each side ends itself with terminate_instance when done.
   made, and its recent tool calls.
 - list_events: the recent tool calls of every instance, with errors; use it to see why a call failed.
 
-Every call you make is recorded (long text and prompts only as length and digest). Errors say what
-to do next: read them and follow them rather than retrying blindly.
+Answers leave out the fields whose value is null (not known, or not applicable yet): a field that
+is missing from an answer is null. Every call you make is recorded (long text and prompts only as
+length and digest). Errors say what to do next: read them and follow them rather than retrying blindly.
 """
 
 

@@ -212,3 +212,79 @@ async def test_without_the_sdks_tool_record_the_schemas_are_derived_and_nothing_
     published = published_tools.published_entries() or {}
     assert listing["query_instances"].output_schema == published["query_instances"].output_schema
     assert "stale" not in caplog.text
+
+
+def _objects(schema: Any) -> list[dict[str, Any]]:
+    """Every object schema with properties inside ``schema`` (its $defs included)."""
+    found: list[dict[str, Any]] = []
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                found.append(node)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return found
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(
+        isinstance(alt, dict) and alt.get("type") == "null" for alt in prop.get("anyOf", [])
+    )
+
+
+def test_every_nullable_output_field_may_be_left_out_of_an_answer() -> None:
+    """Answers leave out null fields (recording.dump_answer): each nullable field of every published
+    output schema must be optional with the default null, or an answer would not validate."""
+    listing = published_tools.published_entries()
+    assert listing is not None
+    checked = 0
+    for name, entry in listing.items():
+        assert entry.output_schema is not None, name
+        for obj in _objects(entry.output_schema):
+            required = set(obj.get("required", []))
+            for field, prop in obj["properties"].items():
+                if isinstance(prop, dict) and _nullable(prop):
+                    checked += 1
+                    where = f"{name}: {obj.get('title', '?')}.{field}"
+                    assert field not in required, f"{where} is nullable but required: give it `= None`"
+                    assert prop.get("default", ...) is None, f"{where} is nullable without the default null"
+    assert checked > 20  # the rows' many nullable columns were found
+
+
+def _nulls(value: Any, path: str = "$") -> list[str]:
+    """Where ``value`` holds a null, outside an event's metadata (free-form JSON, answered as recorded)."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() if k != "metadata" for p in _nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for n, v in enumerate(value) for p in _nulls(v, f"{path}[{n}]")]
+    return []
+
+
+async def test_answers_leave_out_null_fields_and_validate_against_the_published_schema(app: App) -> None:
+    import jsonschema  # type: ignore[import-untyped]  # (a dependency of the MCP SDK)
+
+    listing = published_tools.published_entries()
+    assert listing is not None
+    async with Client(build_server(app)) as client:
+        for name, arguments in [
+            ("query_instances", {}),
+            ("get_instance", {"instance_id": app.caller.id if app.caller else ""}),
+            ("list_events", {}),
+        ]:
+            result = await client.call_tool(name, arguments)
+            structured = ok(result)
+            assert _nulls(structured) == [], name
+            assert json.loads(result.content[0].text) == structured, name  # type: ignore[union-attr]
+            schema = listing[name].output_schema
+            assert schema is not None
+            jsonschema.validate(structured, schema)
+        # The caller's row has no pull request: the field is left out, where it used to read null.
+        rows = ok(await client.call_tool("query_instances", {}))["instances"]
+        mine = next(r for r in rows if app.caller is not None and r["id"] == app.caller.id)
+        assert "pr_url" not in mine and "merged_at" not in mine
+        assert {"id", "type", "status", "worktree_path", "branch_name", "tmux_session"} <= set(mine)

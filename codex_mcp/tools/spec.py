@@ -30,7 +30,7 @@ from mcp_types import Tool as MCPTool
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from codex_mcp.recording import ToolCall, run_recorded
+from codex_mcp.recording import ToolCall, dump_answer, run_recorded
 
 if TYPE_CHECKING:
     from codex_mcp.app import App
@@ -142,8 +142,10 @@ def answer(result: BaseModel) -> CallToolResult:
     it again, dump it, and write the text separately with two-space indents: 40 % more characters for
     the agent to read (its client shows it the text), and on a 50-event ``list_events`` more time than
     the query.
+
+    A field whose value is null is left out (:func:`dump_answer`): the agent reads only what is known.
     """
-    structured = result.model_dump(mode="json", by_alias=True)
+    structured = dump_answer(result)
     text = pydantic_core.to_json(structured).decode()
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
