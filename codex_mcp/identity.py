@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 import anyio
 
-from codex_mcp import git, tmux
+from codex_mcp import git
 from codex_mcp.errors import ConfigError, StateError
 from codex_mcp.settings import Settings
 from codex_mcp.store import Database
@@ -130,5 +130,8 @@ def person_root(settings: Settings) -> Path:
 
 def _where(root: Path, in_git: bool) -> tuple[str, str]:
     """The branch checked out in ``root`` and the tmux session this process runs in."""
+    # Imported here: only registering an adhoc instance asks tmux (a stdio server's start rarely does).
+    from codex_mcp import tmux
+
     branch = (git.current_branch(root) or "HEAD") if in_git else "(no git)"
     return branch, tmux.current_session() or tmux.NOT_IN_TMUX

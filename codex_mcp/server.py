@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
@@ -16,7 +17,6 @@ from codex_mcp import SERVER_NAME, __version__
 from codex_mcp.app import App
 from codex_mcp.errors import CodexError, PermissionDenied
 from codex_mcp.published_tools import LazyToolServer
-from codex_mcp.recording import record_rejected_calls, refuse_if_read_only
 from codex_mcp.tools import MODULES, register_one
 
 INSTRUCTIONS = """\
@@ -67,7 +67,7 @@ def build_server(app: App) -> MCPServer[App]:
             instructions=INSTRUCTIONS,
             lifespan=lifespan,
             log_level=app.settings.log_level,
-            middleware=[record_rejected_calls],
+            middleware=[_record_rejected_calls],
             # Each tool (its module, models and schemas) is built at the first call that needs it;
             # tools/list is answered from the published listing until all are (published_tools.py).
             tools=list(MODULES),
@@ -104,6 +104,16 @@ def _sdk_logging_set_up_already() -> Iterator[None]:
         sdk_server.configure_logging = original
 
 
+async def _record_rejected_calls(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The recording middleware (``recording.record_rejected_calls``), imported at the first tool call:
+    recording and the event store are not needed to answer the handshake and tools/list (figure 1)."""
+    if getattr(ctx, "method", None) != "tools/call":
+        return await call_next(ctx)
+    from codex_mcp.recording import record_rejected_calls
+
+    return await record_rejected_calls(ctx, call_next)
+
+
 def _accept_log_levels(server: MCPServer[App], app: App) -> None:
     """Answer ``logging/setLevel`` (clients and the conformance suite send it): it sets how much this
     server logs on its stderr. The capability is deprecated in newer protocol versions but still used."""
@@ -115,6 +125,8 @@ def _accept_log_levels(server: MCPServer[App], app: App) -> None:
 
     async def set_level(ctx: object, params: SetLevelRequestParams) -> EmptyResult:
         if app.resolve is not None:  # many callers (HTTP): the read-only operator changes nothing
+            from codex_mcp.recording import refuse_if_read_only
+
             try:
                 await refuse_if_read_only(
                     app, ctx, "logging/setLevel", {"level": str(params.level)}, outcome=OPERATOR_SET_LEVEL

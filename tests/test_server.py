@@ -762,6 +762,8 @@ def test_a_stdio_server_loads_only_what_it_serves(
     assert sorted(m for m in modules if m.startswith(NEVER_SO_SOON)) == []
     if moment == "start":
         assert "codex_mcp.tools.instances" not in modules and "codex_mcp.store.relationships" not in modules
+        # Recording (and the event store) waits for the first call, or the warm-up.
+        assert "codex_mcp.recording" not in modules and "codex_mcp.store.events" not in modules
     if moment == "idle":
         assert modules >= SHARED | TOOL_MODULES
     if moment == "first read":
