@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from codex_mcp.errors import NotFoundError
 from codex_mcp.ids import InstanceStatus, InstanceType
-from codex_mcp.store.db import Database, Tx, as_dict
+from codex_mcp.store.db import Database, Tx, as_dict, as_dicts
 from codex_mcp.store.rows import Row
 
 Activity = Literal["working", "waiting", "idle"]
@@ -148,7 +149,15 @@ async def list_dashboard_summaries(
     """The dashboard query without prompts (long, and not read at all here): what listings return."""
     sql, params = _dashboard_sql(status, type, issue_number, limit, person_root, with_prompt=False)
     rows = await db.fetchall(sql, params, unbounded=limit is None)
-    return [InstanceSummary.model_validate(as_dict(r)) for r in rows]
+    return _summaries().validate_python(as_dicts(rows))
+
+
+@functools.cache
+def _summaries() -> TypeAdapter[list[InstanceSummary]]:
+    """The validator of a listing of summaries, built at the first listing (a server starts without
+    listing anything). One call into pydantic-core for the whole listing is the same validation as row
+    by row, with a quarter less time (ten rows: 24 µs instead of 33 µs, the dicts included)."""
+    return TypeAdapter(list[InstanceSummary])
 
 
 def _dashboard_sql(
@@ -322,7 +331,7 @@ async def list_running_launched(db: Database) -> list[LaunchedInstance]:
         "(julianday('now') - julianday(created_at)) * 86400.0 AS age_seconds FROM instances "
         "WHERE status = 'running' AND claude_pid IS NOT NULL"
     )
-    return [LaunchedInstance.model_validate(as_dict(r)) for r in rows]
+    return [LaunchedInstance.model_validate(d) for d in as_dicts(rows)]
 
 
 async def list_running(db: Database) -> list[Instance]:

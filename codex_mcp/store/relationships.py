@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from codex_mcp.store.db import Database, Tx, as_dict
+from codex_mcp.store.db import Database, Tx, as_dicts
 from codex_mcp.store.instances import _COLUMNS, Instance
 from codex_mcp.store.rows import Row
 
@@ -49,17 +49,17 @@ async def reviews_spawned_from(db: Database, parent_instance: str) -> list[Relat
         _related("child_instance", "ir.parent_instance = ? AND ir.relationship_type = 'spawned_review'"),
         (parent_instance,),
     )
-    return [RelatedInstance.model_validate(as_dict(r)) for r in rows]
+    return [RelatedInstance.model_validate(d) for d in as_dicts(rows)]
 
 
 async def children_of(db: Database | Tx, parent_instance: str) -> list[RelatedInstance]:
     rows = await db.fetchall(_related("child_instance", "ir.parent_instance = ?"), (parent_instance,))
-    return [RelatedInstance.model_validate(as_dict(r)) for r in rows]
+    return [RelatedInstance.model_validate(d) for d in as_dicts(rows)]
 
 
 async def parents_of(db: Database | Tx, child_instance: str) -> list[RelatedInstance]:
     rows = await db.fetchall(_related("parent_instance", "ir.child_instance = ?"), (child_instance,))
-    return [RelatedInstance.model_validate(as_dict(r)) for r in rows]
+    return [RelatedInstance.model_validate(d) for d in as_dicts(rows)]
 
 
 async def count_reviews_spawned_from(db: Database | Tx, parent_instance: str) -> int:
@@ -120,4 +120,4 @@ async def tree_of(db: Database | Tx, instance_id: str) -> tuple[str, list[TreeEd
         "WHERE ir.parent_instance IN (SELECT id FROM down) ORDER BY ir.id",
         (root,),
     )
-    return root, [TreeEdge.model_validate(as_dict(r)) for r in rows]
+    return root, [TreeEdge.model_validate(d) for d in as_dicts(rows)]
