@@ -19,6 +19,7 @@ universal newlines (``\\r\\n`` and ``\\r`` end a line too, and become ``\\n``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -134,6 +135,10 @@ class PipeWriter:
 
     async def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
+        with contextlib.suppress(BlockingIOError):  # (the pipe is full: waited for below)
+            data = data[self._end.write(data) :]
+        if not data:  # the usual case: the pipe took the whole message at once, without waiting
+            return
         # A message is never torn, even by a cancellation (the SDK's thread finished its write too).
         with anyio.CancelScope(shield=True):
             while data:
