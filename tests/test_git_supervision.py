@@ -307,6 +307,35 @@ async def test_landing_into_a_dirty_target_worktree_is_refused(two_sides: Path) 
         assert world(two_sides) == before
 
 
+async def test_untracked_files_in_the_target_worktree_do_not_block_a_landing_and_stay(
+    two_sides: Path,
+) -> None:
+    (two_sides / "scratch.txt").write_text("a person's notes\n")
+    (two_sides / "local").mkdir()
+    (two_sides / "local" / "settings.env").write_text("X=1\n")
+
+    landing = await sv.land(two_sides, "main", "feature", "merge")
+
+    assert landing.worktree is not None and landing.worktree.resolve() == two_sides.resolve()
+    assert (two_sides / "feature.txt").read_text() == "feature work\n"
+    assert (two_sides / "scratch.txt").read_text() == "a person's notes\n"
+    assert (two_sides / "local" / "settings.env").read_text() == "X=1\n"
+    assert (
+        git(two_sides, "status", "--porcelain", "--untracked-files=all")
+        == "?? local/settings.env\n?? scratch.txt"
+    )
+
+
+async def test_an_untracked_file_the_landing_would_overwrite_is_refused_and_named(two_sides: Path) -> None:
+    (two_sides / "feature.txt").write_text("someone's own, untracked\n")  # the branch adds this path
+    before = world(two_sides)
+    for strategy in ("merge", "squash", "rebase"):
+        with pytest.raises(StateError, match=r"untracked files the landing would overwrite \(feature\.txt\)"):
+            await sv.land(two_sides, "main", "feature", strategy)
+        assert world(two_sides) == before
+    assert (two_sides / "feature.txt").read_text() == "someone's own, untracked\n"
+
+
 async def test_fast_forward_of_a_branch_checked_out_nowhere_moves_the_ref(two_sides: Path) -> None:
     git(two_sides, "branch", "release", "main")
     git(two_sides, "checkout", "-q", "-b", "topic", "main")
