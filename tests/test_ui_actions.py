@@ -301,7 +301,11 @@ def test_merge_preview_gives_every_refusal_in_the_order_a_person_fixes_them(
     (repo / "shared.txt").write_text("the person's version\n", encoding="utf-8")
     git(repo, "add", "shared.txt")
     git(repo, "commit", "-q", "-m", "The person's shared.txt")
-    (repo / "scratch.txt").write_text("the person's own uncommitted file\n", encoding="utf-8")
+    (repo / "notes.txt").write_text("the person's notes\n", encoding="utf-8")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "The person's notes")
+    (repo / "notes.txt").write_text("the person's notes, changed and not committed\n", encoding="utf-8")
+    (repo / "scratch.txt").write_text("an untracked file: no reason to refuse\n", encoding="utf-8")
     main_before, branch_before = git(repo, "rev-parse", "main"), git(repo, "rev-parse", made["branch_name"])
 
     page = client.get(f"/instances/{made['id']}?fragment=merge")
@@ -310,15 +314,17 @@ def test_merge_preview_gives_every_refusal_in_the_order_a_person_fixes_them(
     reasons = [
         text.find(f"{made['id']} has uncommitted work in 1 path(s) (draft.txt)"),
         text.find("main is checked out in"),
+        text.find("notes.txt"),
         text.find(f"{made['branch_name']} conflicts with main in 1 file(s): shared.txt"),
     ]
     assert -1 not in reasons and reasons == sorted(reasons), text
+    assert "scratch.txt" not in text
     assert "Merging now would be refused" in text and "Ready:" not in text
     assert (git(repo, "rev-parse", "main"), git(repo, "rev-parse", made["branch_name"])) == (
         main_before,
         branch_before,
     )
-    assert git(repo, "status", "--porcelain") == "?? scratch.txt"
+    assert git(repo, "status", "--porcelain", strip=False) == " M notes.txt\n?? scratch.txt\n"  # unchanged
     assert (worktree / "draft.txt").exists()
 
 
