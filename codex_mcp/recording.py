@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from mcp.server.mcpserver import Context
-    from mcp_types import CallToolResult
 
     from codex_mcp.app import App
     from codex_mcp.identity import Caller
@@ -183,19 +182,6 @@ def redact(name: str, value: Any, *, depth: int = 0) -> Any:
     return {"type": type(value).__name__}
 
 
-def dump_answer(result: BaseModel) -> dict[str, Any]:
-    """What an answer carries of ``result``: its JSON, without the fields whose value is null.
-
-    Most fields of a row are null most of the time (no pull request yet, not merged, no activity
-    reported): ten ``query_instances`` rows take 4.6 KB instead of 11 KB, the tokens an agent pays to
-    read them and the time a server takes to write them (figure 6). A left-out field still means null:
-    every nullable field of a published output schema has the default null and is not required
-    (``tests/test_published_tools.py`` checks it), so the answer validates against the schema.
-    Free-form JSON inside a field (an event's metadata) is answered as it was recorded, nulls included.
-    """
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
 def summarize_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     return {k: redact(k, v) for k, v in arguments.items() if v is not None}
 
@@ -288,7 +274,9 @@ async def run_recorded(
     output_model: type[BaseModel],
     *,
     read_only: bool = False,
-) -> BaseModel:
+) -> tuple[BaseModel, str | None]:
+    """Run and record one tool call: its result, and for an action done but left without its event
+    row, the note its answer adds (what the agent is told; None otherwise)."""
     from mcp.server.mcpserver.exceptions import ToolError  # loaded already: an MCP server is calling
 
     started = time.perf_counter()
@@ -315,26 +303,15 @@ async def run_recorded(
     except _Internal as exc:
         raise ToolError(exc.message) from None
     if call.unrecorded is not None and not read_only:
-        return _said_unrecorded(name, result, call.unrecorded)
-    return result
+        return result, _unrecorded_note(name, call.unrecorded)
+    return result, None
 
 
-def _said_unrecorded(name: str, result: BaseModel, cause: str) -> CallToolResult:
-    """An action's result, as usual, plus a text saying its call was done but left no event row."""
-    import pydantic_core
-    from mcp_types import CallToolResult, TextContent
-
-    structured = dump_answer(result)
-    return CallToolResult(
-        content=[
-            TextContent(type="text", text=pydantic_core.to_json(structured).decode()),
-            TextContent(
-                type="text",
-                text=f"NOT RECORDED: {name} was done (the result above is true), but its call could not be "
-                f"recorded in the database ({cause}); list_events will show a gap here. Do not repeat it.",
-            ),
-        ],
-        structured_content=structured,
+def _unrecorded_note(name: str, cause: str) -> str:
+    """What an action's answer adds when the action was done but its call left no event row."""
+    return (
+        f"NOT RECORDED: {name} was done (the result above is true), but its call could not be "
+        f"recorded in the database ({cause}); list_events will show a gap here. Do not repeat it."
     )
 
 

@@ -236,7 +236,7 @@ def _nullable(prop: dict[str, Any]) -> bool:
 
 
 def test_every_nullable_output_field_may_be_left_out_of_an_answer() -> None:
-    """Answers leave out null fields (recording.dump_answer): each nullable field of every published
+    """Answers leave out null fields (tools.spec.answer): each nullable field of every published
     output schema must be optional with the default null, or an answer would not validate."""
     listing = published_tools.published_entries()
     assert listing is not None
