@@ -49,6 +49,8 @@ async def serve_stdio(settings: Settings) -> None:
         app = replace(opened, caller=caller)
         # Checkpoints stay off the path of the calls (store/checkpoints.py).
         await app.db.checkpoint_in_background()
+        # Its event rows wait their turn behind the other servers' (store/append_queue.py).
+        app.db.queue_appends()
         log.info("serving %s (%s) over stdio; database %s", caller.id, caller.source, app.db.path)
         server = build_server(app)
         lowlevel = server._lowlevel_server

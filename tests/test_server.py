@@ -39,6 +39,7 @@ from codex_mcp.store import Database, open_database
 from codex_mcp.store import instances as instances_store
 from codex_mcp.store import issues as issues_store
 from codex_mcp.store import relationships as relationships_store
+from codex_mcp.store.append_queue import queue_path
 from codex_mcp.store.events import Event
 from codex_mcp.store.issues import Issue
 from codex_mcp.store.relationships import Relationship
@@ -658,6 +659,11 @@ async def test_servers_started_at_once_share_one_adhoc_instance(repo: Path, cli_
         )
     finally:
         await db.close()
+    # Each server's event row waited its turn in the database's append queue (store/append_queue.py):
+    # one ticket each, in a file only its owner can read.
+    queue = queue_path(settings.require_db_path())
+    assert int.from_bytes(queue.read_bytes()[:8], "little") == servers
+    assert queue.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.slow

@@ -31,7 +31,8 @@ import aiosqlite
 import anyio
 
 from codex_mcp.errors import DatabaseError
-from codex_mcp.store import checkpoints, migrations
+from codex_mcp.store import append_queue, checkpoints, migrations
+from codex_mcp.store.append_queue import AppendQueue
 from codex_mcp.store.checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Database:
         # must not interleave.
         self._write_lock = anyio.Lock()
         self._checkpointer: Checkpointer | None = None
+        self._queue: AppendQueue | None = None
 
     async def checkpoint_in_background(
         self,
@@ -139,6 +141,15 @@ class Database:
         self._checkpointer = Checkpointer(self.path, wal_bytes=wal_bytes, interval=interval, every=every)
         self._checkpointer.start()
 
+    def queue_appends(self, *, wait_seconds: float = append_queue.WAIT_SECONDS) -> None:
+        """For a process serving one agent: its event rows wait their turn in the file's queue.
+
+        See :mod:`codex_mcp.store.append_queue` (why, who joins it, and ``wait_seconds``). Left by
+        :meth:`close`.
+        """
+        if self._queue is None and self._appender is not None:
+            self._queue = AppendQueue.open(self.path, wait_seconds=wait_seconds)
+
     def _wrote(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.written = True
@@ -151,6 +162,9 @@ class Database:
         for plain in (self._reader, self._appender):
             if plain is not None:
                 plain.close()
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
         with anyio.CancelScope(shield=True):
             await self._conn.close()
 
@@ -218,6 +232,15 @@ class Database:
     async def _append(self, sql: str, params: Params) -> int:
         assert self._appender is not None
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        ticket = self._queue.enter() if self._queue is not None else None
+        try:
+            return await self._append_now(sql, params, deadline)
+        finally:
+            if ticket is not None and self._queue is not None:
+                self._queue.leave(ticket)
+
+    async def _append_now(self, sql: str, params: Params, deadline: float) -> int:
+        assert self._appender is not None
         while True:
             try:
                 cursor = self._appender.execute(sql, params)
