@@ -659,10 +659,11 @@ async def test_servers_started_at_once_share_one_adhoc_instance(repo: Path, cli_
         )
     finally:
         await db.close()
-    # Each server's event row waited its turn in the database's append queue (store/append_queue.py):
-    # one ticket each, in a file only its owner can read.
+    # The servers' event rows waited their turn in the database's append queue (store/append_queue.py),
+    # in a file only its owner can read: a ticket each (fewer only if one found the queue's guard taken
+    # for long, and went ahead out of turn).
     queue = queue_path(settings.require_db_path())
-    assert int.from_bytes(queue.read_bytes()[:8], "little") == servers
+    assert 1 <= int.from_bytes(queue.read_bytes()[:8], "little") <= servers
     assert queue.stat().st_mode & 0o777 == 0o600
 
 

@@ -29,7 +29,8 @@ How. One small file beside the database, ``<database>-queue``, private to its ow
   its own, drops that at once, writes, and unlocks its own slot: the next writer's turn. Only one
   writer ever waits on a slot, so a release wakes exactly one process.
 
-Locks go away with their process, so a writer killed in the queue holds nobody up. A writer that
+Nothing else in a process may open the file: closing any descriptor of it drops every record lock
+the process holds there (POSIX). Locks go away with their process, so a writer killed in the queue holds nobody up. A writer that
 stopped (``kill -STOP``, a debugger) would, so each wait is bounded by ``WAIT_SECONDS``
 (``SIGALRM`` interrupts it); past it the writer goes ahead out of turn. Out of turn is safe: the
 queue only orders the tries, SQLite's lock still decides who writes, and the writer then tries as it
@@ -85,6 +86,8 @@ class AppendQueue:
 
         ``wait_seconds``: how long a writer waits for the one ahead before going ahead out of turn.
         """
+        if not wait_seconds > 0:
+            raise ValueError(f"wait_seconds must be more than 0, not {wait_seconds!r}")
         path = queue_path(database)
         if threading.current_thread() is not threading.main_thread():
             log.debug("event rows written without a queue: not in the main thread")
@@ -92,6 +95,10 @@ class AppendQueue:
         in_use = signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, _on_alarm)
         if in_use or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
             log.info("event rows written without a queue: this process already uses SIGALRM")
+            return None
+        if signal.SIGALRM in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+            # Inherited from whoever started this process: the waits would have no bound.
+            log.info("event rows written without a queue: SIGALRM is blocked in this process")
             return None
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -106,24 +113,33 @@ class AppendQueue:
         """Wait for this writer's turn; its ticket, to give to :meth:`leave`, or None for no turn taken.
 
         Returns at once when nobody is ahead. Never raises: a queue that cannot be used (a lock
-        refused, a wait past ``WAIT_SECONDS``) only means writing out of turn.
+        refused, a wait past ``wait_seconds``, a file that makes no sense) only means writing out of
+        turn. The caller makes sure that this process holds one ticket at a time, and that nothing
+        it holds (SQLite's write lock) is needed by the writers ahead: this waits with the event loop
+        stopped.
         """
-        if threading.get_ident() != self._thread:
+        if self._fd < 0 or threading.get_ident() != self._thread:
             return None
         fd = self._fd
         try:
+            # The guard is held for three system calls: a longer wait means its holder stopped.
             if not _lock_now(fcntl.flock, fd, fcntl.LOCK_EX):
-                _wait(self.wait_seconds, fcntl.flock, fd, fcntl.LOCK_EX)
+                _wait(self.wait_seconds / 10, fcntl.flock, fd, fcntl.LOCK_EX)
         except (_OutOfTurn, OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)  # the signal may have come just after the guard was taken
+            log.debug("event row written out of turn: the queue's guard stayed taken")
             return None
         try:
             raw = os.pread(fd, 8, 0)
             ticket = int.from_bytes(raw, "little") if len(raw) == 8 else 0
             # Free unless SLOTS writers are queued at once; if not, this one goes ahead unqueued.
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _slot(ticket))
-            os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), 0)
-        except OSError as exc:
+            try:
+                os.pwrite(fd, ((ticket + 1) % 2**64).to_bytes(8, "little"), 0)
+            except BaseException:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, _slot(ticket))
+                raise
+        except Exception as exc:
             log.debug("event row written out of turn: %s", exc)
             return None
         finally:
@@ -146,10 +162,13 @@ class AppendQueue:
 
     def leave(self, ticket: int) -> None:
         """This writer's row is written (or given up): the next one's turn."""
-        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _slot(ticket))
+        if self._fd >= 0:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, _slot(ticket))
 
     def close(self) -> None:
-        os.close(self._fd)  # releases every lock this process holds on the file
+        if self._fd >= 0:
+            os.close(self._fd)  # releases every lock this process holds on the file
+            self._fd = -1
 
 
 def _slot(ticket: int) -> int:
@@ -176,8 +195,8 @@ def _wait(seconds: float, lock: Callable[..., object], fd: int, operation: int, 
     """Take the lock, waiting for it at most ``seconds`` (then _OutOfTurn)."""
     global _waiting
     _waiting = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
         lock(fd, operation, *args)
     finally:
         _waiting = False

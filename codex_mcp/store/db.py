@@ -116,6 +116,7 @@ class Database:
         self._write_lock = anyio.Lock()
         self._checkpointer: Checkpointer | None = None
         self._queue: AppendQueue | None = None
+        self._queue_turn = anyio.Lock()
 
     async def checkpoint_in_background(
         self,
@@ -232,12 +233,22 @@ class Database:
     async def _append(self, sql: str, params: Params) -> int:
         assert self._appender is not None
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
-        ticket = self._queue.enter() if self._queue is not None else None
-        try:
+        if self._queue is None:
             return await self._append_now(sql, params, deadline)
-        finally:
-            if ticket is not None and self._queue is not None:
-                self._queue.leave(ticket)
+        # One ticket per process at a time: a second row of this process waits here, in the loop, not
+        # in the kernel behind its own first one (which the stopped loop could then never finish).
+        async with self._queue_turn:
+            queue = self._queue
+            if queue is None or self._write_lock.locked():
+                # A transaction of this process may hold SQLite's lock that the writers ahead need,
+                # and could not commit while the loop waits in the queue: this row goes unqueued.
+                return await self._append_now(sql, params, deadline)
+            ticket = queue.enter()
+            try:
+                return await self._append_now(sql, params, deadline)
+            finally:
+                if ticket is not None:
+                    queue.leave(ticket)
 
     async def _append_now(self, sql: str, params: Params, deadline: float) -> int:
         assert self._appender is not None

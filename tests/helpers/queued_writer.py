@@ -17,7 +17,8 @@ from codex_mcp.store import open_database
 
 
 async def main(path: Path, name: str, wait_seconds: float) -> None:
-    db = await open_database(path, migrate=False)
+    # A long busy timeout: the tests hold SQLite's lock while the other writers start.
+    db = await open_database(path, migrate=False, busy_timeout_ms=120_000)
     try:
         db.queue_appends(wait_seconds=wait_seconds)
         await db.insert_alone("INSERT INTO arrivals (name) VALUES (?)", (name,))
