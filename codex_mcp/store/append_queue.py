@@ -9,8 +9,8 @@ that write nothing, moving with how busy the machine was.
 
 This queue is what the writers wait in instead. Each takes a ticket and waits, blocked in the kernel
 (no CPU, no polling), for the writer just before it to finish; then it writes. One wake-up per hand
-over, in the order of arrival. Figure 6 in five sittings, each alternating it with the code without
-it and the bare servers: p99 0.74-0.81x the bare servers' instead of 1.15-1.22x (a call now waits
+over, in the order of arrival. Figure 6 in eight sittings, each alternating it with the code without
+it and the bare servers: p99 0.74-0.81x the bare servers' instead of 1.11-1.22x (a call now waits
 for the calls that came before it, never for luck). The price is throughput in such a storm: each
 hand over waits for the next writer to be scheduled, so the rounds' wall time was 1.09-1.28x the
 bare servers' instead of 0.96-1.14x, and the calls' p50 rose from ~21 to ~26 ms. Alone, a writer
