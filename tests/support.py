@@ -364,3 +364,13 @@ def count_registrations(server: Any) -> list[str]:
 
     server.add_tool = counting_add_tool
     return added
+
+
+def tickets_taken(db_path: Path) -> int:
+    """The append queue's counter (store/append_queue.py), read by another process: closing a descriptor
+    of the file in a process drops the record locks that process holds on it (a test's own queue)."""
+    path = Path(f"{db_path}-queue")
+    if not path.exists():
+        return 0
+    out = subprocess.run(["od", "-An", "-tu8", "-N8", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip() or 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from support import tickets_taken
 
 from codex_mcp.store import Database, open_database
 from codex_mcp.store.append_queue import AppendQueue, queue_path
@@ -75,16 +76,6 @@ def start_writer(
     )
     started.append(writer)
     return writer
-
-
-def tickets_taken(db_path: Path) -> int:
-    """The queue's counter, read by another process: closing a descriptor of the file here would
-    drop the record locks this process holds on it (the in-process tests' own queue)."""
-    path = queue_path(db_path)
-    if not path.exists():
-        return 0
-    out = subprocess.run(["od", "-An", "-tu8", "-N8", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip() or 0)
 
 
 def guard_taken(db_path: Path) -> bool:

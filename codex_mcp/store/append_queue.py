@@ -123,8 +123,7 @@ class AppendQueue:
         fd = self._fd
         try:
             # The guard is held for three system calls: a longer wait means its holder stopped.
-            if not _lock_now(fcntl.flock, fd, fcntl.LOCK_EX):
-                _wait(self.wait_seconds / 10, fcntl.flock, fd, fcntl.LOCK_EX)
+            _take(self.wait_seconds / 10, fcntl.flock, fd, fcntl.LOCK_EX)
         except (_OutOfTurn, OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)  # the signal may have come just after the guard was taken
             log.debug("event row written out of turn: the queue's guard stayed taken")
@@ -146,8 +145,7 @@ class AppendQueue:
             fcntl.flock(fd, fcntl.LOCK_UN)
         ahead = _slot(ticket - 1)
         try:
-            if not _lock_now(fcntl.lockf, fd, fcntl.LOCK_SH, 1, ahead):
-                _wait(self.wait_seconds, fcntl.lockf, fd, fcntl.LOCK_SH, 1, ahead)
+            _take(self.wait_seconds, fcntl.lockf, fd, fcntl.LOCK_SH, 1, ahead)
         except _OutOfTurn:
             log.info(
                 "the writer ahead in %s did not write within %g s; this one went ahead",
@@ -175,25 +173,20 @@ def _slot(ticket: int) -> int:
     return SLOTS_AT + ticket % SLOTS
 
 
-def _lock_now(lock: Callable[..., object], fd: int, operation: int, *args: int) -> bool:
-    """Take the lock if it is free; False if someone holds it."""
-    try:
-        lock(fd, operation | fcntl.LOCK_NB, *args)
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    return True
-
-
 # The SIGALRM handler raises only into a wait: a signal that comes after the wait ended is ignored.
 # Waits happen in the main thread only, one at a time.
 _waiting = False
 
 
-def _wait(seconds: float, lock: Callable[..., object], fd: int, operation: int, *args: int) -> None:
-    """Take the lock, waiting for it at most ``seconds`` (then _OutOfTurn)."""
+def _take(seconds: float, lock: Callable[..., object], fd: int, operation: int, *args: int) -> None:
+    """Take the lock: at once if it is free (no timer), else waiting at most ``seconds`` (then _OutOfTurn)."""
     global _waiting
+    try:
+        lock(fd, operation | fcntl.LOCK_NB, *args)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
     _waiting = True
     try:
         signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -32,7 +32,6 @@ import anyio
 
 from codex_mcp.errors import DatabaseError
 from codex_mcp.store import append_queue, checkpoints, migrations
-from codex_mcp.store.append_queue import AppendQueue
 from codex_mcp.store.checkpoints import Checkpointer
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ class Database:
         # must not interleave.
         self._write_lock = anyio.Lock()
         self._checkpointer: Checkpointer | None = None
-        self._queue: AppendQueue | None = None
+        self._queue: append_queue.AppendQueue | None = None
         self._queue_turn = anyio.Lock()
 
     async def checkpoint_in_background(
@@ -149,7 +148,7 @@ class Database:
         :meth:`close`.
         """
         if self._queue is None and self._appender is not None:
-            self._queue = AppendQueue.open(self.path, wait_seconds=wait_seconds)
+            self._queue = append_queue.AppendQueue.open(self.path, wait_seconds=wait_seconds)
 
     def _wrote(self) -> None:
         if self._checkpointer is not None:
